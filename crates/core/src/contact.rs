@@ -1,0 +1,249 @@
+//! Contacts: identities, typed traits, subscription status, and the
+//! validated description of a write ([`ContactChanges`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::field::FieldRegistry;
+use crate::identity::IdentityKind;
+use crate::merge::{MergeOutcome, TraitOp, TraitOps, apply_traits};
+
+/// A contact's subscription status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SubscriptionStatus {
+    /// May be messaged (the default for a new contact).
+    #[default]
+    Subscribed,
+    /// Opted out.
+    Unsubscribed,
+    /// Awaiting confirmation.
+    Pending,
+}
+
+impl SubscriptionStatus {
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Subscribed => "SUBSCRIBED",
+            SubscriptionStatus::Unsubscribed => "UNSUBSCRIBED",
+            SubscriptionStatus::Pending => "PENDING",
+        }
+    }
+
+    /// Parses a name, case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "SUBSCRIBED" => Some(SubscriptionStatus::Subscribed),
+            "UNSUBSCRIBED" => Some(SubscriptionStatus::Unsubscribed),
+            "PENDING" => Some(SubscriptionStatus::Pending),
+            _ => None,
+        }
+    }
+}
+
+/// A contact as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    /// Integer id, unique across the installation.
+    pub id: i64,
+    /// The identities and traits.
+    pub state: ContactState,
+    /// The company it belongs to.
+    pub company_id: Option<i64>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The mutable part of a contact: what a write changes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContactState {
+    /// Lower-cased email.
+    pub email: Option<String>,
+    /// Normalised phone number.
+    pub mobile: Option<String>,
+    /// The integrator's id.
+    pub external_id: Option<String>,
+    /// Typed custom fields, `tags` among them.
+    pub traits: Map<String, Value>,
+    /// Subscription status.
+    pub subscription_status: SubscriptionStatus,
+}
+
+impl ContactState {
+    /// The value of one identity.
+    pub fn identity(&self, kind: IdentityKind) -> Option<&str> {
+        match kind {
+            IdentityKind::Email => self.email.as_deref(),
+            IdentityKind::Mobile => self.mobile.as_deref(),
+            IdentityKind::ExternalId => self.external_id.as_deref(),
+        }
+    }
+
+    fn identity_mut(&mut self, kind: IdentityKind) -> &mut Option<String> {
+        match kind {
+            IdentityKind::Email => &mut self.email,
+            IdentityKind::Mobile => &mut self.mobile,
+            IdentityKind::ExternalId => &mut self.external_id,
+        }
+    }
+}
+
+/// A validated write to a contact: identities to set or unset, trait
+/// operations, a subscription status. Built at the edge, applied by
+/// [`ContactChanges::apply`] inside the store's transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContactChanges {
+    /// Per identity: `None` leaves it, `Some(None)` unsets it, `Some(Some(v))` sets it.
+    pub identities: Vec<(IdentityKind, Option<String>)>,
+    /// Trait operations in the order sent.
+    pub traits: TraitOps,
+    /// New subscription status.
+    pub subscription_status: Option<SubscriptionStatus>,
+}
+
+/// Keys of the contact JSON that the server owns: accepted and ignored on
+/// input so a client may send back what it read.
+pub const READ_ONLY_KEYS: [&str; 6] = ["id", "workspace_id", "created_at", "updated_at", "last_seen_at", "company_id"];
+
+impl ContactChanges {
+    /// Reads the native API's contact body: `email`, `mobile`,
+    /// `external_id`, `traits`, `subscription_status`. Identity keys found in
+    /// `traits` are taken as identities. Unknown keys are refused.
+    pub fn from_json(body: Map<String, Value>) -> Result<Self, Error> {
+        let mut changes = ContactChanges::default();
+        let mut traits = Map::new();
+        for (key, value) in body {
+            if let Some(kind) = IdentityKind::ALL.into_iter().find(|k| k.field() == key) {
+                changes.set_identity(kind, &value)?;
+                continue;
+            }
+            match key.as_str() {
+                "traits" => match value {
+                    Value::Object(map) => traits = map,
+                    Value::Null => {}
+                    _ => return Err(Error::validation("traits", "traits must be an object")),
+                },
+                "subscription_status" => {
+                    changes.subscription_status = Some(parse_subscription(&value)?);
+                }
+                k if READ_ONLY_KEYS.contains(&k) => {}
+                other => {
+                    return Err(Error::validation(
+                        other,
+                        format!("unknown field '{other}'; a contact has email, mobile, external_id, traits and subscription_status"),
+                    ));
+                }
+            }
+        }
+        changes.add_traits(traits)?;
+        Ok(changes)
+    }
+
+    /// Adds trait operations from a traits object, taking `email`, `mobile`
+    /// and `external_id` keys as identities (a conflicting duplicate is refused).
+    pub fn add_traits(&mut self, mut traits: Map<String, Value>) -> Result<(), Error> {
+        for kind in IdentityKind::ALL {
+            if let Some(value) = traits.remove(kind.field()) {
+                let before = self.identities.iter().find(|(k, _)| *k == kind).cloned();
+                self.set_identity(kind, &value)?;
+                if let Some((_, earlier)) = before {
+                    let now = self.identities.iter().find(|(k, _)| *k == kind).map(|(_, v)| v.clone());
+                    if now != Some(earlier) {
+                        return Err(Error::validation(kind.field(), format!("two different values given for {}", kind.field())));
+                    }
+                }
+            }
+        }
+        self.traits.extend(TraitOp::parse_map(&traits)?);
+        Ok(())
+    }
+
+    /// Sets (or, with `null`, unsets) one identity from a JSON value.
+    pub fn set_identity(&mut self, kind: IdentityKind, value: &Value) -> Result<(), Error> {
+        let normalised = match value {
+            Value::Null => None,
+            Value::String(s) => Some(kind.normalise(s)?),
+            Value::Number(n) if kind != IdentityKind::Email => Some(kind.normalise(&n.to_string())?),
+            _ => return Err(Error::validation(kind.field(), format!("{} must be a string", kind.field()))),
+        };
+        self.identities.retain(|(k, _)| *k != kind);
+        self.identities.push((kind, normalised));
+        Ok(())
+    }
+
+    /// The identity values this write sets (for uniqueness checks).
+    pub fn identities_set(&self) -> impl Iterator<Item = (IdentityKind, &str)> {
+        self.identities.iter().filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
+    }
+
+    /// Applies the write to `state`, all or nothing. Uniqueness of the
+    /// identities is the store's to enforce (it sees the other contacts).
+    pub fn apply(&self, state: &mut ContactState, registry: &mut FieldRegistry) -> Result<MergeOutcome, Error> {
+        let outcome = apply_traits(&mut state.traits, &self.traits, registry)?;
+        for (kind, value) in &self.identities {
+            *state.identity_mut(*kind) = value.clone();
+        }
+        if let Some(status) = self.subscription_status {
+            state.subscription_status = status;
+        }
+        Ok(outcome)
+    }
+}
+
+fn parse_subscription(value: &Value) -> Result<SubscriptionStatus, Error> {
+    value.as_str().and_then(SubscriptionStatus::parse).ok_or_else(|| {
+        Error::validation("subscription_status", "subscription_status must be SUBSCRIBED, UNSUBSCRIBED or PENDING")
+    })
+}
+
+/// Filters of the contact list.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    /// Only the contact with this identity (normalised).
+    pub identity: Option<(IdentityKind, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn identities_in_traits_are_lifted_and_normalised() {
+        let c = ContactChanges::from_json(body(json!({"traits": {"email": "A@B.CO", "plan": "x"}}))).unwrap();
+        assert_eq!(c.identities, vec![(IdentityKind::Email, Some("a@b.co".into()))]);
+        assert_eq!(c.traits.len(), 1);
+        let clash = ContactChanges::from_json(body(json!({"email": "a@b.co", "traits": {"email": "c@d.co"}})));
+        assert_eq!(clash.unwrap_err().field(), Some("email"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_read_only_keys_ignored() {
+        let err = ContactChanges::from_json(body(json!({"emial": "a@b.co"}))).unwrap_err();
+        assert_eq!(err.field(), Some("emial"));
+        let ok = ContactChanges::from_json(body(json!({"id": 5, "created_at": "x", "email": null}))).unwrap();
+        assert_eq!(ok.identities, vec![(IdentityKind::Email, None)]);
+    }
+
+    #[test]
+    fn apply_sets_identities_traits_and_status() {
+        let c = ContactChanges::from_json(body(json!({
+            "mobile": "+1 555 000 1111", "subscription_status": "pending", "traits": {"tags": {"add": ["x"]}}
+        })))
+        .unwrap();
+        let mut state = ContactState::default();
+        c.apply(&mut state, &mut FieldRegistry::builtin_contact()).unwrap();
+        assert_eq!(state.mobile.as_deref(), Some("+15550001111"));
+        assert_eq!(state.subscription_status, SubscriptionStatus::Pending);
+        assert_eq!(state.traits["tags"], json!(["x"]));
+    }
+}

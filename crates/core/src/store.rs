@@ -1,0 +1,83 @@
+//! The Store trait: the only door to storage.
+//!
+//! A store persists what core decides. Methods that change a contact load
+//! it, call [`crate::contact::ContactChanges::apply`] (the one merge
+//! function) and write the result in one transaction; identity uniqueness is
+//! enforced by the store's unique indexes and reported as
+//! [`Error::Conflict`](crate::Error::Conflict) naming the field. Every
+//! implementation runs the same conformance suite (`conformance` feature).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::contact::{Contact, ContactChanges, ContactFilter};
+use crate::error::Result;
+use crate::field::{Entity, Field, FieldType};
+use crate::page::{Page, PageRequest};
+use crate::token::TokenHash;
+use crate::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace};
+
+/// A field to create explicitly (`POST /v1/fields`).
+#[derive(Debug, Clone)]
+pub struct NewField {
+    /// Entity.
+    pub entity: Entity,
+    /// Underlying name.
+    pub name: String,
+    /// Label (defaults to the name).
+    pub label: Option<String>,
+    /// Type.
+    pub field_type: FieldType,
+}
+
+/// Durable storage of everything convene keeps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Ok when the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a workspace (with its built-in fields).
+    async fn create_workspace(&self, name: String) -> Result<Workspace>;
+    /// Lists workspaces by creation.
+    async fn list_workspaces(&self, page: PageRequest) -> Result<Page<Workspace>>;
+    /// One workspace.
+    async fn get_workspace(&self, id: &str) -> Result<Workspace>;
+
+    /// Creates a service account.
+    async fn create_service_account(&self, ws: &str, new: NewServiceAccount) -> Result<ServiceAccount>;
+    /// Lists a workspace's service accounts.
+    async fn list_service_accounts(&self, ws: &str, page: PageRequest) -> Result<Page<ServiceAccount>>;
+    /// One service account.
+    async fn get_service_account(&self, ws: &str, id: &str) -> Result<ServiceAccount>;
+    /// Changes a service account (its keys' scopes follow).
+    async fn update_service_account(&self, ws: &str, id: &str, update: ServiceAccountUpdate) -> Result<ServiceAccount>;
+
+    /// Stores a new key; its service account must be in the same workspace.
+    async fn create_key(&self, ws: &str, new: NewKey) -> Result<ApiKey>;
+    /// Lists a workspace's keys (revoked ones included, marked).
+    async fn list_keys(&self, ws: &str, page: PageRequest) -> Result<Page<ApiKey>>;
+    /// One key.
+    async fn get_key(&self, ws: &str, id: &str) -> Result<ApiKey>;
+    /// Revokes a key at once; revoking twice is harmless.
+    async fn revoke_key(&self, ws: &str, id: &str) -> Result<ApiKey>;
+    /// The key whose token has this hash, with scopes resolved.
+    async fn find_key(&self, hash: &TokenHash) -> Result<Option<KeyRecord>>;
+    /// Records when keys were last used (batched by the caller).
+    async fn touch_keys(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<()>;
+
+    /// Lists fields, optionally of one entity, by entity and name.
+    async fn list_fields(&self, ws: &str, entity: Option<Entity>, page: PageRequest) -> Result<Page<Field>>;
+    /// Creates a field; an existing name is a conflict.
+    async fn create_field(&self, ws: &str, new: NewField) -> Result<Field>;
+
+    /// Creates a contact; an identity held by another contact is a conflict.
+    async fn create_contact(&self, ws: &str, changes: ContactChanges) -> Result<Contact>;
+    /// One contact.
+    async fn get_contact(&self, ws: &str, id: i64) -> Result<Contact>;
+    /// Applies a write to a contact atomically.
+    async fn update_contact(&self, ws: &str, id: i64, changes: ContactChanges) -> Result<Contact>;
+    /// Deletes a contact.
+    async fn delete_contact(&self, ws: &str, id: i64) -> Result<()>;
+    /// Lists contacts by id.
+    async fn list_contacts(&self, ws: &str, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
+}

@@ -1,0 +1,145 @@
+//! Contacts: load, apply the core merge, write; identity conflicts mapped
+//! from the unique indexes.
+
+use convene_core::contact::{Contact, ContactChanges, ContactFilter, ContactState, SubscriptionStatus};
+use convene_core::field::Entity;
+use convene_core::identity::IdentityKind;
+use convene_core::ids::now;
+use convene_core::page::{Page, PageRequest};
+use convene_core::{Error, Result};
+use rusqlite::{Connection, Row, params};
+
+use crate::conn::{WriteCtx, storage};
+use crate::rows::{insert_inferred_fields, one, t, time};
+
+const COLUMNS: &str = "id, email, mobile, external_id, traits, subscription_status, company_id, created_at, updated_at";
+
+fn contact_from_row(row: &Row) -> rusqlite::Result<Contact> {
+    let traits: String = row.get(4)?;
+    let status: String = row.get(5)?;
+    Ok(Contact {
+        id: row.get(0)?,
+        state: ContactState {
+            email: row.get(1)?,
+            mobile: row.get(2)?,
+            external_id: row.get(3)?,
+            traits: serde_json::from_str(&traits).unwrap_or_default(),
+            subscription_status: SubscriptionStatus::parse(&status).unwrap_or_default(),
+        },
+        company_id: row.get(6)?,
+        created_at: time(row, 7)?,
+        updated_at: time(row, 8)?,
+    })
+}
+
+/// Maps a unique-index violation to a conflict naming the identity.
+fn write_error(e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, Some(message)) = &e {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation {
+            for kind in IdentityKind::ALL {
+                if message.contains(&format!("contacts.{}", kind.field())) {
+                    return Error::Conflict { entity: "contact", field: kind.field().to_string(), row: None };
+                }
+            }
+        }
+    }
+    storage(e)
+}
+
+pub(crate) fn get(conn: &Connection, ws: &str, id: i64) -> Result<Contact> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM contacts WHERE workspace_id = ?1 AND id = ?2"))
+        .map_err(storage)?;
+    one(stmt.query_row(params![ws, id], contact_from_row))?.ok_or(Error::NotFound { entity: "contact" })
+}
+
+pub(crate) fn create(ctx: &mut WriteCtx, ws: &str, changes: &ContactChanges) -> Result<Contact> {
+    let mut state = ContactState::default();
+    let outcome = changes.apply(&mut state, ctx.registry(ws, Entity::Contact)?)?;
+    insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
+    let at = now();
+    let mut stmt = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO contacts (workspace_id, email, mobile, external_id, traits, subscription_status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        )
+        .map_err(storage)?;
+    stmt.execute(params![
+        ws,
+        state.email,
+        state.mobile,
+        state.external_id,
+        serde_json::Value::Object(state.traits.clone()).to_string(),
+        state.subscription_status.as_str(),
+        t(&at)
+    ])
+    .map_err(write_error)?;
+    let id = ctx.conn.last_insert_rowid();
+    Ok(Contact { id, state, company_id: None, created_at: at, updated_at: at })
+}
+
+pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &ContactChanges) -> Result<Contact> {
+    let mut contact = get(&ctx.conn, ws, id)?;
+    let outcome = changes.apply(&mut contact.state, ctx.registry(ws, Entity::Contact)?)?;
+    insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
+    contact.updated_at = now();
+    let state = &contact.state;
+    let mut stmt = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE contacts SET email = ?3, mobile = ?4, external_id = ?5, traits = ?6, subscription_status = ?7, updated_at = ?8
+             WHERE workspace_id = ?1 AND id = ?2",
+        )
+        .map_err(storage)?;
+    stmt.execute(params![
+        ws,
+        id,
+        state.email,
+        state.mobile,
+        state.external_id,
+        serde_json::Value::Object(state.traits.clone()).to_string(),
+        state.subscription_status.as_str(),
+        t(&contact.updated_at)
+    ])
+    .map_err(write_error)?;
+    Ok(contact)
+}
+
+pub(crate) fn delete(conn: &Connection, ws: &str, id: i64) -> Result<()> {
+    let n = conn.execute("DELETE FROM contacts WHERE workspace_id = ?1 AND id = ?2", params![ws, id]).map_err(storage)?;
+    if n == 0 {
+        return Err(Error::NotFound { entity: "contact" });
+    }
+    Ok(())
+}
+
+pub(crate) fn list(conn: &Connection, ws: &str, filter: &ContactFilter, page: &PageRequest) -> Result<Page<Contact>> {
+    let after = page.after_i64()?.unwrap_or(0);
+    let limit = page.limit as i64 + 1;
+    let items = match &filter.identity {
+        Some((kind, value)) => {
+            let column = kind.field();
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM contacts WHERE workspace_id = ?1 AND {column} = ?2 AND id > ?3 ORDER BY id LIMIT ?4"
+                ))
+                .map_err(storage)?;
+            stmt.query_map(params![ws, value, after, limit], contact_from_row)
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        }
+        None => {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM contacts WHERE workspace_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+                ))
+                .map_err(storage)?;
+            stmt.query_map(params![ws, after, limit], contact_from_row)
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        }
+    }
+    .map_err(storage)?;
+    Ok(Page::from_overfetch(items, page.limit, |c| c.id.to_string()))
+}

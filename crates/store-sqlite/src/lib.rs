@@ -1,0 +1,93 @@
+//! The embedded SQLite implementation of convene's [`Store`] trait.
+//!
+//! One database file in WAL mode. A single writer thread owns the write
+//! connection and applies every write request inside one transaction per
+//! batch (group commit: concurrent requests share one fsync; each request
+//! runs in its own savepoint, so one failing request rolls back alone).
+//! Readers use a small pool of read-only connections on blocking threads.
+//!
+//! Durability: `synchronous=FULL` by default, so a write acknowledged to a
+//! client survives power loss; `NORMAL` survives a process crash but may lose
+//! the last transactions on power loss (docs/operations.md).
+//!
+//! [`Store`]: convene_core::Store
+
+mod contacts;
+mod conn;
+mod keys;
+mod migrate;
+mod rows;
+mod store;
+mod workspaces;
+
+use std::path::{Path, PathBuf};
+
+use convene_core::Result;
+
+pub use conn::{ConnectionSettings, Synchronous};
+use conn::{Readers, Writer};
+
+/// Tuning of the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// FULL (default) or NORMAL.
+    pub synchronous: Synchronous,
+    /// Read connections in the pool.
+    pub readers: usize,
+    /// Page cache of the write connection, in MiB.
+    pub writer_cache_mib: u32,
+    /// Page cache of each read connection, in MiB.
+    pub reader_cache_mib: u32,
+    /// How long a connection waits for a lock, in milliseconds.
+    pub busy_timeout_ms: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            readers: 4,
+            writer_cache_mib: 64,
+            reader_cache_mib: 16,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+/// convene's data in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Readers,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies the
+    /// embedded migrations.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Self> {
+        let mut write_conn = conn::open(path, &options, false)?;
+        migrate::apply(&mut write_conn)?;
+        let readers = Readers::open(path, &options)?;
+        let writer = Writer::start(write_conn);
+        Ok(SqliteStore { path: path.to_path_buf(), writer, readers })
+    }
+
+    /// Applies the embedded migrations and returns how many were new.
+    pub fn migrate(path: &Path, options: &SqliteOptions) -> Result<usize> {
+        let mut c = conn::open(path, options, false)?;
+        migrate::apply(&mut c)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The settings read back from the write connection and every pooled
+    /// read connection (journal mode, synchronous, busy timeout, …).
+    pub async fn connection_settings(&self) -> Result<Vec<ConnectionSettings>> {
+        let mut all = vec![self.writer.run(|ctx| conn::read_settings(&ctx.conn)).await?];
+        all.extend(self.readers.settings_of_each().await?);
+        Ok(all)
+    }
+}

@@ -1,0 +1,39 @@
+//! Embedded migrations, applied in order at start and by `convene migrate`.
+
+use rusqlite::Connection;
+
+use convene_core::Result;
+
+use crate::conn::storage;
+
+/// (version, name, SQL) in order; never edit a released one, add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/0001_foundation.sql"))];
+
+/// Applies the migrations not yet applied; returns how many ran.
+pub(crate) fn apply(conn: &mut Connection) -> Result<usize> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS convene_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .map_err(storage)?;
+    let mut ran = 0;
+    for (version, name, sql) in MIGRATIONS {
+        let done: bool = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM convene_migrations WHERE version = ?1)", [version], |r| r.get(0))
+            .map_err(storage)?;
+        if done {
+            continue;
+        }
+        let tx = conn.transaction().map_err(storage)?;
+        tx.execute_batch(sql).map_err(storage)?;
+        tx.execute(
+            "INSERT INTO convene_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![version, name, convene_core::ids::fmt_time(&convene_core::ids::now())],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        tracing::info!(version, name, "applied migration");
+        ran += 1;
+    }
+    Ok(ran)
+}

@@ -1,0 +1,114 @@
+//! `impl Store for SqliteStore`: reads on the reader pool, writes through
+//! the writer thread.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use convene_core::contact::{Contact, ContactChanges, ContactFilter};
+use convene_core::field::{Entity, Field};
+use convene_core::page::{Page, PageRequest};
+use convene_core::store::NewField;
+use convene_core::token::TokenHash;
+use convene_core::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace};
+use convene_core::{Result, Store};
+
+use crate::conn::storage;
+use crate::{SqliteStore, contacts, keys, workspaces};
+
+fn owned(s: &str) -> String {
+    s.to_string()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.readers.run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(storage)).await
+    }
+
+    async fn create_workspace(&self, name: String) -> Result<Workspace> {
+        self.writer.run(move |ctx| workspaces::create_workspace(&ctx.conn, name)).await
+    }
+    async fn list_workspaces(&self, page: PageRequest) -> Result<Page<Workspace>> {
+        self.readers.run(move |c| workspaces::list_workspaces(c, &page)).await
+    }
+    async fn get_workspace(&self, id: &str) -> Result<Workspace> {
+        let id = owned(id);
+        self.readers.run(move |c| workspaces::get_workspace(c, &id)).await
+    }
+
+    async fn create_service_account(&self, ws: &str, new: NewServiceAccount) -> Result<ServiceAccount> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| workspaces::create_service_account(&ctx.conn, &ws, new)).await
+    }
+    async fn list_service_accounts(&self, ws: &str, page: PageRequest) -> Result<Page<ServiceAccount>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| workspaces::list_service_accounts(c, &ws, &page)).await
+    }
+    async fn get_service_account(&self, ws: &str, id: &str) -> Result<ServiceAccount> {
+        let (ws, id) = (owned(ws), owned(id));
+        self.readers.run(move |c| workspaces::get_service_account(c, &ws, &id)).await
+    }
+    async fn update_service_account(&self, ws: &str, id: &str, update: ServiceAccountUpdate) -> Result<ServiceAccount> {
+        let (ws, id) = (owned(ws), owned(id));
+        self.writer.run(move |ctx| workspaces::update_service_account(&ctx.conn, &ws, &id, update)).await
+    }
+
+    async fn create_key(&self, ws: &str, new: NewKey) -> Result<ApiKey> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| keys::create_key(&ctx.conn, &ws, new)).await
+    }
+    async fn list_keys(&self, ws: &str, page: PageRequest) -> Result<Page<ApiKey>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| keys::list_keys(c, &ws, &page)).await
+    }
+    async fn get_key(&self, ws: &str, id: &str) -> Result<ApiKey> {
+        let (ws, id) = (owned(ws), owned(id));
+        self.readers.run(move |c| keys::get_key(c, &ws, &id)).await
+    }
+    async fn revoke_key(&self, ws: &str, id: &str) -> Result<ApiKey> {
+        let (ws, id) = (owned(ws), owned(id));
+        self.writer.run(move |ctx| keys::revoke_key(&ctx.conn, &ws, &id)).await
+    }
+    async fn find_key(&self, hash: &TokenHash) -> Result<Option<KeyRecord>> {
+        let hash = hash.clone();
+        self.readers.run(move |c| keys::find_key(c, &hash)).await
+    }
+    async fn touch_keys(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<()> {
+        self.writer.run(move |ctx| keys::touch_keys(&ctx.conn, &used)).await
+    }
+
+    async fn list_fields(&self, ws: &str, entity: Option<Entity>, page: PageRequest) -> Result<Page<Field>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| workspaces::list_fields(c, &ws, entity, &page)).await
+    }
+    async fn create_field(&self, ws: &str, new: NewField) -> Result<Field> {
+        let ws = owned(ws);
+        self.writer
+            .run(move |ctx| {
+                let field = workspaces::create_field(&ctx.conn, &ws, new)?;
+                ctx.registry(&ws, field.entity)?.insert(field.name.clone(), field.field_type);
+                Ok(field)
+            })
+            .await
+    }
+
+    async fn create_contact(&self, ws: &str, changes: ContactChanges) -> Result<Contact> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| contacts::create(ctx, &ws, &changes)).await
+    }
+    async fn get_contact(&self, ws: &str, id: i64) -> Result<Contact> {
+        let ws = owned(ws);
+        self.readers.run(move |c| contacts::get(c, &ws, id)).await
+    }
+    async fn update_contact(&self, ws: &str, id: i64, changes: ContactChanges) -> Result<Contact> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| contacts::update(ctx, &ws, id, &changes)).await
+    }
+    async fn delete_contact(&self, ws: &str, id: i64) -> Result<()> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| contacts::delete(&ctx.conn, &ws, id)).await
+    }
+    async fn list_contacts(&self, ws: &str, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| contacts::list(c, &ws, &filter, &page)).await
+    }
+}

@@ -1,0 +1,71 @@
+//! The storage conformance suite on SQLite, and the connection settings of
+//! every pooled connection.
+
+use std::sync::Arc;
+
+use convene_core::Store;
+use convene_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+
+async fn fresh() -> Arc<dyn Store> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("convene.db"), SqliteOptions::default()).expect("open");
+    // The directory must outlive the store: leak it for the test's life.
+    std::mem::forget(dir);
+    Arc::new(store)
+}
+
+convene_core::store_conformance_tests!(fresh());
+
+#[tokio::test]
+async fn every_pooled_connection_has_the_durable_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("c.db"), SqliteOptions { readers: 3, ..Default::default() }).unwrap();
+    let settings = store.connection_settings().await.unwrap();
+    assert_eq!(settings.len(), 4, "writer and three readers");
+    for s in settings {
+        assert_eq!(s.journal_mode, "wal");
+        assert_eq!(s.synchronous, 2, "FULL");
+        assert_eq!(s.busy_timeout, 5000);
+        assert_eq!(s.foreign_keys, 1);
+    }
+}
+
+#[tokio::test]
+async fn normal_synchronous_is_an_operator_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
+    let store = SqliteStore::open(&dir.path().join("c.db"), options).unwrap();
+    assert!(store.connection_settings().await.unwrap().iter().all(|s| s.synchronous == 1));
+}
+
+#[tokio::test]
+async fn migrations_apply_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    assert!(SqliteStore::migrate(&path, &SqliteOptions::default()).unwrap() >= 1);
+    assert_eq!(SqliteStore::migrate(&path, &SqliteOptions::default()).unwrap(), 0);
+}
+
+#[tokio::test]
+async fn concurrent_writes_share_commits_and_all_land() {
+    let store = fresh().await;
+    let ws = store.create_workspace("w".into()).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        let ws = ws.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"email": format!("u{i}@x.io"), "traits": {"n": i}});
+            let changes = convene_core::contact::ContactChanges::from_json(body.as_object().unwrap().clone()).unwrap();
+            store.create_contact(&ws, changes).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = store
+        .list_contacts(&ws.id, Default::default(), convene_core::page::PageRequest { after: None, limit: 1000 })
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 200);
+}
