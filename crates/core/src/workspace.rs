@@ -160,3 +160,27 @@ pub fn validate_teams(teams: &[String]) -> Result<Vec<String>, Error> {
     out.dedup();
     Ok(out)
 }
+
+impl ApiKey {
+    /// Ok when the key may be used at `now`: not revoked, not expired.
+    pub fn check_usable(&self, now: DateTime<Utc>) -> Result<(), Error> {
+        if self.revoked_at.is_some() {
+            return Err(Error::Unauthenticated { reason: "this API key has been revoked" });
+        }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Err(Error::Unauthenticated { reason: "this API key has expired" });
+        }
+        Ok(())
+    }
+
+    /// `active`, `expired` or `revoked`.
+    pub fn status(&self, now: DateTime<Utc>) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+}

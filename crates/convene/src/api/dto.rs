@@ -1,0 +1,355 @@
+//! Wire shapes of the native API (request and response bodies), kept apart
+//! from core's types so that storage models never leak onto the wire.
+
+use chrono::{DateTime, Utc};
+use convene_core::contact::Contact;
+use convene_core::field::{Entity, Field, FieldType};
+use convene_core::ids;
+use convene_core::page::Page;
+use convene_core::scope::{KeyKind, Scope};
+use convene_core::workspace::{ApiKey, ServiceAccount, Workspace};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+/// One page of a list: `data` and the cursor of the next page (`null` on the last).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paged<T: ToSchema> {
+    /// The items.
+    pub data: Vec<T>,
+    /// Pass as `cursor` to read the next page; `null` when there is none.
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> Paged<T> {
+    /// Converts a core page.
+    pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> Self {
+        let page = page.map(f);
+        Paged { data: page.items, next_cursor: page.next_cursor }
+    }
+}
+
+/// Paging parameters of every list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// `POST /v1/workspaces`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspace {
+    /// Display name.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+}
+
+/// A workspace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceOut {
+    /// `ws_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Workspace> for WorkspaceOut {
+    fn from(w: Workspace) -> Self {
+        WorkspaceOut { id: w.id, name: w.name, created_at: w.created_at }
+    }
+}
+
+/// `POST …/service-accounts`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceAccount {
+    /// Display name, e.g. "Sales Production".
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub description: String,
+    /// Teams it belongs to.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub teams: Vec<String>,
+    /// Permissions of its full keys (`companies:*` expands to read and write);
+    /// none by default.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `PATCH …/service-accounts/{id}`: parts left out stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServiceAccount {
+    /// New name.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    /// New description.
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+    /// New teams.
+    #[schema(max_items = 100)]
+    pub teams: Option<Vec<String>>,
+    /// New permissions.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A service account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceAccountOut {
+    /// `sa_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Teams.
+    pub teams: Vec<String>,
+    /// Permissions.
+    pub scopes: Vec<Scope>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ServiceAccount> for ServiceAccountOut {
+    fn from(a: ServiceAccount) -> Self {
+        ServiceAccountOut {
+            id: a.id,
+            name: a.name,
+            description: a.description,
+            teams: a.teams,
+            scopes: a.scopes,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// `POST …/keys`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Display name.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// `analytics` (write contacts and events only) or `full`.
+    pub kind: KeyKind,
+    /// The service account whose permissions a full key takes.
+    pub service_account_id: Option<String>,
+    /// Narrows the key's scopes further.
+    pub scopes: Option<Vec<String>>,
+    /// When the key stops working (must be in the future).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An API key; `token` only in the response that created it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyOut {
+    /// `key_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Analytics or full.
+    pub kind: KeyKind,
+    /// Its service account.
+    pub service_account_id: Option<String>,
+    /// What it may do now.
+    pub scopes: Vec<Scope>,
+    /// Recognisable prefix and last four characters of the token.
+    #[schema(example = "cvn_…x9Qa")]
+    pub preview: String,
+    /// `active`, `expired` or `revoked`.
+    pub status: &'static str,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revocation time.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Last use (recorded every few seconds).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// The token: shown in this response only, never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl KeyOut {
+    /// The listed form of a key (no token).
+    pub fn listed(k: ApiKey) -> Self {
+        KeyOut {
+            status: k.status(ids::now()),
+            id: k.id,
+            name: k.name,
+            kind: k.kind,
+            service_account_id: k.service_account_id,
+            scopes: k.scopes,
+            preview: k.preview,
+            expires_at: k.expires_at,
+            revoked_at: k.revoked_at,
+            last_used_at: k.last_used_at,
+            created_at: k.created_at,
+            token: None,
+        }
+    }
+}
+
+/// A contact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactOut {
+    /// Integer id.
+    pub id: i64,
+    /// Lower-cased email.
+    pub email: Option<String>,
+    /// Normalised phone number.
+    pub mobile: Option<String>,
+    /// Your system's id.
+    pub external_id: Option<String>,
+    /// Typed custom fields (`tags` is a list).
+    #[schema(value_type = Object)]
+    pub traits: Map<String, Value>,
+    /// SUBSCRIBED, UNSUBSCRIBED or PENDING.
+    pub subscription_status: convene_core::contact::SubscriptionStatus,
+    /// Company.
+    pub company_id: Option<i64>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Contact> for ContactOut {
+    fn from(c: Contact) -> Self {
+        ContactOut {
+            id: c.id,
+            email: c.state.email,
+            mobile: c.state.mobile,
+            external_id: c.state.external_id,
+            traits: c.state.traits,
+            subscription_status: c.state.subscription_status,
+            company_id: c.company_id,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// `POST /v1/contacts` and `PATCH /v1/contacts/{id}`. In `traits`, each value
+/// is an operation: a value sets, `null` unsets, `{"add": [...], "remove":
+/// [...]}` edits a list, `{"$inc": n}` increments, `{"$set_once": v}` sets
+/// when empty. `email`/`mobile`/`external_id` inside traits are identities.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ContactIn {
+    /// Email (unique in the workspace, matched case-insensitively); `null` unsets.
+    #[schema(max_length = 254)]
+    pub email: Option<String>,
+    /// Phone number (digits and a leading +, unique); `null` unsets.
+    #[schema(max_length = 254)]
+    pub mobile: Option<String>,
+    /// Your system's id (unique); `null` unsets.
+    #[schema(max_length = 254)]
+    pub external_id: Option<String>,
+    /// Trait operations (at most 500 per write).
+    #[schema(value_type = Object)]
+    pub traits: Option<Map<String, Value>>,
+    /// SUBSCRIBED, UNSUBSCRIBED or PENDING.
+    pub subscription_status: Option<convene_core::contact::SubscriptionStatus>,
+}
+
+/// Filters of `GET /v1/contacts` (at most one identity).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactQuery {
+    /// Only the contact with this email.
+    pub email: Option<String>,
+    /// Only the contact with this phone number.
+    pub mobile: Option<String>,
+    /// Only the contact with this external id.
+    pub external_id: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// `POST /v1/fields`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateField {
+    /// Underlying name (the trait key).
+    #[schema(min_length = 1, max_length = 128)]
+    pub name: String,
+    /// Human label (defaults to the name).
+    #[schema(max_length = 200)]
+    pub label: Option<String>,
+    /// Type.
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    /// Entity (default `contact`).
+    #[serde(default = "default_entity")]
+    pub entity: Entity,
+}
+
+fn default_entity() -> Entity {
+    Entity::Contact
+}
+
+/// Filters of `GET /v1/fields`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FieldQuery {
+    /// Only this entity's fields.
+    pub entity: Option<Entity>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// A field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldOut {
+    /// Entity.
+    pub entity: Entity,
+    /// Underlying name.
+    pub name: String,
+    /// Label.
+    pub label: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    /// Created on the fly from an unknown trait.
+    pub inferred: bool,
+    /// Every workspace has it.
+    pub builtin: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Field> for FieldOut {
+    fn from(f: Field) -> Self {
+        FieldOut {
+            entity: f.entity,
+            name: f.name,
+            label: f.label,
+            field_type: f.field_type,
+            inferred: f.inferred,
+            builtin: f.builtin,
+            created_at: f.created_at,
+        }
+    }
+}

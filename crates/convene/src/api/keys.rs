@@ -1,0 +1,135 @@
+//! API keys: under `/v1/workspaces/{ws}/keys` for the operator, and
+//! `/v1/keys` for a workspace key with `admin`. The token appears in the
+//! creation response only.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use convene_core::page::PageRequest;
+use convene_core::scope::{KeyKind, Scope};
+use convene_core::workspace::{NewKey, validate_name};
+use convene_core::{Error, ids, token};
+
+use super::CommonErrors;
+use super::dto::{CreateKey, KeyOut, PageParams, Paged};
+use crate::http::auth::{MasterKey, Need, scopes};
+use crate::http::error::ApiResult;
+use crate::http::json::AppJson;
+use crate::http::query::AppQuery;
+use crate::state::AppState;
+
+async fn create(state: &AppState, ws: &str, body: CreateKey) -> ApiResult<(StatusCode, Json<KeyOut>)> {
+    let name = validate_name("name", &body.name)?;
+    let scopes = body.scopes.as_deref().map(|s| Scope::parse_list(s, "scopes")).transpose()?;
+    if body.kind == KeyKind::Analytics {
+        if let Some(extra) = scopes.iter().flatten().find(|s| !Scope::ANALYTICS.contains(s)) {
+            return Err(Error::validation("scopes", format!("an analytics key can hold only contacts:write and events:write, not {extra}")).into());
+        }
+    }
+    if body.expires_at.is_some_and(|at| at <= ids::now()) {
+        return Err(Error::validation("expires_at", "expires_at must be in the future").into());
+    }
+    let minted = token::mint();
+    let new = NewKey {
+        name,
+        kind: body.kind,
+        service_account_id: body.service_account_id,
+        scopes,
+        expires_at: body.expires_at,
+        hash: minted.hash,
+        preview: minted.preview,
+    };
+    let key = state.store.create_key(ws, new).await?;
+    let mut out = KeyOut::listed(key);
+    out.token = Some(minted.token);
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+async fn list(state: &AppState, ws: &str, q: PageParams) -> ApiResult<Json<Paged<KeyOut>>> {
+    let page = state.store.list_keys(ws, PageRequest::parse(q.cursor.as_deref(), q.limit)?).await?;
+    Ok(Json(Paged::from_page(page, KeyOut::listed)))
+}
+
+/// Create a key in a workspace; the response holds the token, once.
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", tag = "keys", request_body = CreateKey,
+    params(("ws" = String, Path, description = "Workspace id")),
+    responses((status = 201, description = "The new key with its token (shown only here)", body = KeyOut), CommonErrors),
+    security(("master_key" = [])))]
+pub async fn master_create(
+    _: MasterKey,
+    State(state): State<AppState>,
+    Path(ws): Path<String>,
+    AppJson(body): AppJson<CreateKey>,
+) -> ApiResult<(StatusCode, Json<KeyOut>)> {
+    state.store.get_workspace(&ws).await?;
+    create(&state, &ws, body).await
+}
+
+/// List a workspace's keys (previews only).
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", tag = "keys",
+    params(("ws" = String, Path, description = "Workspace id"), PageParams),
+    responses((status = 200, description = "A page of keys", body = Paged<KeyOut>), CommonErrors),
+    security(("master_key" = [])))]
+pub async fn master_list(
+    _: MasterKey,
+    State(state): State<AppState>,
+    Path(ws): Path<String>,
+    AppQuery(q): AppQuery<PageParams>,
+) -> ApiResult<Json<Paged<KeyOut>>> {
+    state.store.get_workspace(&ws).await?;
+    list(&state, &ws, q).await
+}
+
+/// One key of a workspace.
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys/{id}", tag = "keys",
+    params(("ws" = String, Path, description = "Workspace id"), ("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The key", body = KeyOut), CommonErrors),
+    security(("master_key" = [])))]
+pub async fn master_get(_: MasterKey, State(state): State<AppState>, Path((ws, id)): Path<(String, String)>) -> ApiResult<Json<KeyOut>> {
+    Ok(Json(KeyOut::listed(state.store.get_key(&ws, &id).await?)))
+}
+
+/// Revoke a key at once.
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/keys/{id}", tag = "keys",
+    params(("ws" = String, Path, description = "Workspace id"), ("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The revoked key", body = KeyOut), CommonErrors),
+    security(("master_key" = [])))]
+pub async fn master_revoke(_: MasterKey, State(state): State<AppState>, Path((ws, id)): Path<(String, String)>) -> ApiResult<Json<KeyOut>> {
+    Ok(Json(KeyOut::listed(state.store.revoke_key(&ws, &id).await?)))
+}
+
+/// Create a key in the admin key's workspace; the response holds the token, once.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
+    responses((status = 201, description = "The new key with its token (shown only here)", body = KeyOut), CommonErrors),
+    security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
+pub async fn admin_create(
+    auth: Need<scopes::Admin>,
+    State(state): State<AppState>,
+    AppJson(body): AppJson<CreateKey>,
+) -> ApiResult<(StatusCode, Json<KeyOut>)> {
+    create(&state, auth.workspace(), body).await
+}
+
+/// List the admin key's workspace's keys.
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(PageParams),
+    responses((status = 200, description = "A page of keys", body = Paged<KeyOut>), CommonErrors),
+    security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
+pub async fn admin_list(auth: Need<scopes::Admin>, State(state): State<AppState>, AppQuery(q): AppQuery<PageParams>) -> ApiResult<Json<Paged<KeyOut>>> {
+    list(&state, auth.workspace(), q).await
+}
+
+/// One key of the admin key's workspace.
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The key", body = KeyOut), CommonErrors),
+    security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
+pub async fn admin_get(auth: Need<scopes::Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<KeyOut>> {
+    Ok(Json(KeyOut::listed(state.store.get_key(auth.workspace(), &id).await?)))
+}
+
+/// Revoke a key of the admin key's workspace at once.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The revoked key", body = KeyOut), CommonErrors),
+    security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
+pub async fn admin_revoke(auth: Need<scopes::Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<KeyOut>> {
+    Ok(Json(KeyOut::listed(state.store.revoke_key(auth.workspace(), &id).await?)))
+}

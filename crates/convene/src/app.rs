@@ -1,0 +1,177 @@
+//! Building and running the server: `Application::build` opens the store and
+//! binds the listener (port 0 in tests), `run_until` serves until shutdown
+//! and drains in-flight requests.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use convene_core::{Error, Store};
+use convene_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Database, MIN_MASTER_KEY_BYTES, Secret, ServeConfig};
+use crate::http::error::ApiError;
+use crate::http::metrics::{self, Metrics};
+use crate::state::{AppState, KeyUsage};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration refused.
+    #[error("{0}")]
+    Config(String),
+    /// The data directory or listener failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The store failed to open.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] Error),
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    grace: Duration,
+    /// Set when this start generated the master key (printed once by `main`).
+    pub generated_master_key: Option<String>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl Application {
+    /// Creates the data directory, settles the master key, opens and
+    /// migrates the store, and binds the listener.
+    pub async fn build(config: ServeConfig) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let (master_key, generated_master_key) = settle_master_key(&config)?;
+        let store: Arc<dyn Store> = match &config.database {
+            Database::Sqlite(path) => {
+                let path = path.clone();
+                let options = config.sqlite.clone();
+                Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&path, options)).await.map_err(|e| StartError::Config(e.to_string()))??)
+            }
+        };
+        let state = AppState {
+            store,
+            master_key: Arc::new(master_key),
+            key_usage: Arc::new(KeyUsage::default()),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let router = with_layers(crate::api::router(), state.clone(), Duration::from_secs(config.request_timeout_secs));
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Application { listener, router, state, grace: Duration::from_secs(config.shutdown_grace_secs), generated_master_key })
+    }
+
+    /// The bound address (the real port when built with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish
+    /// (up to the grace period) and records key usage.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let flusher = self.state.key_usage.clone().spawn_flusher(self.state.store.clone(), Duration::from_secs(5));
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = self.grace;
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopped_tx.send(());
+        });
+        let served = tokio::spawn(async move { serve.await });
+        let result = tokio::select! {
+            r = served => r.map_err(std::io::Error::other)?,
+            _ = async {
+                let _ = stopped_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("shutdown grace period over; closing remaining connections");
+                Ok(())
+            }
+        };
+        flusher.abort();
+        self.state.key_usage.flush(&*self.state.store).await;
+        result
+    }
+}
+
+/// Uses the configured master key, or on loopback reads or generates one in
+/// the data directory; refuses a non-loopback listener without one.
+fn settle_master_key(config: &ServeConfig) -> Result<(Secret, Option<String>), StartError> {
+    if let Some(key) = &config.master_key {
+        if key.expose().len() < MIN_MASTER_KEY_BYTES {
+            return Err(StartError::Config(format!("the master key must be at least {MIN_MASTER_KEY_BYTES} bytes")));
+        }
+        return Ok((key.clone(), None));
+    }
+    if !config.listen.ip().is_loopback() {
+        return Err(StartError::Config(format!(
+            "refusing to listen on {} without a master key: set --master-key or CONVENE_MASTER_KEY (at least {MIN_MASTER_KEY_BYTES} bytes)",
+            config.listen
+        )));
+    }
+    let path = config.data_dir.join("master.key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_string();
+        if existing.len() >= MIN_MASTER_KEY_BYTES {
+            return Ok((Secret::new(existing), None));
+        }
+    }
+    let generated = format!("cvn_master_{}", convene_core::token::mint().token.trim_start_matches("cvn_"));
+    write_private(&path, &generated)?;
+    Ok((Secret::new(generated.clone()), Some(generated)))
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Adds the cross-cutting layers: request ids, tracing, metrics, timeout,
+/// panic catching.
+pub fn with_layers(router: Router<AppState>, state: AppState, timeout: Duration) -> Router {
+    router
+        .layer(middleware::from_fn(move |req: Request, next: Next| request_timeout(req, next, timeout)))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError(Error::Internal("a handler panicked".into())).into_response()
+        }))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn request_timeout(req: Request, next: Next, timeout: Duration) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError(Error::Unavailable { message: format!("the request took longer than {} s", timeout.as_secs()), retry_after_secs: 1 })
+            .into_response(),
+    }
+}
