@@ -1,1 +1,13 @@
+//! convene's HTTP integration suite: one test binary (fast linking); each
+//! test starts the real server on port 0 with a fresh data directory and
+//! speaks HTTP to it.
 
+mod support;
+
+mod auth;
+mod bad_input;
+mod contacts;
+mod fields;
+mod keys;
+mod ops;
+mod scopes;
