@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{Database, MIN_MASTER_KEY_BYTES, Secret, ServeConfig};
 use crate::http::error::ApiError;
 use crate::http::metrics::{self, Metrics};
+use crate::ingest::Ingest;
 use crate::state::{AppState, KeyUsage};
 
 /// Why the server could not start.
@@ -64,10 +65,11 @@ impl Application {
             }
         };
         let state = AppState {
-            store,
+            store: store.clone(),
             master_key: Arc::new(master_key),
             key_usage: Arc::new(KeyUsage::default()),
             metrics: Arc::new(Metrics::default()),
+            ingest: Arc::new(Ingest::new(store.clone(), config.ingest.clone())),
         };
         let router = with_layers(crate::api::router(), state.clone(), Duration::from_secs(config.request_timeout_secs));
         let listener = TcpListener::bind(config.listen).await?;
@@ -83,6 +85,8 @@ impl Application {
     /// (up to the grace period) and records key usage.
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let flusher = self.state.key_usage.clone().spawn_flusher(self.state.store.clone(), Duration::from_secs(5));
+        let applier = self.state.ingest.clone().spawn_applier();
+        let purger = self.state.ingest.clone().spawn_purger();
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let grace = self.grace;
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
@@ -101,6 +105,8 @@ impl Application {
             }
         };
         flusher.abort();
+        applier.abort();
+        purger.abort();
         self.state.key_usage.flush(&*self.state.store).await;
         result
     }

@@ -128,6 +128,45 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish at shutdown [default: 30].
     #[arg(long, env = "CONVENE_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Ingest pipeline flags.
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+/// Flags of the ingest pipeline.
+#[derive(Debug, Default, Args)]
+pub struct IngestArgs {
+    /// Unapplied items beyond which ingest answers 503 [default: 1000000].
+    #[arg(long, env = "CONVENE_INGEST_MAX_BACKLOG")]
+    pub ingest_max_backlog: Option<u64>,
+    /// Items applied per transaction [default: 5000].
+    #[arg(long, env = "CONVENE_INGEST_APPLY_BATCH")]
+    pub ingest_apply_batch: Option<usize>,
+    /// Days job results are kept [default: 7].
+    #[arg(long, env = "CONVENE_JOB_RETENTION_DAYS")]
+    pub job_retention_days: Option<u64>,
+    /// Days message ids are remembered for deduplication (at least 7) [default: 7].
+    #[arg(long, env = "CONVENE_DEDUPE_WINDOW_DAYS")]
+    pub dedupe_window_days: Option<u64>,
+}
+
+fn ingest_settings(args: &IngestArgs, file: &FileConfig) -> crate::ingest::IngestSettings {
+    let day = 24 * 3600;
+    let defaults = crate::ingest::IngestSettings::default();
+    crate::ingest::IngestSettings {
+        max_backlog: args.ingest_max_backlog.or(file.ingest_max_backlog).unwrap_or(defaults.max_backlog),
+        apply_batch: args.ingest_apply_batch.or(file.ingest_apply_batch).unwrap_or(defaults.apply_batch).max(1),
+        job_retention: args
+            .job_retention_days
+            .or(file.job_retention_days)
+            .map(|d| std::time::Duration::from_secs(d * day))
+            .unwrap_or(defaults.job_retention),
+        dedupe_window: args
+            .dedupe_window_days
+            .or(file.dedupe_window_days)
+            .map(|d| std::time::Duration::from_secs(d.max(7) * day))
+            .unwrap_or(defaults.dedupe_window),
+    }
 }
 
 /// The TOML file: the same keys as the flags, all optional; unknown keys
@@ -144,6 +183,10 @@ pub struct FileConfig {
     log_format: Option<LogFormat>,
     request_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    ingest_max_backlog: Option<u64>,
+    ingest_apply_batch: Option<usize>,
+    job_retention_days: Option<u64>,
+    dedupe_window_days: Option<u64>,
 }
 
 /// Where the data lives.
@@ -196,6 +239,8 @@ pub struct ServeConfig {
     pub request_timeout_secs: u64,
     /// Shutdown grace.
     pub shutdown_grace_secs: u64,
+    /// Ingest pipeline tuning.
+    pub ingest: crate::ingest::IngestSettings,
 }
 
 /// Smallest master key accepted.
@@ -209,6 +254,7 @@ impl ServeConfig {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
+        let ingest = ingest_settings(&args.ingest, &file);
         let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./convene-data"));
         let database = parse_database(args.database.or(file.database).as_deref(), &data_dir)?;
         let synchronous = match args.sqlite_synchronous.or(file.sqlite_synchronous).unwrap_or(SyncMode::Full) {
@@ -228,6 +274,7 @@ impl ServeConfig {
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             request_timeout_secs: args.request_timeout_secs.or(file.request_timeout_secs).unwrap_or(30),
             shutdown_grace_secs: args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30),
+            ingest,
         })
     }
 
@@ -243,6 +290,7 @@ impl ServeConfig {
             log_format: LogFormat::Text,
             request_timeout_secs: 30,
             shutdown_grace_secs: 5,
+            ingest: crate::ingest::IngestSettings::default(),
         }
     }
 }

@@ -18,4 +18,5 @@ pub mod app;
 pub mod config;
 pub mod healthcheck;
 pub mod http;
+pub mod ingest;
 pub mod state;

@@ -22,6 +22,8 @@ pub struct AppState {
     pub key_usage: Arc<KeyUsage>,
     /// HTTP metrics.
     pub metrics: Arc<Metrics>,
+    /// The ingest pipeline's front door.
+    pub ingest: Arc<crate::ingest::Ingest>,
 }
 
 /// Last-use times of keys, kept in memory and written every few seconds,

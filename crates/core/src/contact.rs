@@ -68,6 +68,8 @@ pub struct ContactState {
     pub mobile: Option<String>,
     /// The integrator's id.
     pub external_id: Option<String>,
+    /// An anonymous visitor id (Segment `anonymousId`).
+    pub anonymous_id: Option<String>,
     /// Typed custom fields, `tags` among them.
     pub traits: Map<String, Value>,
     /// Subscription status.
@@ -81,14 +83,17 @@ impl ContactState {
             IdentityKind::Email => self.email.as_deref(),
             IdentityKind::Mobile => self.mobile.as_deref(),
             IdentityKind::ExternalId => self.external_id.as_deref(),
+            IdentityKind::AnonymousId => self.anonymous_id.as_deref(),
         }
     }
 
-    fn identity_mut(&mut self, kind: IdentityKind) -> &mut Option<String> {
+    /// The slot of one identity.
+    pub fn identity_mut(&mut self, kind: IdentityKind) -> &mut Option<String> {
         match kind {
             IdentityKind::Email => &mut self.email,
             IdentityKind::Mobile => &mut self.mobile,
             IdentityKind::ExternalId => &mut self.external_id,
+            IdentityKind::AnonymousId => &mut self.anonymous_id,
         }
     }
 }
@@ -96,7 +101,7 @@ impl ContactState {
 /// A validated write to a contact: identities to set or unset, trait
 /// operations, a subscription status. Built at the edge, applied by
 /// [`ContactChanges::apply`] inside the store's transaction.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContactChanges {
     /// Per identity: `None` leaves it, `Some(None)` unsets it, `Some(Some(v))` sets it.
     pub identities: Vec<(IdentityKind, Option<String>)>,

@@ -5,7 +5,8 @@ use crate::error::Error;
 use crate::limits::MAX_IDENTITY_LEN;
 
 /// Which identity a value is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IdentityKind {
     /// Lower-cased email address.
     Email,
@@ -13,6 +14,8 @@ pub enum IdentityKind {
     Mobile,
     /// The integrating system's own id, kept as sent.
     ExternalId,
+    /// An anonymous visitor id (Segment `anonymousId`), kept as sent.
+    AnonymousId,
 }
 
 impl IdentityKind {
@@ -22,19 +25,31 @@ impl IdentityKind {
             IdentityKind::Email => "email",
             IdentityKind::Mobile => "mobile",
             IdentityKind::ExternalId => "external_id",
+            IdentityKind::AnonymousId => "anonymous_id",
         }
     }
 
     /// Every identity kind.
-    pub const ALL: [IdentityKind; 3] = [IdentityKind::Email, IdentityKind::Mobile, IdentityKind::ExternalId];
+    pub const ALL: [IdentityKind; 4] =
+        [IdentityKind::Email, IdentityKind::Mobile, IdentityKind::ExternalId, IdentityKind::AnonymousId];
 
     /// Validates and normalises a raw value of this kind.
     pub fn normalise(self, raw: &str) -> Result<String, Error> {
         match self {
             IdentityKind::Email => normalise_email(raw),
             IdentityKind::Mobile => normalise_mobile(raw),
-            IdentityKind::ExternalId => normalise_external_id(raw),
+            IdentityKind::ExternalId => normalise_external_id(raw).map_err(|e| rename_field(e, "external_id")),
+            IdentityKind::AnonymousId => normalise_external_id(raw).map_err(|e| rename_field(e, "anonymous_id")),
         }
+    }
+}
+
+fn rename_field(e: Error, field: &str) -> Error {
+    match e {
+        Error::Validation { message, row, .. } => {
+            Error::Validation { message: message.replace("external_id", field), field: Some(field.to_string()), row }
+        }
+        other => other,
     }
 }
 

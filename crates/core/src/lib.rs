@@ -23,9 +23,11 @@
 
 pub mod auth;
 pub mod contact;
+pub mod event;
 pub mod error;
 pub mod field;
 pub mod identity;
+pub mod ingest;
 pub mod ids;
 pub mod limits;
 pub mod merge;

@@ -14,7 +14,7 @@ use crate::field::{FieldRegistry, FieldType, coerce, infer_type, validate_field_
 use crate::limits::{MAX_TRAIT_VALUE_BYTES, MAX_TRAITS_PER_CONTACT, MAX_TRAITS_PER_WRITE};
 
 /// One operation on one trait.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum TraitOp {
     /// Replace the value.
     Set(Value),

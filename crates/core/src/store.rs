@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::contact::{Contact, ContactChanges, ContactFilter};
+use crate::event::{Event, EventFilter};
+use crate::ingest::{Job, QueuedJob};
 use crate::error::Result;
 use crate::field::{Entity, Field, FieldType};
 use crate::page::{Page, PageRequest};
@@ -80,4 +82,19 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_contact(&self, ws: &str, id: i64) -> Result<()>;
     /// Lists contacts by id.
     async fn list_contacts(&self, ws: &str, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
+
+    /// Appends a validated job to the durable inbox; returns once it is on disk.
+    async fn enqueue(&self, job: QueuedJob) -> Result<()>;
+    /// Items accepted but not yet applied (for back-pressure).
+    fn backlog(&self) -> u64;
+    /// Applies queued items in arrival order, about `max_items` at most;
+    /// returns how many were processed (0 when the inbox is empty).
+    async fn apply_pending(&self, max_items: usize) -> Result<usize>;
+    /// A job: queued while in the inbox, then its result.
+    async fn get_job(&self, ws: &str, id: &str) -> Result<Job>;
+    /// Lists events by id (arrival order).
+    async fn list_events(&self, ws: &str, filter: EventFilter, page: PageRequest) -> Result<Page<Event>>;
+    /// Forgets job results finished before `jobs_before` and message ids
+    /// seen before `dedupe_before`.
+    async fn purge_ingest(&self, jobs_before: DateTime<Utc>, dedupe_before: DateTime<Utc>) -> Result<()>;
 }

@@ -116,7 +116,7 @@ impl WriteCtx {
 
     /// Forgets cached registries (after a rollback they may hold fields
     /// that were not written).
-    fn forget_registries(&mut self) {
+    pub(crate) fn forget_registries(&mut self) {
         self.registries.clear();
     }
 }

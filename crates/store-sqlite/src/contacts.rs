@@ -12,9 +12,11 @@ use rusqlite::{Connection, Row, params};
 use crate::conn::{WriteCtx, storage};
 use crate::rows::{insert_inferred_fields, one, t, time};
 
-const COLUMNS: &str = "id, email, mobile, external_id, traits, subscription_status, company_id, created_at, updated_at";
+/// Columns read by [`contact_from_row`].
+pub(crate) const COLUMNS: &str =
+    "id, email, mobile, external_id, traits, subscription_status, company_id, created_at, updated_at, anonymous_id";
 
-fn contact_from_row(row: &Row) -> rusqlite::Result<Contact> {
+pub(crate) fn contact_from_row(row: &Row) -> rusqlite::Result<Contact> {
     let traits: String = row.get(4)?;
     let status: String = row.get(5)?;
     Ok(Contact {
@@ -23,6 +25,7 @@ fn contact_from_row(row: &Row) -> rusqlite::Result<Contact> {
             email: row.get(1)?,
             mobile: row.get(2)?,
             external_id: row.get(3)?,
+            anonymous_id: row.get(9)?,
             traits: serde_json::from_str(&traits).unwrap_or_default(),
             subscription_status: SubscriptionStatus::parse(&status).unwrap_or_default(),
         },
@@ -33,7 +36,7 @@ fn contact_from_row(row: &Row) -> rusqlite::Result<Contact> {
 }
 
 /// Maps a unique-index violation to a conflict naming the identity.
-fn write_error(e: rusqlite::Error) -> Error {
+pub(crate) fn write_error(e: rusqlite::Error) -> Error {
     if let rusqlite::Error::SqliteFailure(f, Some(message)) = &e {
         if f.code == rusqlite::ErrorCode::ConstraintViolation {
             for kind in IdentityKind::ALL {
@@ -61,8 +64,8 @@ pub(crate) fn create(ctx: &mut WriteCtx, ws: &str, changes: &ContactChanges) -> 
     let mut stmt = ctx
         .conn
         .prepare_cached(
-            "INSERT INTO contacts (workspace_id, email, mobile, external_id, traits, subscription_status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            "INSERT INTO contacts (workspace_id, email, mobile, external_id, traits, subscription_status, created_at, updated_at, anonymous_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
         )
         .map_err(storage)?;
     stmt.execute(params![
@@ -72,7 +75,8 @@ pub(crate) fn create(ctx: &mut WriteCtx, ws: &str, changes: &ContactChanges) -> 
         state.external_id,
         serde_json::Value::Object(state.traits.clone()).to_string(),
         state.subscription_status.as_str(),
-        t(&at)
+        t(&at),
+        state.anonymous_id
     ])
     .map_err(write_error)?;
     let id = ctx.conn.last_insert_rowid();
@@ -88,8 +92,8 @@ pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &ContactCha
     let mut stmt = ctx
         .conn
         .prepare_cached(
-            "UPDATE contacts SET email = ?3, mobile = ?4, external_id = ?5, traits = ?6, subscription_status = ?7, updated_at = ?8
-             WHERE workspace_id = ?1 AND id = ?2",
+            "UPDATE contacts SET email = ?3, mobile = ?4, external_id = ?5, traits = ?6, subscription_status = ?7, updated_at = ?8,
+             anonymous_id = ?9 WHERE workspace_id = ?1 AND id = ?2",
         )
         .map_err(storage)?;
     stmt.execute(params![
@@ -100,7 +104,8 @@ pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &ContactCha
         state.external_id,
         serde_json::Value::Object(state.traits.clone()).to_string(),
         state.subscription_status.as_str(),
-        t(&contact.updated_at)
+        t(&contact.updated_at),
+        state.anonymous_id
     ])
     .map_err(write_error)?;
     Ok(contact)

@@ -12,8 +12,11 @@
 //!
 //! [`Store`]: convene_core::Store
 
+mod apply;
 mod contacts;
 mod conn;
+mod events;
+mod inbox;
 mod keys;
 mod migrate;
 mod rows;
@@ -21,6 +24,7 @@ mod store;
 mod workspaces;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use convene_core::Result;
 
@@ -59,17 +63,41 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Readers,
+    inbox: std::sync::Arc<inbox::Inbox>,
+    /// Last inbox sequence applied (mirrors `ingest_cursor`).
+    applied_seq: AtomicI64,
+    /// Items in the inbox not yet applied.
+    backlog: AtomicU64,
+    /// One applier at a time.
+    applying: tokio::sync::Mutex<()>,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies the
-    /// embedded migrations.
+    /// Opens (creating if needed) the database at `path` and its inbox
+    /// beside it (`inbox.db`), and applies the embedded migrations.
     pub fn open(path: &Path, options: SqliteOptions) -> Result<Self> {
         let mut write_conn = conn::open(path, &options, false)?;
         migrate::apply(&mut write_conn)?;
+        let applied: i64 = write_conn
+            .query_row("SELECT applied_seq FROM ingest_cursor WHERE id = 1", [], |r| r.get(0))
+            .map_err(conn::storage)?;
         let readers = Readers::open(path, &options)?;
         let writer = Writer::start(write_conn);
-        Ok(SqliteStore { path: path.to_path_buf(), writer, readers })
+        let inbox_path = path.with_file_name(format!(
+            "{}.inbox.db",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("convene")
+        ));
+        let inbox = inbox::Inbox::open(&inbox_path, &options)?;
+        let backlog = inbox.pending_items(applied)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer,
+            readers,
+            inbox: std::sync::Arc::new(inbox),
+            applied_seq: AtomicI64::new(applied),
+            backlog: AtomicU64::new(backlog),
+            applying: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Applies the embedded migrations and returns how many were new.

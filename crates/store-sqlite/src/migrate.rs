@@ -7,7 +7,10 @@ use convene_core::Result;
 use crate::conn::storage;
 
 /// (version, name, SQL) in order; never edit a released one, add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (2, "ingestion", include_str!("../migrations/0002_ingestion.sql")),
+];
 
 /// Applies the migrations not yet applied; returns how many ran.
 pub(crate) fn apply(conn: &mut Connection) -> Result<usize> {

@@ -11,8 +11,13 @@ use convene_core::token::TokenHash;
 use convene_core::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace};
 use convene_core::{Result, Store};
 
+use std::sync::atomic::Ordering;
+
+use convene_core::event::{Event, EventFilter};
+use convene_core::ingest::{Job, JobStatus, QueuedJob};
+
 use crate::conn::storage;
-use crate::{SqliteStore, contacts, keys, workspaces};
+use crate::{SqliteStore, apply, contacts, events, keys, workspaces};
 
 fn owned(s: &str) -> String {
     s.to_string()
@@ -110,5 +115,70 @@ impl Store for SqliteStore {
     async fn list_contacts(&self, ws: &str, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
         let ws = owned(ws);
         self.readers.run(move |c| contacts::list(c, &ws, &filter, &page)).await
+    }
+
+    async fn enqueue(&self, job: QueuedJob) -> Result<()> {
+        self.inbox.append(&job).await?;
+        self.backlog.fetch_add(job.items.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::SeqCst)
+    }
+
+    async fn apply_pending(&self, max_items: usize) -> Result<usize> {
+        let _one_applier = self.applying.lock().await;
+        let after = self.applied_seq.load(Ordering::SeqCst);
+        let inbox = self.inbox.clone();
+        let entries = tokio::task::spawn_blocking(move || inbox.read_after(after, max_items))
+            .await
+            .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
+        let Some(last) = entries.last().map(|e| e.seq) else {
+            return Ok(0);
+        };
+        let processed = self.writer.run(move |ctx| apply::apply_entries(ctx, &entries)).await?;
+        self.applied_seq.store(last, Ordering::SeqCst);
+        let _ = self.backlog.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(processed as u64)));
+        self.inbox.delete_through(last).await?;
+        Ok(processed)
+    }
+
+    async fn get_job(&self, ws: &str, id: &str) -> Result<Job> {
+        let (ws, id) = (owned(ws), owned(id));
+        let (ws2, id2) = (ws.clone(), id.clone());
+        if let Some(job) = self.readers.run(move |c| events::get_job(c, &ws2, &id2)).await? {
+            return Ok(job);
+        }
+        let after = self.applied_seq.load(Ordering::SeqCst);
+        let (inbox, ws3, id3) = (self.inbox.clone(), ws.clone(), id.clone());
+        let queued = tokio::task::spawn_blocking(move || inbox.find_queued(&ws3, &id3, after))
+            .await
+            .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
+        if let Some((total, received)) = queued {
+            return Ok(Job {
+                id,
+                status: JobStatus::Queued,
+                total,
+                applied: 0,
+                duplicates: 0,
+                failed: 0,
+                errors: Vec::new(),
+                received_at: convene_core::ids::parse_time(&received).unwrap_or_else(convene_core::ids::now),
+                finished_at: None,
+            });
+        }
+        // It may have been applied between the two reads.
+        self.readers.run(move |c| events::get_job(c, &ws, &id)).await?.ok_or_else(events::no_job)
+    }
+
+    async fn list_events(&self, ws: &str, filter: EventFilter, page: PageRequest) -> Result<Page<Event>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| events::list(c, &ws, &filter, &page)).await
+    }
+
+    async fn purge_ingest(&self, jobs_before: DateTime<Utc>, dedupe_before: DateTime<Utc>) -> Result<()> {
+        let (j, d) = (convene_core::ids::fmt_time(&jobs_before), convene_core::ids::fmt_time(&dedupe_before));
+        self.writer.run(move |ctx| events::purge(&ctx.conn, &j, &d)).await
     }
 }

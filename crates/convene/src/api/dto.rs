@@ -216,6 +216,8 @@ pub struct ContactOut {
     pub mobile: Option<String>,
     /// Your system's id.
     pub external_id: Option<String>,
+    /// Anonymous visitor id (Segment `anonymousId`).
+    pub anonymous_id: Option<String>,
     /// Typed custom fields (`tags` is a list).
     #[schema(value_type = Object)]
     pub traits: Map<String, Value>,
@@ -236,6 +238,7 @@ impl From<Contact> for ContactOut {
             email: c.state.email,
             mobile: c.state.mobile,
             external_id: c.state.external_id,
+            anonymous_id: c.state.anonymous_id,
             traits: c.state.traits,
             subscription_status: c.state.subscription_status,
             company_id: c.company_id,
@@ -352,4 +355,175 @@ impl From<Field> for FieldOut {
             created_at: f.created_at,
         }
     }
+}
+
+/// 202 answer of a queued request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedOut {
+    /// Read its state at `GET /v1/jobs/{job_id}`.
+    pub job_id: String,
+    /// Always `queued`: durable, not yet applied.
+    pub status: &'static str,
+}
+
+/// `POST /v1/identify`: at least one identity finds or creates the contact
+/// (priority external_id, email, mobile, anonymous_id); traits are operations.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct IdentifyIn {
+    /// Your system's id.
+    #[schema(max_length = 254)]
+    pub external_id: Option<String>,
+    /// Email.
+    #[schema(max_length = 254)]
+    pub email: Option<String>,
+    /// Phone number.
+    #[schema(max_length = 254)]
+    pub mobile: Option<String>,
+    /// Anonymous visitor id.
+    #[schema(max_length = 254)]
+    pub anonymous_id: Option<String>,
+    /// Trait operations.
+    #[schema(value_type = Object)]
+    pub traits: Option<Map<String, Value>>,
+    /// SUBSCRIBED, UNSUBSCRIBED or PENDING.
+    pub subscription_status: Option<convene_core::contact::SubscriptionStatus>,
+    /// Deduplicates retries (7 days at least).
+    #[schema(max_length = 200)]
+    pub message_id: Option<String>,
+}
+
+/// `POST /v1/track`
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct TrackIn {
+    /// Identity of the contact (or email, mobile, anonymous_id).
+    #[schema(max_length = 254)]
+    pub external_id: Option<String>,
+    /// Email.
+    #[schema(max_length = 254)]
+    pub email: Option<String>,
+    /// Event name.
+    #[schema(min_length = 1, max_length = 200)]
+    pub event: String,
+    /// At most 15 key/value pairs.
+    #[schema(value_type = Object)]
+    pub properties: Option<Map<String, Value>>,
+    /// When it happened (RFC 3339); default: when received.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// When the client sent it (for clock-skew correction).
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The client's own event time (for clock-skew correction).
+    pub original_timestamp: Option<DateTime<Utc>>,
+    /// Deduplicates retries.
+    #[schema(max_length = 200)]
+    pub message_id: Option<String>,
+}
+
+/// `POST /v1/batch`
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct BatchIn {
+    /// Items with `"type": "identify"` or `"track"` (at most 10,000).
+    #[schema(max_items = 10000, value_type = Vec<Object>)]
+    pub batch: Vec<Value>,
+}
+
+/// A job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobOut {
+    /// `job_…`
+    pub id: String,
+    /// queued, applied or failed.
+    pub status: convene_core::ingest::JobStatus,
+    /// Items in the request.
+    pub total: usize,
+    /// Rows applied.
+    pub applied: usize,
+    /// Rows skipped as duplicates of applied ones.
+    pub duplicates: usize,
+    /// Rows failed.
+    pub failed: usize,
+    /// Why rows failed.
+    pub errors: Vec<convene_core::ingest::RowError>,
+    /// Accepted at.
+    pub received_at: DateTime<Utc>,
+    /// Applied at.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<convene_core::ingest::Job> for JobOut {
+    fn from(j: convene_core::ingest::Job) -> Self {
+        JobOut {
+            id: j.id,
+            status: j.status,
+            total: j.total,
+            applied: j.applied,
+            duplicates: j.duplicates,
+            failed: j.failed,
+            errors: j.errors,
+            received_at: j.received_at,
+            finished_at: j.finished_at,
+        }
+    }
+}
+
+/// An event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOut {
+    /// Integer id (arrival order).
+    pub id: i64,
+    /// The contact.
+    pub contact_id: i64,
+    /// The event name.
+    pub event: String,
+    /// track, page, screen or engagement.
+    pub kind: convene_core::event::EventKind,
+    /// Properties.
+    #[schema(value_type = Object)]
+    pub properties: Map<String, Value>,
+    /// Engagement description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When it happened.
+    pub timestamp: DateTime<Utc>,
+    /// When convene received it.
+    pub received_at: DateTime<Utc>,
+    /// The sender's message id.
+    pub message_id: Option<String>,
+}
+
+impl From<convene_core::event::Event> for EventOut {
+    fn from(e: convene_core::event::Event) -> Self {
+        EventOut {
+            id: e.id,
+            contact_id: e.contact_id,
+            event: e.event.name,
+            kind: e.event.kind,
+            properties: e.event.properties,
+            description: e.event.description,
+            timestamp: e.event.timestamp,
+            received_at: e.event.received_at,
+            message_id: e.event.message_id,
+        }
+    }
+}
+
+/// Filters of the event lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// Only this event name.
+    pub name: Option<String>,
+    /// Only this contact.
+    pub contact_id: Option<i64>,
+    /// Timestamp at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Timestamp before (RFC 3339).
+    pub to: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
 }

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod contacts;
 pub mod dto;
 pub mod fields;
+pub mod ingest;
 pub mod keys;
 pub mod ops;
 pub mod workspaces;
@@ -67,6 +68,7 @@ pub enum CommonErrors {
         (name = "keys", description = "API keys: the token is shown once"),
         (name = "contacts", description = "Contacts with typed traits"),
         (name = "fields", description = "The fields registry"),
+        (name = "ingest", description = "Queued identify/track/batch, jobs, events"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -100,6 +102,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(contacts::create_contact, contacts::list_contacts))
         .routes(routes!(contacts::get_contact, contacts::update_contact, contacts::delete_contact))
         .routes(routes!(fields::list_fields, fields::create_field))
+        .routes(routes!(ingest::identify))
+        .routes(routes!(ingest::track))
+        .routes(routes!(ingest::batch))
+        .routes(routes!(ingest::get_job))
+        .routes(routes!(ingest::list_events))
+        .routes(routes!(ingest::contact_events))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

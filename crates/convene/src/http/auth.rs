@@ -82,8 +82,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
 
 /// A scope a route needs, as a type.
 pub trait RequiredScope: Send + Sync + 'static {
-    /// The scope.
+    /// The scope (named in a 403).
     const SCOPE: Scope;
+    /// Other scopes that also admit the caller (any one is enough).
+    const OR: &'static [Scope] = &[];
 }
 
 /// Marker types for [`Need`], one per scope.
@@ -106,6 +108,14 @@ pub mod scopes {
         EventsRead => EventsRead,
         EventsWrite => EventsWrite,
         Admin => Admin,
+    }
+
+    /// Requires `contacts:write` or `events:write`: any ingest key (reading
+    /// its own jobs, sending batches whose items are checked one by one).
+    pub struct IngestWrite;
+    impl RequiredScope for IngestWrite {
+        const SCOPE: Scope = Scope::ContactsWrite;
+        const OR: &'static [Scope] = &[Scope::EventsWrite];
     }
 }
 
@@ -134,7 +144,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
         let state = AppState::from_ref(state);
         let principal = authenticate(&state, &parts.headers).await?;
-        let key = principal.require(S::SCOPE)?.clone();
+        let key = match S::OR.iter().find_map(|scope| principal.require(*scope).ok()) {
+            Some(key) => key.clone(),
+            None => principal.require(S::SCOPE)?.clone(),
+        };
         Ok(Need { key, _scope: PhantomData })
     }
 }

@@ -1,6 +1,7 @@
 //! Test support: start a server, create workspaces and keys, send requests.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use convene::app::Application;
 use convene::config::ServeConfig;
@@ -49,6 +50,68 @@ pub async fn spawn_app_with(config: ServeConfig, dir: tempfile::TempDir) -> Test
 }
 
 impl TestApp {
+    /// Triggers a graceful shutdown and waits (at most 10 s) for the server
+    /// task to finish; returns what `run_until` returned.
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let task = self.task.take().expect("the server task is still there");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the server stops within 10 s")
+            .expect("the server task does not panic")
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data
+    /// directory (a new port).
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown().await.expect("the server stops cleanly");
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        let dir = std::mem::replace(&mut self.dir, placeholder);
+        spawn_app_with(ServeConfig::for_tests(dir.path(), MASTER), dir).await
+    }
+
+    /// Sends a request with an optional bearer token and JSON body; returns
+    /// status and JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, json: Option<&Value>) -> (u16, Value) {
+        let mut rb = self.req(method, path);
+        if let Some(token) = token {
+            rb = rb.bearer_auth(token);
+        }
+        if let Some(json) = json {
+            rb = rb.json(json);
+        }
+        send(rb).await
+    }
+
+    /// `GET path` with `token`.
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// `POST path` with `token` and a JSON body.
+    pub async fn post(&self, path: &str, token: &str, json: Value) -> (u16, Value) {
+        self.call(Method::POST, path, Some(token), Some(&json)).await
+    }
+
+    /// `PATCH path` with `token` and a JSON body.
+    pub async fn patch(&self, path: &str, token: &str, json: Value) -> (u16, Value) {
+        self.call(Method::PATCH, path, Some(token), Some(&json)).await
+    }
+
+    /// `DELETE path` with `token`.
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Creates a contact with `token`; asserts 201 and returns it.
+    pub async fn contact(&self, token: &str, json: Value) -> Value {
+        let (status, body) = self.post("/v1/contacts", token, json).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
     /// Absolute URL of a path.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
@@ -97,6 +160,11 @@ impl TestApp {
         let key = self.key(ws, json!({"name": "scoped", "kind": "full", "scopes": scopes})).await;
         key["token"].as_str().unwrap().to_string()
     }
+}
+
+/// Sends a request; returns status and JSON body.
+pub async fn send(rb: RequestBuilder) -> (u16, Value) {
+    body(rb.send().await.expect("the request is answered")).await
 }
 
 /// Status and JSON body of a response.

@@ -1,0 +1,127 @@
+//! The ingest service every API that queues writes goes through (native
+//! identify/track/batch and, later, the dialects): back-pressure, message
+//! ids from `Idempotency-Key`, the durable append, waking the applier; and
+//! the background appliers and purge task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use convene_core::ingest::{IngestItem, MAX_ITEMS_PER_REQUEST, QueuedJob, validate_message_id};
+use convene_core::{Error, Result, Store, ids};
+use tokio::sync::Notify;
+
+/// Tuning of the ingest pipeline.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Unapplied items beyond which ingest answers 503.
+    pub max_backlog: u64,
+    /// Items an applier takes per transaction.
+    pub apply_batch: usize,
+    /// How long job results are kept.
+    pub job_retention: Duration,
+    /// How long message ids are remembered for deduplication.
+    pub dedupe_window: Duration,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            max_backlog: 1_000_000,
+            apply_batch: 5_000,
+            job_retention: Duration::from_secs(7 * 24 * 3600),
+            dedupe_window: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Accepts validated items into the durable inbox.
+pub struct Ingest {
+    store: Arc<dyn Store>,
+    settings: IngestSettings,
+    wake: Notify,
+}
+
+impl Ingest {
+    /// The service over a store.
+    pub fn new(store: Arc<dyn Store>, settings: IngestSettings) -> Self {
+        Ingest { store, settings, wake: Notify::new() }
+    }
+
+    /// Queues `items` as one job of workspace `ws`; returns the job id once
+    /// the job is on disk. With an `Idempotency-Key`, item `i` without its
+    /// own message id gets `key#i`, so a retried request applies once.
+    pub async fn accept(&self, ws: &str, mut items: Vec<IngestItem>, idempotency_key: Option<&str>) -> Result<String> {
+        if items.is_empty() {
+            return Err(Error::bad_request("nothing to ingest: the request has no items"));
+        }
+        if items.len() > MAX_ITEMS_PER_REQUEST {
+            return Err(Error::bad_request(format!("at most {MAX_ITEMS_PER_REQUEST} items per request")));
+        }
+        let backlog = self.store.backlog();
+        if backlog + items.len() as u64 > self.settings.max_backlog {
+            return Err(Error::Unavailable {
+                message: format!("ingest backlog is full ({backlog} items waiting); retry shortly"),
+                retry_after_secs: 2,
+            });
+        }
+        if let Some(key) = idempotency_key {
+            for (i, item) in items.iter_mut().enumerate() {
+                item.default_message_id(format!("{key}#{i}"));
+            }
+        }
+        let job = QueuedJob { id: ids::new_id("job"), workspace_id: ws.to_string(), items, received_at: ids::now() };
+        let id = job.id.clone();
+        self.store.enqueue(job).await?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Runs the applier until the task is dropped: applies whenever woken,
+    /// and at least every 100 ms (other nodes may have queued work).
+    pub fn spawn_applier(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                match self.store.apply_pending(self.settings.apply_batch).await {
+                    Ok(0) => {
+                        let _ = tokio::time::timeout(Duration::from_millis(100), self.wake.notified()).await;
+                    }
+                    Ok(_) => tokio::task::yield_now().await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "applying queued items failed; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Purges expired job results and message ids every hour.
+    pub fn spawn_purger(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let now = ids::now();
+                let jobs = now - chrono::Duration::from_std(self.settings.job_retention).unwrap_or_default();
+                let dedupe = now - chrono::Duration::from_std(self.settings.dedupe_window).unwrap_or_default();
+                if let Err(e) = self.store.purge_ingest(jobs, dedupe).await {
+                    tracing::warn!(error = %e, "purging old jobs failed");
+                }
+            }
+        })
+    }
+}
+
+/// The `Idempotency-Key` header, validated.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let key = v.to_str().map_err(|_| Error::validation("Idempotency-Key", "Idempotency-Key must be text"))?;
+            validate_message_id(key.trim()).map(Some).map_err(|_| {
+                Error::validation("Idempotency-Key", "Idempotency-Key must have 1 to 200 characters")
+            })
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The ingestion pipeline's domain: queued items (identify, track, alias,
+//! group), jobs and their per-row results, and [`apply_item`] — the one
+//! function every backend's appliers call to apply an item, through the
+//! same trait merge as the native API.
+//!
+//! Requests are validated at the edge into [`IngestItem`]s (a bad item
+//! refuses the whole request), appended durably to the inbox as one
+//! [`QueuedJob`], then applied in arrival order. Message ids make retries
+//! apply once: the dedupe record is written in the applying transaction.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::contact::{ContactChanges, ContactState};
+use crate::error::{Error, Result};
+use crate::event::NewEvent;
+use crate::field::{Entity, FieldRegistry, FieldType};
+use crate::identity::IdentityKind;
+use crate::merge::TraitOp;
+
+/// Most items in one ingest request.
+pub const MAX_ITEMS_PER_REQUEST: usize = 10_000;
+/// Longest message id.
+pub const MAX_MESSAGE_ID_LEN: usize = 200;
+
+/// An identity that finds (or creates) the contact, in priority order.
+pub type Lookups = Vec<(IdentityKind, String)>;
+
+/// One queued operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum IngestItem {
+    /// Create or update a contact.
+    Identify {
+        /// Identities that find the contact (first match wins); set on it when missing.
+        lookups: Lookups,
+        /// The write.
+        changes: ContactChanges,
+        /// Deduplication id.
+        message_id: Option<String>,
+    },
+    /// Record an event on a contact (created when unknown).
+    Track {
+        /// Identities that find the contact.
+        lookups: Lookups,
+        /// The event.
+        event: NewEvent,
+    },
+    /// Merge the profile known by `previous` into the one found by `lookups`.
+    Alias {
+        /// The earlier identity (e.g. an anonymous id).
+        previous: (IdentityKind, String),
+        /// The identities of the profile to keep.
+        lookups: Lookups,
+        /// Deduplication id.
+        message_id: Option<String>,
+    },
+    /// Associate the contact with a company (created if needed, traits merged).
+    Group {
+        /// Identities that find the contact.
+        lookups: Lookups,
+        /// The company's external id.
+        company: String,
+        /// Company trait operations.
+        traits: Map<String, Value>,
+        /// Deduplication id.
+        message_id: Option<String>,
+    },
+}
+
+impl IngestItem {
+    /// The item's deduplication id.
+    pub fn message_id(&self) -> Option<&str> {
+        match self {
+            IngestItem::Identify { message_id, .. } | IngestItem::Alias { message_id, .. } | IngestItem::Group { message_id, .. } => {
+                message_id.as_deref()
+            }
+            IngestItem::Track { event, .. } => event.message_id.as_deref(),
+        }
+    }
+
+    /// Gives the item a message id when it has none (from an
+    /// `Idempotency-Key`: `key#index`).
+    pub fn default_message_id(&mut self, id: String) {
+        let slot = match self {
+            IngestItem::Identify { message_id, .. } | IngestItem::Alias { message_id, .. } | IngestItem::Group { message_id, .. } => {
+                message_id
+            }
+            IngestItem::Track { event, .. } => &mut event.message_id,
+        };
+        if slot.is_none() {
+            *slot = Some(id);
+        }
+    }
+}
+
+/// Checks a message id: 1 to 200 characters.
+pub fn validate_message_id(id: &str) -> Result<String> {
+    if id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN {
+        return Err(Error::validation("message_id", format!("a message id has 1 to {MAX_MESSAGE_ID_LEN} characters")));
+    }
+    Ok(id.to_string())
+}
+
+/// An accepted request on its way through the inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedJob {
+    /// `job_…`
+    pub id: String,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// The items, in request order.
+    pub items: Vec<IngestItem>,
+    /// When it was accepted.
+    pub received_at: DateTime<Utc>,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Durable, not yet applied.
+    Queued,
+    /// Every row applied (or was a duplicate of an applied one).
+    Applied,
+    /// At least one row failed; `errors` says which and why; the other rows applied.
+    Failed,
+}
+
+impl JobStatus {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Applied => "applied",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Why one row of a job failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RowError {
+    /// 0-based item index in the request.
+    pub row: usize,
+    /// Stable error code (`conflict`, `invalid_value`, …).
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// The field concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl RowError {
+    /// The row error of a core error.
+    pub fn of(row: usize, e: &Error) -> Self {
+        RowError { row, code: e.code().name().to_string(), message: e.public_message(), field: e.field().map(str::to_string) }
+    }
+}
+
+/// A job as reported by `GET /v1/jobs/{id}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// `job_…`
+    pub id: String,
+    /// Status.
+    pub status: JobStatus,
+    /// Items in the request.
+    pub total: usize,
+    /// Rows applied.
+    pub applied: usize,
+    /// Rows skipped as already applied (same message id).
+    pub duplicates: usize,
+    /// Rows that failed.
+    pub failed: usize,
+    /// Per-row errors.
+    pub errors: Vec<RowError>,
+    /// Accepted at.
+    pub received_at: DateTime<Utc>,
+    /// Applied at.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What applying one item did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOutcome {
+    /// Applied.
+    Applied,
+    /// Skipped: its message id was applied before.
+    Duplicate,
+}
+
+/// What [`apply_item`] needs from a backend's transaction. Every method
+/// runs inside the transaction that applies the item.
+pub trait IngestTx {
+    /// True when `message_id` was applied before; otherwise records it.
+    fn seen_message(&mut self, ws: &str, message_id: &str) -> Result<bool>;
+    /// The contact holding an identity.
+    fn find_contact(&mut self, ws: &str, kind: IdentityKind, value: &str) -> Result<Option<i64>>;
+    /// A contact's current state.
+    fn load_contact(&mut self, ws: &str, id: i64) -> Result<ContactState>;
+    /// The field registry of an entity (cached by the backend).
+    fn field_registry(&mut self, ws: &str, entity: Entity) -> Result<&mut FieldRegistry>;
+    /// Records fields created on the fly.
+    fn record_fields(&mut self, ws: &str, entity: Entity, fields: &[(String, FieldType)]) -> Result<()>;
+    /// Inserts a contact; returns its id.
+    fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64>;
+    /// Writes a contact's new state.
+    fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState) -> Result<()>;
+    /// Records an event.
+    fn insert_event(&mut self, ws: &str, contact_id: i64, event: &NewEvent) -> Result<()>;
+    /// Moves `from`'s events to `into`, deletes `from`, records the merge.
+    fn merge_contacts(&mut self, ws: &str, from: i64, into: i64) -> Result<()>;
+    /// The company with this external id, created when missing; its traits
+    /// merged with `ops`. Returns its id.
+    fn upsert_company(&mut self, ws: &str, external_id: &str, traits: &Map<String, Value>) -> Result<i64>;
+    /// Links a contact to a company.
+    fn set_contact_company(&mut self, ws: &str, contact_id: i64, company_id: i64) -> Result<()>;
+}
+
+/// Applies one item. An `Err` fails this row only (the caller rolls it
+/// back alone and reports it in the job).
+pub fn apply_item(tx: &mut dyn IngestTx, ws: &str, item: &IngestItem) -> Result<RowOutcome> {
+    if let Some(id) = item.message_id() {
+        if tx.seen_message(ws, id)? {
+            return Ok(RowOutcome::Duplicate);
+        }
+    }
+    match item {
+        IngestItem::Identify { lookups, changes, .. } => {
+            identify(tx, ws, lookups, changes)?;
+        }
+        IngestItem::Track { lookups, event } => {
+            let contact = find_or_create(tx, ws, lookups)?;
+            tx.insert_event(ws, contact, event)?;
+        }
+        IngestItem::Alias { previous, lookups, .. } => alias(tx, ws, previous, lookups)?,
+        IngestItem::Group { lookups, company, traits, .. } => {
+            let contact = find_or_create(tx, ws, lookups)?;
+            let company = tx.upsert_company(ws, company, traits)?;
+            tx.set_contact_company(ws, contact, company)?;
+        }
+    }
+    Ok(RowOutcome::Applied)
+}
+
+fn resolve(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<Option<i64>> {
+    for (kind, value) in lookups {
+        if let Some(id) = tx.find_contact(ws, *kind, value)? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// Finds the contact, or creates it with the lookup identities, then runs
+/// `changes` on it (the same merge as the native API). Identities set on the
+/// contact must not be held by another contact (a duplicate error).
+fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &ContactChanges) -> Result<i64> {
+    let found = resolve(tx, ws, lookups)?;
+    let mut state = match found {
+        Some(id) => tx.load_contact(ws, id)?,
+        None => ContactState::default(),
+    };
+    let mut changes = changes.clone();
+    for (kind, value) in lookups {
+        let set_by_write = changes.identities.iter().any(|(k, _)| k == kind);
+        if state.identity(*kind).is_none() && !set_by_write {
+            // A lookup identity held by another profile stays there (an
+            // alias merges profiles); only identities the write sets conflict.
+            let holder = tx.find_contact(ws, *kind, value)?;
+            if holder.is_none() || holder == found {
+                changes.identities.push((*kind, Some(value.clone())));
+            }
+        }
+    }
+    for (kind, value) in changes.identities_set() {
+        if state.identity(kind) == Some(value) {
+            continue;
+        }
+        if let Some(holder) = tx.find_contact(ws, kind, value)? {
+            if Some(holder) != found {
+                return Err(Error::Conflict { entity: "contact", field: kind.field().to_string(), row: None });
+            }
+        }
+    }
+    let outcome = changes.apply(&mut state, tx.field_registry(ws, Entity::Contact)?)?;
+    tx.record_fields(ws, Entity::Contact, &outcome.new_fields)?;
+    match found {
+        Some(id) => {
+            tx.update_contact(ws, id, &state)?;
+            Ok(id)
+        }
+        None => tx.insert_contact(ws, &state),
+    }
+}
+
+fn find_or_create(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<i64> {
+    match resolve(tx, ws, lookups)? {
+        Some(id) => Ok(id),
+        None => identify(tx, ws, lookups, &ContactChanges::default()),
+    }
+}
+
+/// Merges the profile known by `previous` into the one `lookups` finds:
+/// traits the kept profile lacks are copied, events re-pointed, the old
+/// profile deleted and the merge recorded. Without a second profile, the
+/// identities are simply joined on one contact.
+fn alias(tx: &mut dyn IngestTx, ws: &str, previous: &(IdentityKind, String), lookups: &Lookups) -> Result<()> {
+    let old = tx.find_contact(ws, previous.0, &previous.1)?;
+    let kept = resolve(tx, ws, lookups)?;
+    match (old, kept) {
+        (Some(old), Some(kept)) if old != kept => {
+            let old_state = tx.load_contact(ws, old)?;
+            let mut state = tx.load_contact(ws, kept)?;
+            for (name, value) in &old_state.traits {
+                state.traits.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+            for kind in IdentityKind::ALL {
+                if state.identity(kind).is_none() {
+                    if let Some(v) = old_state.identity(kind) {
+                        *state.identity_mut(kind) = Some(v.to_string());
+                    }
+                }
+            }
+            tx.merge_contacts(ws, old, kept)?;
+            tx.update_contact(ws, kept, &state)
+        }
+        (Some(_), Some(_)) => Ok(()),
+        (Some(_), None) => {
+            let identities = lookups.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
+            let changes = ContactChanges { identities, ..Default::default() };
+            identify(tx, ws, &vec![previous.clone()], &changes).map(|_| ())
+        }
+        (None, _) => {
+            let mut all = lookups.clone();
+            all.push(previous.clone());
+            find_or_create(tx, ws, &all).map(|_| ())
+        }
+    }
+}
+
+/// Builds an identify item from a traits object: identity keys in it
+/// (`email`, `mobile`, `external_id`, `anonymous_id`) become identities, the
+/// rest trait operations. Errors name the field.
+pub fn identify_item(lookups: Lookups, traits: Map<String, Value>, message_id: Option<String>) -> Result<IngestItem> {
+    let mut changes = ContactChanges::default();
+    changes.add_traits(traits)?;
+    Ok(IngestItem::Identify { lookups, changes, message_id })
+}
+
+/// Parses trait operations for a company (checked at the edge).
+pub fn check_company_traits(traits: &Map<String, Value>) -> Result<()> {
+    TraitOp::parse_map(traits).map(|_| ())
+}
+
+/// The lookups of a write: the identities it sets, in priority order
+/// (external id, email, mobile, anonymous id).
+pub fn lookups_of(changes: &ContactChanges) -> Lookups {
+    let order = [IdentityKind::ExternalId, IdentityKind::Email, IdentityKind::Mobile, IdentityKind::AnonymousId];
+    let mut out: Lookups = Vec::new();
+    for kind in order {
+        if let Some((_, Some(v))) = changes.identities.iter().find(|(k, _)| *k == kind) {
+            out.push((kind, v.clone()));
+        }
+    }
+    out
+}

@@ -1,0 +1,257 @@
+//! The applier: reads inbox entries after the cursor, applies their items
+//! with core's [`apply_item`] inside one transaction of the main database
+//! (each item in its own savepoint), writes the jobs' results, the dedupe
+//! records and the new cursor in that same transaction.
+
+use convene_core::contact::ContactState;
+use convene_core::event::NewEvent;
+use convene_core::field::{Entity, FieldRegistry, FieldType};
+use convene_core::identity::IdentityKind;
+use convene_core::ids::now;
+use convene_core::ingest::{IngestTx, JobStatus, RowError, RowOutcome, apply_item};
+use convene_core::merge::{TraitOp, apply_traits};
+use convene_core::{Error, Result};
+use rusqlite::params;
+use serde_json::{Map, Value};
+
+use crate::conn::{WriteCtx, storage};
+use crate::contacts::write_error;
+use crate::inbox::InboxEntry;
+use crate::rows::{insert_inferred_fields, one, t};
+
+/// core's view of the writer's transaction.
+pub(crate) struct SqliteIngestTx<'a> {
+    pub ctx: &'a mut WriteCtx,
+}
+
+fn traits_text(state: &ContactState) -> String {
+    serde_json::to_string(&state.traits).unwrap_or_else(|_| "{}".into())
+}
+
+impl IngestTx for SqliteIngestTx<'_> {
+    fn seen_message(&mut self, ws: &str, message_id: &str) -> Result<bool> {
+        let mut stmt = self
+            .ctx
+            .conn
+            .prepare_cached("INSERT INTO ingest_dedupe (workspace_id, message_id, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+            .map_err(storage)?;
+        let inserted = stmt.execute(params![ws, message_id, t(&now())]).map_err(storage)?;
+        Ok(inserted == 0)
+    }
+
+    fn find_contact(&mut self, ws: &str, kind: IdentityKind, value: &str) -> Result<Option<i64>> {
+        let sql = match kind {
+            IdentityKind::Email => "SELECT id FROM contacts WHERE workspace_id = ?1 AND email = ?2",
+            IdentityKind::Mobile => "SELECT id FROM contacts WHERE workspace_id = ?1 AND mobile = ?2",
+            IdentityKind::ExternalId => "SELECT id FROM contacts WHERE workspace_id = ?1 AND external_id = ?2",
+            IdentityKind::AnonymousId => "SELECT id FROM contacts WHERE workspace_id = ?1 AND anonymous_id = ?2",
+        };
+        let mut stmt = self.ctx.conn.prepare_cached(sql).map_err(storage)?;
+        one(stmt.query_row(params![ws, value], |r| r.get(0)))
+    }
+
+    fn load_contact(&mut self, ws: &str, id: i64) -> Result<ContactState> {
+        crate::contacts::get(&self.ctx.conn, ws, id).map(|c| c.state)
+    }
+
+    fn field_registry(&mut self, ws: &str, entity: Entity) -> Result<&mut FieldRegistry> {
+        self.ctx.registry(ws, entity)
+    }
+
+    fn record_fields(&mut self, ws: &str, entity: Entity, fields: &[(String, FieldType)]) -> Result<()> {
+        insert_inferred_fields(&self.ctx.conn, ws, entity, fields)
+    }
+
+    fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64> {
+        let at = t(&now());
+        let mut stmt = self
+            .ctx
+            .conn
+            .prepare_cached(
+                "INSERT INTO contacts (workspace_id, email, mobile, external_id, anonymous_id, traits, subscription_status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            )
+            .map_err(storage)?;
+        stmt.execute(params![
+            ws,
+            state.email,
+            state.mobile,
+            state.external_id,
+            state.anonymous_id,
+            traits_text(state),
+            state.subscription_status.as_str(),
+            at
+        ])
+        .map_err(write_error)?;
+        Ok(self.ctx.conn.last_insert_rowid())
+    }
+
+    fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState) -> Result<()> {
+        let mut stmt = self
+            .ctx
+            .conn
+            .prepare_cached(
+                "UPDATE contacts SET email = ?3, mobile = ?4, external_id = ?5, anonymous_id = ?6, traits = ?7,
+                 subscription_status = ?8, updated_at = ?9 WHERE workspace_id = ?1 AND id = ?2",
+            )
+            .map_err(storage)?;
+        stmt.execute(params![
+            ws,
+            id,
+            state.email,
+            state.mobile,
+            state.external_id,
+            state.anonymous_id,
+            traits_text(state),
+            state.subscription_status.as_str(),
+            t(&now())
+        ])
+        .map_err(write_error)?;
+        Ok(())
+    }
+
+    fn insert_event(&mut self, ws: &str, contact_id: i64, event: &NewEvent) -> Result<()> {
+        let mut stmt = self
+            .ctx
+            .conn
+            .prepare_cached(
+                "INSERT INTO events (workspace_id, contact_id, name, kind, properties, description, timestamp, received_at, message_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(storage)?;
+        stmt.execute(params![
+            ws,
+            contact_id,
+            event.name,
+            event.kind.as_str(),
+            serde_json::to_string(&event.properties).unwrap_or_else(|_| "{}".into()),
+            event.description,
+            t(&event.timestamp),
+            t(&event.received_at),
+            event.message_id
+        ])
+        .map_err(storage)?;
+        self.ctx
+            .conn
+            .prepare_cached("UPDATE contacts SET last_seen_at = ?2 WHERE id = ?1 AND (last_seen_at IS NULL OR last_seen_at < ?2)")
+            .map_err(storage)?
+            .execute(params![contact_id, t(&event.timestamp)])
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn merge_contacts(&mut self, ws: &str, from: i64, into: i64) -> Result<()> {
+        let conn = &self.ctx.conn;
+        conn.execute("UPDATE events SET contact_id = ?3 WHERE workspace_id = ?1 AND contact_id = ?2", params![ws, from, into])
+            .map_err(storage)?;
+        conn.execute("DELETE FROM contacts WHERE workspace_id = ?1 AND id = ?2", params![ws, from]).map_err(storage)?;
+        conn.execute(
+            "INSERT INTO contact_merges (workspace_id, from_id, into_id, merged_at) VALUES (?1, ?2, ?3, ?4)",
+            params![ws, from, into, t(&now())],
+        )
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    fn upsert_company(&mut self, ws: &str, external_id: &str, traits: &Map<String, Value>) -> Result<i64> {
+        let existing: Option<(i64, String)> = one(self.ctx.conn.query_row(
+            "SELECT id, traits FROM companies WHERE workspace_id = ?1 AND external_id = ?2",
+            params![ws, external_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ))?;
+        let mut current: Map<String, Value> = existing.as_ref().and_then(|(_, t)| serde_json::from_str(t).ok()).unwrap_or_default();
+        let ops = TraitOp::parse_map(traits)?;
+        let outcome = apply_traits(&mut current, &ops, self.ctx.registry(ws, Entity::Company)?)?;
+        insert_inferred_fields(&self.ctx.conn, ws, Entity::Company, &outcome.new_fields)?;
+        let text = serde_json::to_string(&current).unwrap_or_else(|_| "{}".into());
+        let at = t(&now());
+        match existing {
+            Some((id, _)) => {
+                self.ctx
+                    .conn
+                    .execute("UPDATE companies SET traits = ?2, updated_at = ?3 WHERE id = ?1", params![id, text, at])
+                    .map_err(storage)?;
+                Ok(id)
+            }
+            None => {
+                self.ctx
+                    .conn
+                    .execute(
+                        "INSERT INTO companies (workspace_id, external_id, traits, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                        params![ws, external_id, text, at],
+                    )
+                    .map_err(storage)?;
+                Ok(self.ctx.conn.last_insert_rowid())
+            }
+        }
+    }
+
+    fn set_contact_company(&mut self, ws: &str, contact_id: i64, company_id: i64) -> Result<()> {
+        self.ctx
+            .conn
+            .execute(
+                "UPDATE contacts SET company_id = ?3, updated_at = ?4 WHERE workspace_id = ?1 AND id = ?2",
+                params![ws, contact_id, company_id, t(&now())],
+            )
+            .map_err(storage)?;
+        Ok(())
+    }
+}
+
+/// Applies `entries` in the current transaction; returns how many items
+/// were processed. Writes each job's result and advances the cursor.
+pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Result<usize> {
+    let cursor: i64 = ctx.conn.query_row("SELECT applied_seq FROM ingest_cursor WHERE id = 1", [], |r| r.get(0)).map_err(storage)?;
+    let mut processed = 0;
+    let mut last = cursor;
+    for entry in entries.iter().filter(|e| e.seq > cursor) {
+        let job = &entry.job;
+        let (mut applied, mut duplicates) = (0usize, 0usize);
+        let mut errors: Vec<RowError> = Vec::new();
+        for (row, item) in job.items.iter().enumerate() {
+            ctx.conn.execute_batch("SAVEPOINT item").map_err(storage)?;
+            let result = apply_item(&mut SqliteIngestTx { ctx }, &job.workspace_id, item);
+            match result {
+                Ok(outcome) => {
+                    ctx.conn.execute_batch("RELEASE item").map_err(storage)?;
+                    match outcome {
+                        RowOutcome::Applied => applied += 1,
+                        RowOutcome::Duplicate => duplicates += 1,
+                    }
+                }
+                Err(e) => {
+                    ctx.conn.execute_batch("ROLLBACK TO item; RELEASE item").map_err(storage)?;
+                    ctx.forget_registries();
+                    if matches!(e, Error::Storage(_) | Error::Internal(_) | Error::Unavailable { .. }) {
+                        // Not the row's fault: stop here; the whole step is retried.
+                        return Err(e);
+                    }
+                    errors.push(RowError::of(row, &e));
+                }
+            }
+        }
+        let status = if errors.is_empty() { JobStatus::Applied } else { JobStatus::Failed };
+        ctx.conn
+            .execute(
+                "INSERT INTO jobs (workspace_id, id, status, total, applied, duplicates, failed, errors, received_at, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+                params![
+                    job.workspace_id,
+                    job.id,
+                    status.as_str(),
+                    job.items.len() as i64,
+                    applied as i64,
+                    duplicates as i64,
+                    errors.len() as i64,
+                    serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into()),
+                    t(&job.received_at),
+                    t(&now())
+                ],
+            )
+            .map_err(storage)?;
+        processed += job.items.len();
+        last = entry.seq;
+    }
+    ctx.conn.execute("UPDATE ingest_cursor SET applied_seq = ?1 WHERE id = 1", [last]).map_err(storage)?;
+    Ok(processed)
+}
