@@ -49,8 +49,8 @@ pub enum IngestItem {
     },
     /// Merge the profile known by `previous` into the one found by `lookups`.
     Alias {
-        /// The earlier identity (e.g. an anonymous id).
-        previous: (IdentityKind, String),
+        /// The earlier identity (e.g. an anonymous id), tried in order.
+        previous: Lookups,
         /// The identities of the profile to keep.
         lookups: Lookups,
         /// Deduplication id.
@@ -308,8 +308,8 @@ fn find_or_create(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<
 /// traits the kept profile lacks are copied, events re-pointed, the old
 /// profile deleted and the merge recorded. Without a second profile, the
 /// identities are simply joined on one contact.
-fn alias(tx: &mut dyn IngestTx, ws: &str, previous: &(IdentityKind, String), lookups: &Lookups) -> Result<()> {
-    let old = tx.find_contact(ws, previous.0, &previous.1)?;
+fn alias(tx: &mut dyn IngestTx, ws: &str, previous: &Lookups, lookups: &Lookups) -> Result<()> {
+    let old = resolve(tx, ws, previous)?;
     let kept = resolve(tx, ws, lookups)?;
     match (old, kept) {
         (Some(old), Some(kept)) if old != kept => {
@@ -332,12 +332,10 @@ fn alias(tx: &mut dyn IngestTx, ws: &str, previous: &(IdentityKind, String), loo
         (Some(_), None) => {
             let identities = lookups.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
             let changes = ContactChanges { identities, ..Default::default() };
-            identify(tx, ws, &vec![previous.clone()], &changes).map(|_| ())
+            identify(tx, ws, previous, &changes).map(|_| ())
         }
         (None, _) => {
-            let mut all = lookups.clone();
-            all.push(previous.clone());
-            find_or_create(tx, ws, &all).map(|_| ())
+            find_or_create(tx, ws, lookups).map(|_| ())
         }
     }
 }

@@ -121,6 +121,7 @@ pub fn router() -> Router<AppState> {
     openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
     let doc = Arc::new(openapi);
     router
+        .merge(crate::dialects::router())
         .route("/openapi.json", get(move || {
             let doc = doc.clone();
             async move { axum::Json((*doc).clone()) }

@@ -41,9 +41,20 @@ pub struct ErrorBody {
     pub row: Option<usize>,
 }
 
-/// The error code of a response, kept in its extensions for logs and metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCodeTag(pub &'static str);
+/// The error behind an error response, kept in its extensions so that a
+/// dialect's layer can render it in the vendor's envelope (errors are mapped
+/// once per dialect, not per handler).
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    /// The stable code.
+    pub code: convene_core::ErrorCode,
+    /// The public message.
+    pub message: String,
+    /// The field named.
+    pub field: Option<String>,
+    /// The row named.
+    pub row: Option<usize>,
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -52,13 +63,9 @@ impl IntoResponse for ApiError {
         if code == convene_core::ErrorCode::Internal {
             tracing::error!(error = %e, "request failed");
         }
+        let info = ErrorInfo { code, message: e.public_message(), field: e.field().map(str::to_string), row: e.row() };
         let body = ErrorEnvelope {
-            error: ErrorBody {
-                code: code.name(),
-                message: e.public_message(),
-                field: e.field().map(str::to_string),
-                row: e.row(),
-            },
+            error: ErrorBody { code: code.name(), message: info.message.clone(), field: info.field.clone(), row: info.row },
         };
         let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(body)).into_response();
@@ -72,7 +79,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"convene\""));
         }
-        response.extensions_mut().insert(ErrorCodeTag(code.name()));
+        response.extensions_mut().insert(info);
         response
     }
 }

@@ -1,0 +1,35 @@
+//! Vendor dialects, each mounted under `/compat/<vendor>`: thin translations
+//! from the vendor's request shapes to core items and back, with the vendor's
+//! error envelope applied once by a layer over the dialect's router.
+
+pub mod conveyour;
+pub mod segment;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::http::error::ErrorInfo;
+use crate::state::AppState;
+
+/// Every dialect's router, nested under `/compat`.
+pub fn router() -> Router<AppState> {
+    Router::new().nest("/compat/conveyour", conveyour::router()).nest("/compat/segment", segment::router())
+}
+
+/// Rewrites error responses (those carrying [`ErrorInfo`]) with `render`
+/// (which returns the JSON text, so a dialect controls key order), keeping
+/// status and headers.
+pub async fn rewrite_errors(req: Request, next: Next, render: fn(&ErrorInfo) -> String) -> Response {
+    let response = next.run(req).await;
+    let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(render(&info)))
+}
