@@ -23,7 +23,7 @@ use crate::config::{Database, MIN_MASTER_KEY_BYTES, Secret, ServeConfig};
 use crate::http::error::ApiError;
 use crate::http::metrics::{self, Metrics};
 use crate::ingest::Ingest;
-use crate::state::{AppState, KeyUsage};
+use crate::state::{AppState, KeyCache, KeyUsage};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,7 @@ impl Application {
             key_usage: Arc::new(KeyUsage::default()),
             metrics: Arc::new(Metrics::default()),
             ingest: Arc::new(Ingest::new(store.clone(), config.ingest.clone())),
+            key_cache: Arc::new(KeyCache::new(Duration::from_secs(2))),
         };
         let router = with_layers(crate::api::router(), state.clone(), Duration::from_secs(config.request_timeout_secs));
         let listener = TcpListener::bind(config.listen).await?;

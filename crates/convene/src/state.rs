@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use convene_core::Store;
+use convene_core::token::TokenHash;
+use convene_core::workspace::ApiKey;
 use parking_lot::Mutex;
 
 use crate::config::Secret;
@@ -24,6 +26,58 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The ingest pipeline's front door.
     pub ingest: Arc<crate::ingest::Ingest>,
+    /// Keys recently authenticated, by token hash.
+    pub key_cache: Arc<KeyCache>,
+}
+
+/// Keys found by token hash in the last few seconds, so that a busy
+/// integration does not cost a database read per request. Only keys that
+/// exist are kept (a flood of made-up tokens cannot fill it). Revoking a key
+/// or changing a service account clears it on this node at once; other nodes
+/// (PostgreSQL deployments) see the change within the TTL.
+pub struct KeyCache {
+    entries: Mutex<(u64, HashMap<[u8; 32], (ApiKey, Instant)>)>,
+    ttl: Duration,
+}
+
+/// Most keys the cache holds before it starts over.
+const KEY_CACHE_CAPACITY: usize = 10_000;
+
+impl KeyCache {
+    /// A cache whose entries live `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        KeyCache { entries: Mutex::new((0, HashMap::new())), ttl }
+    }
+
+    /// The key with this token hash, if seen within the TTL; else the
+    /// cache's epoch, to pass to [`KeyCache::insert`] after the lookup.
+    pub fn get(&self, hash: &TokenHash) -> Result<ApiKey, u64> {
+        let guard = self.entries.lock();
+        match guard.1.get(&hash.0).filter(|(_, at)| at.elapsed() < self.ttl) {
+            Some((key, _)) => Ok(key.clone()),
+            None => Err(guard.0),
+        }
+    }
+
+    /// Remembers a key read from the store, unless the cache was cleared
+    /// since `epoch` (the key read may predate a revocation).
+    pub fn insert(&self, hash: TokenHash, key: ApiKey, epoch: u64) {
+        let mut guard = self.entries.lock();
+        if guard.0 != epoch {
+            return;
+        }
+        if guard.1.len() >= KEY_CACHE_CAPACITY {
+            guard.1.clear();
+        }
+        guard.1.insert(hash.0, (key, Instant::now()));
+    }
+
+    /// Forgets everything (after a revocation or a permission change).
+    pub fn clear(&self) {
+        let mut guard = self.entries.lock();
+        guard.0 += 1;
+        guard.1.clear();
+    }
 }
 
 /// Last-use times of keys, kept in memory and written every few seconds,

@@ -13,6 +13,8 @@ use crate::store::{NewField, Store};
 use crate::token;
 use crate::workspace::{NewKey, NewServiceAccount, ServiceAccountUpdate};
 use crate::Error;
+use crate::event::{EventFilter, EventKind, NewEvent};
+use crate::ingest::{IngestItem, JobStatus, QueuedJob, identify_item};
 
 /// Instantiates every conformance test for a backend. `$make` is an async
 /// expression yielding a fresh, empty store (`Box<dyn Store>`-like).
@@ -28,6 +30,11 @@ macro_rules! store_conformance_tests {
             workspaces_do_not_see_each_other,
             contact_lists_page_and_filter,
             explicit_fields_type_later_values,
+            queued_jobs_apply_in_order_and_report,
+            message_ids_apply_once,
+            duplicate_identities_fail_their_row_only,
+            alias_merges_profiles,
+            group_links_a_company,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -249,4 +256,143 @@ pub async fn explicit_fields_type_later_values(store: &dyn Store) {
     assert_eq!(c.state.traits["career_sales"], json!(500000));
     let err = store.create_contact(&ws.id, changes(json!({"traits": {"career_sales": "lots"}}))).await.unwrap_err();
     assert_eq!(err.field(), Some("career_sales"));
+}
+
+fn job(ws: &str, items: Vec<IngestItem>) -> QueuedJob {
+    QueuedJob { id: crate::ids::new_id("job"), workspace_id: ws.to_string(), items, received_at: crate::ids::now() }
+}
+
+fn ident(kind: IdentityKind, value: &str, traits: Value) -> IngestItem {
+    identify_item(vec![(kind, value.to_string())], traits.as_object().unwrap().clone(), None).unwrap()
+}
+
+fn track(kind: IdentityKind, value: &str, name: &str, message_id: Option<&str>) -> IngestItem {
+    let now = crate::ids::now();
+    IngestItem::Track {
+        lookups: vec![(kind, value.to_string())],
+        event: NewEvent {
+            name: name.into(),
+            kind: EventKind::Track,
+            properties: serde_json::Map::new(),
+            description: None,
+            timestamp: now,
+            received_at: now,
+            message_id: message_id.map(str::to_string),
+        },
+    }
+}
+
+async fn drain(store: &dyn Store) {
+    while store.apply_pending(1000).await.unwrap() > 0 {}
+    assert_eq!(store.backlog(), 0);
+}
+
+/// Jobs are queued, then applied in order through the trait merge.
+pub async fn queued_jobs_apply_in_order_and_report(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap();
+    let first = job(&ws.id, vec![ident(IdentityKind::Email, "a@x.io", json!({"n": {"$inc": 1}, "tags": {"add": ["x"]}}))]);
+    let second = job(&ws.id, vec![
+        ident(IdentityKind::Email, "a@x.io", json!({"n": {"$inc": 2}, "tags": {"add": ["y"], "remove": ["x"]}})),
+        track(IdentityKind::Email, "a@x.io", "made_sale", None),
+    ]);
+    let (j1, j2) = (first.id.clone(), second.id.clone());
+    store.enqueue(first).await.unwrap();
+    store.enqueue(second).await.unwrap();
+    assert_eq!(store.backlog(), 3);
+    assert_eq!(store.get_job(&ws.id, &j1).await.unwrap().status, JobStatus::Queued);
+    drain(store).await;
+    let done = store.get_job(&ws.id, &j2).await.unwrap();
+    assert_eq!((done.status, done.total, done.applied), (JobStatus::Applied, 2, 2));
+    let c = store.list_contacts(&ws.id, ContactFilter::default(), PageRequest::default()).await.unwrap().items;
+    assert_eq!(c.len(), 1);
+    assert_eq!(Value::Object(c[0].state.traits.clone()), json!({"n": 3, "tags": ["y"]}));
+    let events = store.list_events(&ws.id, EventFilter::default(), PageRequest::default()).await.unwrap().items;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].contact_id, c[0].id);
+    assert!(matches!(store.get_job(&ws.id, "job_missing").await, Err(Error::NotFound { .. })));
+    let other = store.create_workspace("o".into()).await.unwrap();
+    assert!(matches!(store.get_job(&other.id, &j2).await, Err(Error::NotFound { .. })));
+}
+
+/// The same message id applies once, across jobs.
+pub async fn message_ids_apply_once(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap();
+    for _ in 0..3 {
+        store.enqueue(job(&ws.id, vec![track(IdentityKind::ExternalId, "u1", "e", Some("m-1"))])).await.unwrap();
+    }
+    let last = job(&ws.id, vec![track(IdentityKind::ExternalId, "u1", "e", Some("m-1"))]);
+    let last_id = last.id.clone();
+    store.enqueue(last).await.unwrap();
+    drain(store).await;
+    let events = store.list_events(&ws.id, EventFilter::default(), PageRequest::default()).await.unwrap().items;
+    assert_eq!(events.len(), 1);
+    let j = store.get_job(&ws.id, &last_id).await.unwrap();
+    assert_eq!((j.applied, j.duplicates), (0, 1));
+    // another workspace may reuse the id
+    let other = store.create_workspace("o".into()).await.unwrap();
+    store.enqueue(job(&other.id, vec![track(IdentityKind::ExternalId, "u1", "e", Some("m-1"))])).await.unwrap();
+    drain(store).await;
+    assert_eq!(store.list_events(&other.id, EventFilter::default(), PageRequest::default()).await.unwrap().items.len(), 1);
+}
+
+/// A row taking another contact's identity fails alone.
+pub async fn duplicate_identities_fail_their_row_only(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap();
+    store.create_contact(&ws.id, changes(json!({"email": "taken@x.io"}))).await.unwrap();
+    let j = job(&ws.id, vec![
+        ident(IdentityKind::ExternalId, "e1", json!({"plan": "a"})),
+        ident(IdentityKind::ExternalId, "e2", json!({"email": "taken@x.io"})),
+        ident(IdentityKind::ExternalId, "e3", json!({"plan": "c"})),
+    ]);
+    let id = j.id.clone();
+    store.enqueue(j).await.unwrap();
+    drain(store).await;
+    let done = store.get_job(&ws.id, &id).await.unwrap();
+    assert_eq!(done.status, JobStatus::Failed);
+    assert_eq!((done.applied, done.failed), (2, 1));
+    assert_eq!(done.errors[0].row, 1);
+    assert_eq!(done.errors[0].code, "conflict");
+    assert_eq!(done.errors[0].field.as_deref(), Some("email"));
+    let all = store.list_contacts(&ws.id, ContactFilter::default(), PageRequest::default()).await.unwrap().items;
+    assert_eq!(all.len(), 3, "taken@x.io, e1 and e3; e2 was not created");
+}
+
+/// Alias merges the anonymous profile into the identified one.
+pub async fn alias_merges_profiles(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap();
+    store.enqueue(job(&ws.id, vec![
+        ident(IdentityKind::AnonymousId, "anon-1", json!({"seen": "ad", "plan": "free"})),
+        track(IdentityKind::AnonymousId, "anon-1", "viewed", None),
+        ident(IdentityKind::ExternalId, "user-1", json!({"plan": "pro"})),
+        IngestItem::Alias {
+            previous: vec![(IdentityKind::AnonymousId, "anon-1".into())],
+            lookups: vec![(IdentityKind::ExternalId, "user-1".into())],
+            message_id: None,
+        },
+    ])).await.unwrap();
+    drain(store).await;
+    let all = store.list_contacts(&ws.id, ContactFilter::default(), PageRequest::default()).await.unwrap().items;
+    assert_eq!(all.len(), 1);
+    let kept = &all[0];
+    assert_eq!(kept.state.external_id.as_deref(), Some("user-1"));
+    assert_eq!(kept.state.anonymous_id.as_deref(), Some("anon-1"));
+    assert_eq!(Value::Object(kept.state.traits.clone()), json!({"plan": "pro", "seen": "ad"}));
+    let events = store.list_events(&ws.id, EventFilter::default(), PageRequest::default()).await.unwrap().items;
+    assert_eq!(events.iter().map(|e| e.contact_id).collect::<Vec<_>>(), vec![kept.id]);
+}
+
+/// Group creates the company and links the contact.
+pub async fn group_links_a_company(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap();
+    let group = |traits: Value| IngestItem::Group {
+        lookups: vec![(IdentityKind::ExternalId, "u".into())],
+        company: "acme".into(),
+        traits: traits.as_object().unwrap().clone(),
+        message_id: None,
+    };
+    store.enqueue(job(&ws.id, vec![group(json!({"name": "Acme"})), group(json!({"size": 10}))])).await.unwrap();
+    drain(store).await;
+    let all = store.list_contacts(&ws.id, ContactFilter::default(), PageRequest::default()).await.unwrap().items;
+    assert_eq!(all.len(), 1);
+    assert!(all[0].company_id.is_some());
 }

@@ -259,7 +259,23 @@ fn resolve(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<Option<
 /// `changes` on it (the same merge as the native API). Identities set on the
 /// contact must not be held by another contact (a duplicate error).
 fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &ContactChanges) -> Result<i64> {
-    let found = resolve(tx, ws, lookups)?;
+    // Who holds each identity, asked once per item.
+    let mut holders: Vec<(IdentityKind, String, Option<i64>)> = Vec::new();
+    let mut holder = |tx: &mut dyn IngestTx, kind: IdentityKind, value: &str| -> Result<Option<i64>> {
+        if let Some((_, _, h)) = holders.iter().find(|(k, v, _)| *k == kind && v == value) {
+            return Ok(*h);
+        }
+        let h = tx.find_contact(ws, kind, value)?;
+        holders.push((kind, value.to_string(), h));
+        Ok(h)
+    };
+    let mut found = None;
+    for (kind, value) in lookups {
+        if let Some(id) = holder(tx, *kind, value)? {
+            found = Some(id);
+            break;
+        }
+    }
     let mut state = match found {
         Some(id) => tx.load_contact(ws, id)?,
         None => ContactState::default(),
@@ -270,8 +286,8 @@ fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &Contac
         if state.identity(*kind).is_none() && !set_by_write {
             // A lookup identity held by another profile stays there (an
             // alias merges profiles); only identities the write sets conflict.
-            let holder = tx.find_contact(ws, *kind, value)?;
-            if holder.is_none() || holder == found {
+            let h = holder(tx, *kind, value)?;
+            if h.is_none() || h == found {
                 changes.identities.push((*kind, Some(value.clone())));
             }
         }
@@ -280,8 +296,8 @@ fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &Contac
         if state.identity(kind) == Some(value) {
             continue;
         }
-        if let Some(holder) = tx.find_contact(ws, kind, value)? {
-            if Some(holder) != found {
+        if let Some(h) = holder(tx, kind, value)? {
+            if Some(h) != found {
                 return Err(Error::Conflict { entity: "contact", field: kind.field().to_string(), row: None });
             }
         }

@@ -39,7 +39,9 @@ async fn update(state: &AppState, ws: &str, id: &str, body: UpdateServiceAccount
         teams: body.teams.as_deref().map(validate_teams).transpose()?,
         scopes: body.scopes.as_deref().map(|s| Scope::parse_list(s, "scopes")).transpose()?,
     };
-    Ok(Json(state.store.update_service_account(ws, id, update).await?.into()))
+    let account = state.store.update_service_account(ws, id, update).await?;
+    state.key_cache.clear();
+    Ok(Json(account.into()))
 }
 
 /// Create a service account in a workspace.

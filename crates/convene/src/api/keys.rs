@@ -95,7 +95,9 @@ pub async fn master_get(_: MasterKey, State(state): State<AppState>, Path((ws, i
     responses((status = 200, description = "The revoked key", body = KeyOut), CommonErrors),
     security(("master_key" = [])))]
 pub async fn master_revoke(_: MasterKey, State(state): State<AppState>, Path((ws, id)): Path<(String, String)>) -> ApiResult<Json<KeyOut>> {
-    Ok(Json(KeyOut::listed(state.store.revoke_key(&ws, &id).await?)))
+    let key = state.store.revoke_key(&ws, &id).await?;
+    state.key_cache.clear();
+    Ok(Json(KeyOut::listed(key)))
 }
 
 /// Create a key in the admin key's workspace; the response holds the token, once.
@@ -131,5 +133,7 @@ pub async fn admin_get(auth: Need<scopes::Admin>, State(state): State<AppState>,
     responses((status = 200, description = "The revoked key", body = KeyOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
 pub async fn admin_revoke(auth: Need<scopes::Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<KeyOut>> {
-    Ok(Json(KeyOut::listed(state.store.revoke_key(auth.workspace(), &id).await?)))
+    let key = state.store.revoke_key(auth.workspace(), &id).await?;
+    state.key_cache.clear();
+    Ok(Json(KeyOut::listed(key)))
 }

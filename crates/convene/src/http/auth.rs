@@ -5,7 +5,10 @@
 //! write keys), `x-conveyour-token` (an `x-conveyour-appkey` is ignored) or
 //! `X-API-Key` — then checked: the master key (constant-time), else the
 //! token's checksum (no database lookup for a malformed token), then its
-//! SHA-256 in the store, then revocation and expiry.
+//! SHA-256 in the store (remembered for a few seconds by [`KeyCache`]), then
+//! revocation and expiry.
+//!
+//! [`KeyCache`]: crate::state::KeyCache
 //!
 //! Handlers state the scope they need in their signature:
 //! `Need<scopes::ContactsRead>` yields the key's [`KeyPrincipal`] or answers
@@ -70,14 +73,21 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         return Err(Error::Unauthenticated { reason: "invalid API key" });
     }
     let hash = TokenHash::of(&token);
-    let record = state.store.find_key(&hash).await?.ok_or(Error::Unauthenticated { reason: "invalid API key" })?;
-    if !hash.ct_eq(&record.hash) {
-        return Err(Error::Unauthenticated { reason: "invalid API key" });
-    }
+    let key = match state.key_cache.get(&hash) {
+        Ok(key) => key,
+        Err(epoch) => {
+            let record = state.store.find_key(&hash).await?.ok_or(Error::Unauthenticated { reason: "invalid API key" })?;
+            if !hash.ct_eq(&record.hash) {
+                return Err(Error::Unauthenticated { reason: "invalid API key" });
+            }
+            state.key_cache.insert(hash, record.key.clone(), epoch);
+            record.key
+        }
+    };
     let now = ids::now();
-    record.key.check_usable(now)?;
-    state.key_usage.record(&record.key.id, now);
-    Ok(Principal::Key(KeyPrincipal { key_id: record.key.id, workspace_id: record.key.workspace_id, scopes: record.key.scopes }))
+    key.check_usable(now)?;
+    state.key_usage.record(&key.id, now);
+    Ok(Principal::Key(KeyPrincipal { key_id: key.id, workspace_id: key.workspace_id, scopes: key.scopes }))
 }
 
 /// A scope a route needs, as a type.
