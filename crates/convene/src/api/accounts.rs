@@ -2,43 +2,86 @@
 //! operator, and `/v1/service-accounts` for a workspace key with `admin`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convene_core::page::PageRequest;
-use convene_core::scope::Scope;
-use convene_core::workspace::{NewServiceAccount, ServiceAccountUpdate, validate_description, validate_name, validate_teams};
+use convene_core::scope::{Scope, check_grant};
+use convene_core::workspace::{
+    NewServiceAccount, ServiceAccountUpdate, validate_description, validate_name, validate_teams,
+};
 
 use super::CommonErrors;
-use super::dto::{CreateServiceAccount, PageParams, Paged, ServiceAccountOut, UpdateServiceAccount};
+use super::dto::{
+    CreateServiceAccount, PageParams, Paged, ServiceAccountOut, UpdateServiceAccount,
+};
 use crate::http::auth::{MasterKey, Need, scopes};
 use crate::http::error::ApiResult;
 use crate::http::json::AppJson;
+use crate::http::path::AppPath;
 use crate::http::query::AppQuery;
 use crate::state::AppState;
 
-async fn create(state: &AppState, ws: &str, body: CreateServiceAccount) -> ApiResult<(StatusCode, Json<ServiceAccountOut>)> {
+/// `granter`: the scopes of the admin key asking (None for the master key);
+/// an account may not be given scopes the granter lacks.
+async fn create(
+    state: &AppState,
+    ws: &str,
+    body: CreateServiceAccount,
+    granter: Option<&[Scope]>,
+) -> ApiResult<(StatusCode, Json<ServiceAccountOut>)> {
     let new = NewServiceAccount {
         name: validate_name("name", &body.name)?,
         description: validate_description(&body.description)?,
         teams: validate_teams(&body.teams)?,
         scopes: Scope::parse_list(&body.scopes, "scopes")?,
     };
+    if let Some(granter) = granter {
+        check_grant(granter, &new.scopes)?;
+    }
     let sa = state.store.create_service_account(ws, new).await?;
     Ok((StatusCode::CREATED, Json(sa.into())))
 }
 
-async fn list(state: &AppState, ws: &str, q: PageParams) -> ApiResult<Json<Paged<ServiceAccountOut>>> {
-    let page = state.store.list_service_accounts(ws, PageRequest::parse(q.cursor.as_deref(), q.limit)?).await?;
+async fn list(
+    state: &AppState,
+    ws: &str,
+    q: PageParams,
+) -> ApiResult<Json<Paged<ServiceAccountOut>>> {
+    let page = state
+        .store
+        .list_service_accounts(ws, PageRequest::parse(q.cursor.as_deref(), q.limit)?)
+        .await?;
     Ok(Json(Paged::from_page(page, ServiceAccountOut::from)))
 }
 
-async fn update(state: &AppState, ws: &str, id: &str, body: UpdateServiceAccount) -> ApiResult<Json<ServiceAccountOut>> {
+async fn update(
+    state: &AppState,
+    ws: &str,
+    id: &str,
+    body: UpdateServiceAccount,
+    granter: Option<&[Scope]>,
+) -> ApiResult<Json<ServiceAccountOut>> {
     let update = ServiceAccountUpdate {
-        name: body.name.as_deref().map(|n| validate_name("name", n)).transpose()?,
-        description: body.description.as_deref().map(validate_description).transpose()?,
+        name: body
+            .name
+            .as_deref()
+            .map(|n| validate_name("name", n))
+            .transpose()?,
+        description: body
+            .description
+            .as_deref()
+            .map(validate_description)
+            .transpose()?,
         teams: body.teams.as_deref().map(validate_teams).transpose()?,
-        scopes: body.scopes.as_deref().map(|s| Scope::parse_list(s, "scopes")).transpose()?,
+        scopes: body
+            .scopes
+            .as_deref()
+            .map(|s| Scope::parse_list(s, "scopes"))
+            .transpose()?,
     };
+    if let (Some(granter), Some(scopes)) = (granter, &update.scopes) {
+        check_grant(granter, scopes)?;
+    }
     let account = state.store.update_service_account(ws, id, update).await?;
     state.key_cache.clear();
     Ok(Json(account.into()))
@@ -52,11 +95,11 @@ async fn update(state: &AppState, ws: &str, id: &str, body: UpdateServiceAccount
 pub async fn master_create(
     _: MasterKey,
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    AppPath(ws): AppPath<String>,
     AppJson(body): AppJson<CreateServiceAccount>,
 ) -> ApiResult<(StatusCode, Json<ServiceAccountOut>)> {
     state.store.get_workspace(&ws).await?;
-    create(&state, &ws, body).await
+    create(&state, &ws, body, None).await
 }
 
 /// List a workspace's service accounts.
@@ -67,7 +110,7 @@ pub async fn master_create(
 pub async fn master_list(
     _: MasterKey,
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    AppPath(ws): AppPath<String>,
     AppQuery(q): AppQuery<PageParams>,
 ) -> ApiResult<Json<Paged<ServiceAccountOut>>> {
     state.store.get_workspace(&ws).await?;
@@ -82,9 +125,11 @@ pub async fn master_list(
 pub async fn master_get(
     _: MasterKey,
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    AppPath((ws, id)): AppPath<(String, String)>,
 ) -> ApiResult<Json<ServiceAccountOut>> {
-    Ok(Json(state.store.get_service_account(&ws, &id).await?.into()))
+    Ok(Json(
+        state.store.get_service_account(&ws, &id).await?.into(),
+    ))
 }
 
 /// Change a service account (name, description, teams, permissions).
@@ -95,10 +140,10 @@ pub async fn master_get(
 pub async fn master_update(
     _: MasterKey,
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    AppPath((ws, id)): AppPath<(String, String)>,
     AppJson(body): AppJson<UpdateServiceAccount>,
 ) -> ApiResult<Json<ServiceAccountOut>> {
-    update(&state, &ws, &id, body).await
+    update(&state, &ws, &id, body, None).await
 }
 
 /// Create a service account in the key's workspace.
@@ -110,7 +155,7 @@ pub async fn admin_create(
     State(state): State<AppState>,
     AppJson(body): AppJson<CreateServiceAccount>,
 ) -> ApiResult<(StatusCode, Json<ServiceAccountOut>)> {
-    create(&state, auth.workspace(), body).await
+    create(&state, auth.workspace(), body, Some(&auth.key.scopes)).await
 }
 
 /// List the key's workspace's service accounts.
@@ -130,8 +175,18 @@ pub async fn admin_list(
     params(("id" = String, Path, description = "Account id")),
     responses((status = 200, description = "The account", body = ServiceAccountOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
-pub async fn admin_get(auth: Need<scopes::Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ServiceAccountOut>> {
-    Ok(Json(state.store.get_service_account(auth.workspace(), &id).await?.into()))
+pub async fn admin_get(
+    auth: Need<scopes::Admin>,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<ServiceAccountOut>> {
+    Ok(Json(
+        state
+            .store
+            .get_service_account(auth.workspace(), &id)
+            .await?
+            .into(),
+    ))
 }
 
 /// Change a service account of the key's workspace.
@@ -142,8 +197,8 @@ pub async fn admin_get(auth: Need<scopes::Admin>, State(state): State<AppState>,
 pub async fn admin_update(
     auth: Need<scopes::Admin>,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(body): AppJson<UpdateServiceAccount>,
 ) -> ApiResult<Json<ServiceAccountOut>> {
-    update(&state, auth.workspace(), &id, body).await
+    update(&state, auth.workspace(), &id, body, Some(&auth.key.scopes)).await
 }

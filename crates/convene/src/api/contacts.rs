@@ -1,7 +1,7 @@
 //! `/v1/contacts`: native contact CRUD with trait operations.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convene_core::Error;
 use convene_core::contact::{ContactChanges, ContactFilter};
@@ -14,12 +14,14 @@ use super::dto::{ContactIn, ContactOut, ContactQuery, Paged};
 use crate::http::auth::{Need, scopes};
 use crate::http::error::ApiResult;
 use crate::http::json::AppJson;
+use crate::http::path::AppPath;
 use crate::http::query::AppQuery;
 use crate::state::AppState;
 
 /// Reads a contact id from the path; anything not an integer is no contact.
 fn contact_id(raw: &str) -> Result<i64, Error> {
-    raw.parse().map_err(|_| Error::NotFound { entity: "contact" })
+    raw.parse()
+        .map_err(|_| Error::NotFound { entity: "contact" })
 }
 
 /// Create a contact.
@@ -32,7 +34,10 @@ pub async fn create_contact(
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<ContactOut>)> {
     let changes = ContactChanges::from_json(body)?;
-    let contact = state.store.create_contact(auth.workspace(), changes).await?;
+    let contact = state
+        .store
+        .create_contact(auth.workspace(), changes)
+        .await?;
     Ok((StatusCode::CREATED, Json(contact.into())))
 }
 
@@ -41,8 +46,18 @@ pub async fn create_contact(
     params(("id" = i64, Path, description = "Contact id")),
     responses((status = 200, description = "The contact", body = ContactOut), CommonErrors),
     security(("bearer" = ["contacts:read"]), ("api_key" = ["contacts:read"])))]
-pub async fn get_contact(auth: Need<scopes::ContactsRead>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ContactOut>> {
-    Ok(Json(state.store.get_contact(auth.workspace(), contact_id(&id)?).await?.into()))
+pub async fn get_contact(
+    auth: Need<scopes::ContactsRead>,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<ContactOut>> {
+    Ok(Json(
+        state
+            .store
+            .get_contact(auth.workspace(), contact_id(&id)?)
+            .await?
+            .into(),
+    ))
 }
 
 /// Change a contact: identities, trait operations, subscription status; all or nothing.
@@ -53,12 +68,18 @@ pub async fn get_contact(auth: Need<scopes::ContactsRead>, State(state): State<A
 pub async fn update_contact(
     auth: Need<scopes::ContactsWrite>,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> ApiResult<Json<ContactOut>> {
     let id = contact_id(&id)?;
     let changes = ContactChanges::from_json(body)?;
-    Ok(Json(state.store.update_contact(auth.workspace(), id, changes).await?.into()))
+    Ok(Json(
+        state
+            .store
+            .update_contact(auth.workspace(), id, changes)
+            .await?
+            .into(),
+    ))
 }
 
 /// Delete a contact.
@@ -66,8 +87,15 @@ pub async fn update_contact(
     params(("id" = i64, Path, description = "Contact id")),
     responses((status = 204, description = "Deleted"), CommonErrors),
     security(("bearer" = ["contacts:write"]), ("api_key" = ["contacts:write"])))]
-pub async fn delete_contact(auth: Need<scopes::ContactsWrite>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    state.store.delete_contact(auth.workspace(), contact_id(&id)?).await?;
+pub async fn delete_contact(
+    auth: Need<scopes::ContactsWrite>,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .delete_contact(auth.workspace(), contact_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -91,9 +119,19 @@ pub async fn list_contacts(
     .collect();
     let filter = match given.as_slice() {
         [] => ContactFilter::default(),
-        [(kind, value)] => ContactFilter { identity: Some((*kind, kind.normalise(value)?)) },
-        _ => return Err(Error::bad_request("filter by one of email, mobile or external_id at a time").into()),
+        [(kind, value)] => ContactFilter {
+            identity: Some((*kind, kind.normalise(value)?)),
+        },
+        _ => {
+            return Err(Error::bad_request(
+                "filter by one of email, mobile or external_id at a time",
+            )
+            .into());
+        }
     };
-    let page = state.store.list_contacts(auth.workspace(), filter, page).await?;
+    let page = state
+        .store
+        .list_contacts(auth.workspace(), filter, page)
+        .await?;
     Ok(Json(Paged::from_page(page, ContactOut::from)))
 }

@@ -3,10 +3,10 @@
 //! creation response only.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convene_core::page::PageRequest;
-use convene_core::scope::{KeyKind, Scope};
+use convene_core::scope::{KeyKind, Scope, check_grant, effective_scopes};
 use convene_core::workspace::{NewKey, validate_name};
 use convene_core::{Error, ids, token};
 
@@ -15,19 +15,63 @@ use super::dto::{CreateKey, KeyOut, PageParams, Paged};
 use crate::http::auth::{MasterKey, Need, scopes};
 use crate::http::error::ApiResult;
 use crate::http::json::AppJson;
+use crate::http::path::AppPath;
 use crate::http::query::AppQuery;
 use crate::state::AppState;
 
-async fn create(state: &AppState, ws: &str, body: CreateKey) -> ApiResult<(StatusCode, Json<KeyOut>)> {
+/// Creates a key; `granter` is the scopes of the admin key asking (None for
+/// the master key): a key may not grant what it lacks.
+async fn create(
+    state: &AppState,
+    ws: &str,
+    body: CreateKey,
+    granter: Option<&[Scope]>,
+) -> ApiResult<(StatusCode, Json<KeyOut>)> {
     let name = validate_name("name", &body.name)?;
-    let scopes = body.scopes.as_deref().map(|s| Scope::parse_list(s, "scopes")).transpose()?;
+    let scopes = body
+        .scopes
+        .as_deref()
+        .map(|s| Scope::parse_list(s, "scopes"))
+        .transpose()?;
     if body.kind == KeyKind::Analytics {
-        if let Some(extra) = scopes.iter().flatten().find(|s| !Scope::ANALYTICS.contains(s)) {
-            return Err(Error::validation("scopes", format!("an analytics key can hold only contacts:write and events:write, not {extra}")).into());
+        if let Some(extra) = scopes
+            .iter()
+            .flatten()
+            .find(|s| !Scope::ANALYTICS.contains(s))
+        {
+            return Err(Error::validation(
+                "scopes",
+                format!(
+                    "an analytics key can hold only contacts:write and events:write, not {extra}"
+                ),
+            )
+            .into());
         }
     }
     if body.expires_at.is_some_and(|at| at <= ids::now()) {
         return Err(Error::validation("expires_at", "expires_at must be in the future").into());
+    }
+    if let Some(granter) = granter {
+        let account_scopes = match &body.service_account_id {
+            Some(sa) => Some(
+                state
+                    .store
+                    .get_service_account(ws, sa)
+                    .await
+                    .map_err(|_| {
+                        Error::validation(
+                            "service_account_id",
+                            format!("no service account '{sa}' in this workspace"),
+                        )
+                    })?
+                    .scopes,
+            ),
+            None => None,
+        };
+        check_grant(
+            granter,
+            &effective_scopes(body.kind, scopes.as_deref(), account_scopes.as_deref()),
+        )?;
     }
     let minted = token::mint();
     let new = NewKey {
@@ -46,7 +90,10 @@ async fn create(state: &AppState, ws: &str, body: CreateKey) -> ApiResult<(Statu
 }
 
 async fn list(state: &AppState, ws: &str, q: PageParams) -> ApiResult<Json<Paged<KeyOut>>> {
-    let page = state.store.list_keys(ws, PageRequest::parse(q.cursor.as_deref(), q.limit)?).await?;
+    let page = state
+        .store
+        .list_keys(ws, PageRequest::parse(q.cursor.as_deref(), q.limit)?)
+        .await?;
     Ok(Json(Paged::from_page(page, KeyOut::listed)))
 }
 
@@ -58,11 +105,11 @@ async fn list(state: &AppState, ws: &str, q: PageParams) -> ApiResult<Json<Paged
 pub async fn master_create(
     _: MasterKey,
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    AppPath(ws): AppPath<String>,
     AppJson(body): AppJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<KeyOut>)> {
     state.store.get_workspace(&ws).await?;
-    create(&state, &ws, body).await
+    create(&state, &ws, body, None).await
 }
 
 /// List a workspace's keys (previews only).
@@ -73,7 +120,7 @@ pub async fn master_create(
 pub async fn master_list(
     _: MasterKey,
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    AppPath(ws): AppPath<String>,
     AppQuery(q): AppQuery<PageParams>,
 ) -> ApiResult<Json<Paged<KeyOut>>> {
     state.store.get_workspace(&ws).await?;
@@ -85,7 +132,11 @@ pub async fn master_list(
     params(("ws" = String, Path, description = "Workspace id"), ("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "The key", body = KeyOut), CommonErrors),
     security(("master_key" = [])))]
-pub async fn master_get(_: MasterKey, State(state): State<AppState>, Path((ws, id)): Path<(String, String)>) -> ApiResult<Json<KeyOut>> {
+pub async fn master_get(
+    _: MasterKey,
+    State(state): State<AppState>,
+    AppPath((ws, id)): AppPath<(String, String)>,
+) -> ApiResult<Json<KeyOut>> {
     Ok(Json(KeyOut::listed(state.store.get_key(&ws, &id).await?)))
 }
 
@@ -94,7 +145,11 @@ pub async fn master_get(_: MasterKey, State(state): State<AppState>, Path((ws, i
     params(("ws" = String, Path, description = "Workspace id"), ("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "The revoked key", body = KeyOut), CommonErrors),
     security(("master_key" = [])))]
-pub async fn master_revoke(_: MasterKey, State(state): State<AppState>, Path((ws, id)): Path<(String, String)>) -> ApiResult<Json<KeyOut>> {
+pub async fn master_revoke(
+    _: MasterKey,
+    State(state): State<AppState>,
+    AppPath((ws, id)): AppPath<(String, String)>,
+) -> ApiResult<Json<KeyOut>> {
     let key = state.store.revoke_key(&ws, &id).await?;
     state.key_cache.clear();
     Ok(Json(KeyOut::listed(key)))
@@ -109,14 +164,18 @@ pub async fn admin_create(
     State(state): State<AppState>,
     AppJson(body): AppJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<KeyOut>)> {
-    create(&state, auth.workspace(), body).await
+    create(&state, auth.workspace(), body, Some(&auth.key.scopes)).await
 }
 
 /// List the admin key's workspace's keys.
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(PageParams),
     responses((status = 200, description = "A page of keys", body = Paged<KeyOut>), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
-pub async fn admin_list(auth: Need<scopes::Admin>, State(state): State<AppState>, AppQuery(q): AppQuery<PageParams>) -> ApiResult<Json<Paged<KeyOut>>> {
+pub async fn admin_list(
+    auth: Need<scopes::Admin>,
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<PageParams>,
+) -> ApiResult<Json<Paged<KeyOut>>> {
     list(&state, auth.workspace(), q).await
 }
 
@@ -124,15 +183,25 @@ pub async fn admin_list(auth: Need<scopes::Admin>, State(state): State<AppState>
 #[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "The key", body = KeyOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
-pub async fn admin_get(auth: Need<scopes::Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<KeyOut>> {
-    Ok(Json(KeyOut::listed(state.store.get_key(auth.workspace(), &id).await?)))
+pub async fn admin_get(
+    auth: Need<scopes::Admin>,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<KeyOut>> {
+    Ok(Json(KeyOut::listed(
+        state.store.get_key(auth.workspace(), &id).await?,
+    )))
 }
 
 /// Revoke a key of the admin key's workspace at once.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "The revoked key", body = KeyOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
-pub async fn admin_revoke(auth: Need<scopes::Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<KeyOut>> {
+pub async fn admin_revoke(
+    auth: Need<scopes::Admin>,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<KeyOut>> {
     let key = state.store.revoke_key(auth.workspace(), &id).await?;
     state.key_cache.clear();
     Ok(Json(KeyOut::listed(key)))

@@ -1,7 +1,7 @@
 //! `/v1/workspaces`: the operator's routes (master key).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convene_core::page::PageRequest;
 use convene_core::workspace::validate_name;
@@ -11,6 +11,7 @@ use super::dto::{CreateWorkspace, PageParams, Paged, WorkspaceOut};
 use crate::http::auth::MasterKey;
 use crate::http::error::ApiResult;
 use crate::http::json::AppJson;
+use crate::http::path::AppPath;
 use crate::http::query::AppQuery;
 use crate::state::AppState;
 
@@ -47,6 +48,10 @@ pub async fn list_workspaces(
     params(("ws" = String, Path, description = "Workspace id")),
     responses((status = 200, description = "The workspace", body = WorkspaceOut), CommonErrors),
     security(("master_key" = [])))]
-pub async fn get_workspace(_: MasterKey, State(state): State<AppState>, Path(ws): Path<String>) -> ApiResult<Json<WorkspaceOut>> {
+pub async fn get_workspace(
+    _: MasterKey,
+    State(state): State<AppState>,
+    AppPath(ws): AppPath<String>,
+) -> ApiResult<Json<WorkspaceOut>> {
     Ok(Json(state.store.get_workspace(&ws).await?.into()))
 }

@@ -40,7 +40,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Extra lookup phases at these lower concurrencies, for latency without
-    /// queueing (comma-separated; empty for none).
+    /// queueing (comma-separated; 0 for none).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     latency_concurrency: Vec<usize>,
     /// Seconds between progress lines while loading.
@@ -59,11 +59,18 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    if args.concurrency == 0 || args.contacts == 0 || args.seconds == 0 || args.client_threads == 0 {
-        eprintln!("convene-bench: --contacts, --concurrency, --seconds and --client-threads must be at least 1");
+    if args.concurrency == 0 || args.contacts == 0 || args.seconds == 0 || args.client_threads == 0
+    {
+        eprintln!(
+            "convene-bench: --contacts, --concurrency, --seconds and --client-threads must be at least 1"
+        );
         return std::process::ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("convene-bench: cannot start the runtime: {e}");
@@ -109,15 +116,22 @@ impl Server {
                 bin.display()
             ));
         }
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("convene-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("convene-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free loopback port: {e}"))?;
+            let l = std::net::TcpListener::bind("127.0.0.1:0")
+                .map_err(|e| format!("no free loopback port: {e}"))?;
             l.local_addr().map_err(|e| e.to_string())?.port()
         };
         let master_key = format!("bench-master-key-{nanos}");
-        let log = std::fs::File::create(dir.join("server.log")).map_err(|e| format!("cannot create the server log: {e}"))?;
+        let log = std::fs::File::create(dir.join("server.log"))
+            .map_err(|e| format!("cannot create the server log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(bin)
             .arg("serve")
@@ -139,7 +153,13 @@ impl Server {
                 return Err(format!("cannot start {}: {e}", bin.display()));
             }
         };
-        Ok(Server { pid: child.id(), child: Some(child), dir, base: format!("http://127.0.0.1:{port}"), master_key })
+        Ok(Server {
+            pid: child.id(),
+            child: Some(child),
+            dir,
+            base: format!("http://127.0.0.1:{port}"),
+            master_key,
+        })
     }
 
     /// True while the child has not exited.
@@ -161,7 +181,11 @@ impl Server {
             // The child is not reaped before `wait` below, so its pid cannot
             // have been reused by another process.
             if matches!(child.try_wait(), Ok(None)) {
-                let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).stderr(Stdio::null()).status();
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(self.pid.to_string())
+                    .stderr(Stdio::null())
+                    .status();
                 let until = Instant::now() + Duration::from_secs(10);
                 while matches!(child.try_wait(), Ok(None)) && Instant::now() < until {
                     std::thread::sleep(Duration::from_millis(50));
@@ -174,7 +198,10 @@ impl Server {
         }
         if self.dir.exists() {
             if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-                eprintln!("convene-bench: could not remove {}: {e}", self.dir.display());
+                eprintln!(
+                    "convene-bench: could not remove {}: {e}",
+                    self.dir.display()
+                );
             }
         }
     }
@@ -198,9 +225,16 @@ struct Mem {
 fn read_mem(pid: u32) -> Option<Mem> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
-        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|rest| rest.split_whitespace().next()).and_then(|v| v.parse().ok())
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
     };
-    Some(Mem { rss_kib: field("VmRSS:")?, hwm_kib: field("VmHWM:")? })
+    Some(Mem {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+    })
 }
 
 /// User + system CPU time of a process, in clock ticks.
@@ -231,7 +265,9 @@ struct MemSampler {
 
 impl MemSampler {
     fn start(pid: u32) -> MemSampler {
-        let peak = Arc::new(AtomicU64::new(read_mem(pid).map(|m| m.rss_kib).unwrap_or(0)));
+        let peak = Arc::new(AtomicU64::new(
+            read_mem(pid).map(|m| m.rss_kib).unwrap_or(0),
+        ));
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (peak.clone(), stop.clone());
         let task = tokio::spawn(async move {
@@ -243,7 +279,11 @@ impl MemSampler {
                 }
             }
         });
-        MemSampler { peak_rss_kib: peak, stop, task }
+        MemSampler {
+            peak_rss_kib: peak,
+            stop,
+            task,
+        }
     }
 
     /// The highest RSS seen while sampling.
@@ -323,7 +363,13 @@ impl PhaseResult {
 
 fn ms(d: Duration) -> String {
     let v = d.as_secs_f64() * 1000.0;
-    if v < 10.0 { format!("{v:.2} ms") } else if v < 100.0 { format!("{v:.1} ms") } else { format!("{v:.0} ms") }
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else if v < 100.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{v:.0} ms")
+    }
 }
 
 fn mib(kib: u64) -> String {
@@ -362,7 +408,9 @@ impl Rng {
     }
 }
 
-const CITIES: [&str; 8] = ["Lisbon", "Berlin", "Austin", "Osaka", "Nairobi", "Lyon", "Toronto", "Perth"];
+const CITIES: [&str; 8] = [
+    "Lisbon", "Berlin", "Austin", "Osaka", "Nairobi", "Lyon", "Toronto", "Perth",
+];
 const PLANS: [&str; 4] = ["free", "starter", "pro", "enterprise"];
 
 fn email_of(i: usize) -> String {
@@ -416,7 +464,10 @@ async fn send(req: reqwest::RequestBuilder) -> Result<impl AsRef<[u8]>, (String,
             let status = resp.status();
             match resp.bytes().await {
                 Ok(body) if status.is_success() => Ok(body),
-                Ok(body) => Err((format!("HTTP {}", status.as_u16()), String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned())),
+                Ok(body) => Err((
+                    format!("HTTP {}", status.as_u16()),
+                    String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+                )),
                 Err(e) => Err(("reading the body".to_string(), e.to_string())),
             }
         }
@@ -436,8 +487,16 @@ async fn send(req: reqwest::RequestBuilder) -> Result<impl AsRef<[u8]>, (String,
 // ---------------------------------------------------------------------------
 // Phases.
 
-async fn load_worker(ctx: Arc<Ctx>, next: Arc<AtomicUsize>, done: Arc<AtomicUsize>, total: usize) -> WorkerOut {
-    let mut out = WorkerOut { latencies_ns: Vec::with_capacity(total / 32 + 16), ..WorkerOut::default() };
+async fn load_worker(
+    ctx: Arc<Ctx>,
+    next: Arc<AtomicUsize>,
+    done: Arc<AtomicUsize>,
+    total: usize,
+) -> WorkerOut {
+    let mut out = WorkerOut {
+        latencies_ns: Vec::with_capacity(total / 32 + 16),
+        ..WorkerOut::default()
+    };
     let url = format!("{}/v1/contacts", ctx.base);
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -456,7 +515,9 @@ async fn load_worker(ctx: Arc<Ctx>, next: Arc<AtomicUsize>, done: Arc<AtomicUsiz
         match result {
             Ok(body) => match serde_json::from_slice::<Created>(body.as_ref()) {
                 Ok(c) => out.created.push((i as u32, c.id)),
-                Err(e) => out.errors.add("unreadable 201 body".into(), || e.to_string()),
+                Err(e) => out
+                    .errors
+                    .add("unreadable 201 body".into(), || e.to_string()),
             },
             Err((kind, example)) => out.errors.add(kind, || example),
         }
@@ -481,14 +542,27 @@ impl Op {
     }
 }
 
-async fn timed_worker(ctx: Arc<Ctx>, op: Op, contacts: Arc<Vec<(u32, i64)>>, seed: u64, deadline: Instant) -> WorkerOut {
-    let mut out = WorkerOut { latencies_ns: Vec::with_capacity(1 << 14), ..WorkerOut::default() };
+async fn timed_worker(
+    ctx: Arc<Ctx>,
+    op: Op,
+    contacts: Arc<Vec<(u32, i64)>>,
+    seed: u64,
+    deadline: Instant,
+) -> WorkerOut {
+    let mut out = WorkerOut {
+        latencies_ns: Vec::with_capacity(1 << 14),
+        ..WorkerOut::default()
+    };
     let mut rng = Rng(seed);
     while Instant::now() < deadline {
         let (index, id) = contacts[rng.below(contacts.len())];
         let req = match op {
             Op::GetById => ctx.client.get(format!("{}/v1/contacts/{id}", ctx.base)),
-            Op::GetByEmail => ctx.client.get(format!("{}/v1/contacts?email={}", ctx.base, email_of(index as usize).replace('@', "%40"))),
+            Op::GetByEmail => ctx.client.get(format!(
+                "{}/v1/contacts?email={}",
+                ctx.base,
+                email_of(index as usize).replace('@', "%40")
+            )),
             Op::Patch => {
                 let r = rng.next() as usize;
                 let body = format!(
@@ -496,7 +570,10 @@ async fn timed_worker(ctx: Arc<Ctx>, op: Op, contacts: Arc<Vec<(u32, i64)>>, see
                     r % 5,
                     PLANS[(r >> 8) % PLANS.len()]
                 );
-                ctx.client.patch(format!("{}/v1/contacts/{id}", ctx.base)).header(CONTENT_TYPE, "application/json").body(body)
+                ctx.client
+                    .patch(format!("{}/v1/contacts/{id}", ctx.base))
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body)
             }
         };
         let req = req.header(AUTHORIZATION, ctx.auth.clone());
@@ -506,7 +583,9 @@ async fn timed_worker(ctx: Arc<Ctx>, op: Op, contacts: Arc<Vec<(u32, i64)>>, see
         match result {
             // A lookup by email of a loaded contact must find it.
             Ok(body) if matches!(op, Op::GetByEmail) && !contains(body.as_ref(), b"\"id\":") => {
-                out.errors.add("200 without the contact".into(), || String::from_utf8_lossy(body.as_ref()).into_owned())
+                out.errors.add("200 without the contact".into(), || {
+                    String::from_utf8_lossy(body.as_ref()).into_owned()
+                })
             }
             Ok(_) => {}
             Err((kind, example)) => out.errors.add(kind, || example),
@@ -521,16 +600,27 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Measures a phase: runs the workers, samples memory and CPU, merges.
 /// Also returns the contacts created (load phase only).
-async fn measure<F, Fut>(name: String, concurrency: usize, pid: u32, tck: f64, spawn_worker: F) -> (PhaseResult, Vec<(u32, i64)>)
+async fn measure<F, Fut>(
+    name: String,
+    concurrency: usize,
+    pid: u32,
+    tck: f64,
+    spawn_worker: F,
+) -> (PhaseResult, Vec<(u32, i64)>)
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = WorkerOut> + Send + 'static,
 {
     let sampler = MemSampler::start(pid);
     let pid_s = pid.to_string();
-    let (server_cpu0, bench_cpu0) = (read_cpu_ticks(&pid_s).unwrap_or(0), read_cpu_ticks("self").unwrap_or(0));
+    let (server_cpu0, bench_cpu0) = (
+        read_cpu_ticks(&pid_s).unwrap_or(0),
+        read_cpu_ticks("self").unwrap_or(0),
+    );
     let started = Instant::now();
-    let handles: Vec<_> = (0..concurrency).map(|w| tokio::spawn(spawn_worker(w))).collect();
+    let handles: Vec<_> = (0..concurrency)
+        .map(|w| tokio::spawn(spawn_worker(w)))
+        .collect();
     let mut merged = WorkerOut::default();
     for h in handles {
         match h.await {
@@ -539,13 +629,23 @@ where
                 merged.errors.merge(out.errors);
                 merged.created.extend(out.created);
             }
-            Err(e) => merged.errors.add("worker panicked".into(), || e.to_string()),
+            Err(e) => merged
+                .errors
+                .add("worker panicked".into(), || e.to_string()),
         }
     }
     let elapsed = started.elapsed();
     let secs = elapsed.as_secs_f64();
-    let server_cpu = read_cpu_ticks(&pid_s).unwrap_or(0).saturating_sub(server_cpu0) as f64 / tck / secs;
-    let bench_cpu = read_cpu_ticks("self").unwrap_or(0).saturating_sub(bench_cpu0) as f64 / tck / secs;
+    let server_cpu = read_cpu_ticks(&pid_s)
+        .unwrap_or(0)
+        .saturating_sub(server_cpu0) as f64
+        / tck
+        / secs;
+    let bench_cpu = read_cpu_ticks("self")
+        .unwrap_or(0)
+        .saturating_sub(bench_cpu0) as f64
+        / tck
+        / secs;
     let peak_rss_kib = sampler.finish(pid).await;
     let after = read_mem(pid).unwrap_or_default();
     let mut latencies = merged.latencies_ns;
@@ -573,7 +673,10 @@ async fn wait_ready(client: &reqwest::Client, server: &mut Server) -> Result<Dur
     let url = format!("{}/readyz", server.base);
     loop {
         if !server.running() {
-            return Err(format!("the server exited before it was ready; its log:\n{}", server.log_tail()));
+            return Err(format!(
+                "the server exited before it was ready; its log:\n{}",
+                server.log_tail()
+            ));
         }
         if let Ok(r) = client.get(&url).send().await {
             if r.status().is_success() {
@@ -581,14 +684,28 @@ async fn wait_ready(client: &reqwest::Client, server: &mut Server) -> Result<Dur
             }
         }
         if started.elapsed() > Duration::from_secs(30) {
-            return Err(format!("the server was not ready after 30 s; its log:\n{}", server.log_tail()));
+            return Err(format!(
+                "the server was not ready after 30 s; its log:\n{}",
+                server.log_tail()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-async fn post_json(client: &reqwest::Client, url: &str, bearer: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
-    let resp = client.post(url).bearer_auth(bearer).json(&body).send().await.map_err(|e| format!("POST {url}: {e}"))?;
+async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let resp = client
+        .post(url)
+        .bearer_auth(bearer)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| format!("POST {url}: {e}"))?;
     if status.as_u16() != 201 {
@@ -600,16 +717,28 @@ async fn post_json(client: &reqwest::Client, url: &str, bearer: &str, body: serd
 async fn run(args: &Args) -> Result<(), String> {
     let bin = match &args.server {
         Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?.with_file_name("convene"),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find my own executable: {e}"))?
+            .with_file_name("convene"),
     };
     let tck = clock_ticks_per_sec();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mut server = Server::start(&bin, &args.server_args)?;
     let pid = server.pid;
-    eprintln!("convene-bench: started {} (pid {pid}) on {} with data in {}", bin.display(), server.base, server.dir.display());
+    eprintln!(
+        "convene-bench: started {} (pid {pid}) on {} with data in {}",
+        bin.display(),
+        server.base,
+        server.dir.display()
+    );
 
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency.max(args.latency_concurrency.iter().copied().max().unwrap_or(0)))
+        .pool_max_idle_per_host(
+            args.concurrency
+                .max(args.latency_concurrency.iter().copied().max().unwrap_or(0)),
+        )
         .no_proxy()
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(60))
@@ -618,7 +747,13 @@ async fn run(args: &Args) -> Result<(), String> {
     let ready_in = wait_ready(&client, &mut server).await?;
     let idle_start = read_mem(pid).unwrap_or_default();
 
-    let ws = post_json(&client, &format!("{}/v1/workspaces", server.base), &server.master_key, serde_json::json!({"name": "bench"})).await?;
+    let ws = post_json(
+        &client,
+        &format!("{}/v1/workspaces", server.base),
+        &server.master_key,
+        serde_json::json!({"name": "bench"}),
+    )
+    .await?;
     let ws_id = ws["id"].as_str().ok_or("no workspace id")?.to_string();
     let key = post_json(
         &client,
@@ -627,7 +762,10 @@ async fn run(args: &Args) -> Result<(), String> {
         serde_json::json!({"name": "bench", "kind": "full"}),
     )
     .await?;
-    let token = key["token"].as_str().ok_or("no token in the key")?.to_string();
+    let token = key["token"]
+        .as_str()
+        .ok_or("no token in the key")?
+        .to_string();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         base: server.base.clone(),
@@ -636,7 +774,11 @@ async fn run(args: &Args) -> Result<(), String> {
 
     // Load.
     let n = args.contacts;
-    eprintln!("convene-bench: loading {} contacts with {} workers", thousands(n as u64), args.concurrency);
+    eprintln!(
+        "convene-bench: loading {} contacts with {} workers",
+        thousands(n as u64),
+        args.concurrency
+    );
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let progress = {
@@ -668,9 +810,13 @@ async fn run(args: &Args) -> Result<(), String> {
     };
     let (load, mut created) = {
         let (ctx, next, done) = (ctx.clone(), next.clone(), done.clone());
-        measure("load (`POST /v1/contacts`, 10 traits)".into(), args.concurrency, pid, tck, move |_| {
-            load_worker(ctx.clone(), next.clone(), done.clone(), n)
-        })
+        measure(
+            "load (`POST /v1/contacts`, 10 traits)".into(),
+            args.concurrency,
+            pid,
+            tck,
+            move |_| load_worker(ctx.clone(), next.clone(), done.clone(), n),
+        )
         .await
     };
     progress.abort();
@@ -683,24 +829,45 @@ async fn run(args: &Args) -> Result<(), String> {
         load.errors.total()
     );
     if created.is_empty() {
-        return Err(format!("no contact was created; errors: {:?}", load.errors.by_kind));
+        return Err(format!(
+            "no contact was created; errors: {:?}",
+            load.errors.by_kind
+        ));
     }
     let contacts = Arc::new(created);
 
     // Timed phases.
     let mut phases = vec![load];
     let deadline_in = Duration::from_secs(args.seconds);
-    let mut plan: Vec<(Op, usize)> = vec![(Op::GetById, args.concurrency), (Op::GetByEmail, args.concurrency), (Op::Patch, args.concurrency)];
-    for &c in args.latency_concurrency.iter().filter(|&&c| c > 0 && c != args.concurrency) {
+    let mut plan: Vec<(Op, usize)> = vec![
+        (Op::GetById, args.concurrency),
+        (Op::GetByEmail, args.concurrency),
+        (Op::Patch, args.concurrency),
+    ];
+    for &c in args
+        .latency_concurrency
+        .iter()
+        .filter(|&&c| c > 0 && c != args.concurrency)
+    {
         plan.push((Op::GetById, c));
         plan.push((Op::GetByEmail, c));
     }
     for (op, c) in plan {
-        eprintln!("convene-bench: {} at concurrency {c} for {} s", op.name(), args.seconds);
+        eprintln!(
+            "convene-bench: {} at concurrency {c} for {} s",
+            op.name(),
+            args.seconds
+        );
         let (ctx, contacts) = (ctx.clone(), contacts.clone());
         let deadline = Instant::now() + deadline_in;
         let (r, _) = measure(op.name().into(), c, pid, tck, move |w| {
-            timed_worker(ctx.clone(), op, contacts.clone(), 0x5EED_0000 + w as u64 * 7919 + c as u64, deadline)
+            timed_worker(
+                ctx.clone(),
+                op,
+                contacts.clone(),
+                0x5EED_0000 + w as u64 * 7919 + c as u64,
+                deadline,
+            )
         })
         .await;
         eprintln!(
@@ -756,7 +923,10 @@ async fn run(args: &Args) -> Result<(), String> {
         out,
         "| Phase | Conc. | Requests | Errors | Req/s | p50 | p90 | p99 | max | Server RSS peak | RSS after | VmHWM after | Server CPU | Bench CPU |"
     );
-    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(
+        out,
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    );
     for p in &phases {
         let _ = writeln!(
             out,
@@ -782,7 +952,13 @@ async fn run(args: &Args) -> Result<(), String> {
         let _ = writeln!(out, "\nErrors:\n");
         for p in failing {
             for (kind, (count, example)) in &p.errors.by_kind {
-                let _ = writeln!(out, "- {}: {} × {kind}, e.g. `{}`", p.name, thousands(*count), example.replace('`', "'").replace('\n', " "));
+                let _ = writeln!(
+                    out,
+                    "- {}: {} × {kind}, e.g. `{}`",
+                    p.name,
+                    thousands(*count),
+                    example.replace('`', "'").replace('\n', " ")
+                );
             }
         }
     }
@@ -793,6 +969,13 @@ async fn run(args: &Args) -> Result<(), String> {
 
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }

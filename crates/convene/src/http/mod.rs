@@ -6,4 +6,5 @@ pub mod auth;
 pub mod error;
 pub mod json;
 pub mod metrics;
+pub mod path;
 pub mod query;

@@ -21,33 +21,119 @@ const ALL_SCOPES: [&str; 12] = [
     "admin",
 ];
 
-/// One row of the matrix: method, route (with `{contact}`, `{sa}` or `{key}`
-/// placeholders), the scope it needs, and a valid body.
+/// One row of the matrix: method, route (with `{contact}`, `{sa}`, `{key}`
+/// or `{job}` placeholders), the scopes it accepts (any one suffices), and a
+/// valid body for a caller holding a given scope.
 struct Route {
     method: Method,
     route: &'static str,
-    scope: &'static str,
-    body: Option<fn(usize) -> Value>,
+    scopes: &'static [&'static str],
+    body: Option<fn(usize, &str) -> Value>,
 }
 
 fn routes() -> Vec<Route> {
-    let r = |method: Method, route: &'static str, scope: &'static str, body: Option<fn(usize) -> Value>| Route { method, route, scope, body };
+    let r = |method: Method,
+             route: &'static str,
+             scopes: &'static [&'static str],
+             body: Option<fn(usize, &str) -> Value>| Route {
+        method,
+        route,
+        scopes,
+        body,
+    };
     vec![
-        r(Method::GET, "/v1/contacts", "contacts:read", None),
-        r(Method::POST, "/v1/contacts", "contacts:write", Some(|n| json!({"email": format!("new{n}@example.com")}))),
-        r(Method::GET, "/v1/contacts/{contact}", "contacts:read", None),
-        r(Method::PATCH, "/v1/contacts/{contact}", "contacts:write", Some(|n| json!({"traits": {"n": n}}))),
-        r(Method::DELETE, "/v1/contacts/{contact}", "contacts:write", None),
-        r(Method::GET, "/v1/fields", "contacts:read", None),
-        r(Method::POST, "/v1/fields", "contacts:write", Some(|n| json!({"name": format!("field_{n}"), "type": "text"}))),
-        r(Method::GET, "/v1/service-accounts", "admin", None),
-        r(Method::POST, "/v1/service-accounts", "admin", Some(|n| json!({"name": format!("sa {n}"), "scopes": ["contacts:read"]}))),
-        r(Method::GET, "/v1/service-accounts/{sa}", "admin", None),
-        r(Method::PATCH, "/v1/service-accounts/{sa}", "admin", Some(|n| json!({"description": format!("changed {n}")}))),
-        r(Method::GET, "/v1/keys", "admin", None),
-        r(Method::POST, "/v1/keys", "admin", Some(|n| json!({"name": format!("key {n}"), "kind": "full"}))),
-        r(Method::GET, "/v1/keys/{key}", "admin", None),
-        r(Method::DELETE, "/v1/keys/{key}", "admin", None),
+        r(Method::GET, "/v1/contacts", &["contacts:read"], None),
+        r(
+            Method::POST,
+            "/v1/contacts",
+            &["contacts:write"],
+            Some(|n, _| json!({"email": format!("new{n}@example.com")})),
+        ),
+        r(
+            Method::GET,
+            "/v1/contacts/{contact}",
+            &["contacts:read"],
+            None,
+        ),
+        r(
+            Method::PATCH,
+            "/v1/contacts/{contact}",
+            &["contacts:write"],
+            Some(|n, _| json!({"traits": {"n": n}})),
+        ),
+        r(
+            Method::DELETE,
+            "/v1/contacts/{contact}",
+            &["contacts:write"],
+            None,
+        ),
+        r(Method::GET, "/v1/fields", &["contacts:read"], None),
+        r(
+            Method::POST,
+            "/v1/fields",
+            &["contacts:write"],
+            Some(|n, _| json!({"name": format!("field_{n}"), "type": "text"})),
+        ),
+        r(Method::GET, "/v1/service-accounts", &["admin"], None),
+        r(
+            Method::POST,
+            "/v1/service-accounts",
+            &["admin"],
+            // An admin key grants only what it holds.
+            Some(|n, _| json!({"name": format!("sa {n}"), "scopes": ["admin"]})),
+        ),
+        r(Method::GET, "/v1/service-accounts/{sa}", &["admin"], None),
+        r(
+            Method::PATCH,
+            "/v1/service-accounts/{sa}",
+            &["admin"],
+            Some(|n, _| json!({"description": format!("changed {n}")})),
+        ),
+        r(Method::GET, "/v1/keys", &["admin"], None),
+        r(
+            Method::POST,
+            "/v1/keys",
+            &["admin"],
+            Some(|n, _| json!({"name": format!("key {n}"), "kind": "full", "scopes": ["admin"]})),
+        ),
+        r(Method::GET, "/v1/keys/{key}", &["admin"], None),
+        r(Method::DELETE, "/v1/keys/{key}", &["admin"], None),
+        r(
+            Method::POST,
+            "/v1/identify",
+            &["contacts:write"],
+            Some(|n, _| json!({"external_id": format!("x{n}"), "traits": {"n": n}})),
+        ),
+        r(
+            Method::POST,
+            "/v1/track",
+            &["events:write"],
+            Some(|n, _| json!({"external_id": format!("x{n}"), "event": "Signed Up"})),
+        ),
+        r(
+            Method::POST,
+            "/v1/batch",
+            &["contacts:write", "events:write"],
+            Some(|n, scope| match scope {
+                "events:write" => {
+                    json!({"batch": [{"type": "track", "external_id": format!("x{n}"), "event": "Clicked"}]})
+                }
+                _ => json!({"batch": [{"type": "identify", "external_id": format!("x{n}")}]}),
+            }),
+        ),
+        r(
+            Method::GET,
+            "/v1/jobs/{job}",
+            &["contacts:write", "events:write"],
+            None,
+        ),
+        r(Method::GET, "/v1/events", &["events:read"], None),
+        r(
+            Method::GET,
+            "/v1/contacts/{contact}/events",
+            &["events:read"],
+            None,
+        ),
     ]
 }
 
@@ -55,17 +141,38 @@ fn routes() -> Vec<Route> {
 async fn fill(app: &TestApp, ws: &str, full: &str, route: &str, n: usize) -> String {
     let mut path = route.to_string();
     if path.contains("{contact}") {
-        let contact = app.contact(full, json!({"email": format!("fixture{n}@example.com")})).await;
+        let contact = app
+            .contact(full, json!({"email": format!("fixture{n}@example.com")}))
+            .await;
         path = path.replace("{contact}", &contact["id"].to_string());
     }
     if path.contains("{sa}") {
-        let (status, sa) = app.post("/v1/service-accounts", full, json!({"name": format!("fixture {n}")})).await;
+        let (status, sa) = app
+            .post(
+                "/v1/service-accounts",
+                full,
+                json!({"name": format!("fixture {n}")}),
+            )
+            .await;
         assert_eq!(status, 201, "{sa}");
         path = path.replace("{sa}", sa["id"].as_str().unwrap());
     }
     if path.contains("{key}") {
-        let key = app.key(ws, json!({"name": format!("fixture {n}"), "kind": "full"})).await;
+        let key = app
+            .key(ws, json!({"name": format!("fixture {n}"), "kind": "full"}))
+            .await;
         path = path.replace("{key}", key["id"].as_str().unwrap());
+    }
+    if path.contains("{job}") {
+        let (status, job) = app
+            .post(
+                "/v1/identify",
+                full,
+                json!({"external_id": format!("fixture{n}")}),
+            )
+            .await;
+        assert_eq!(status, 202, "{job}");
+        path = path.replace("{job}", job["job_id"].as_str().unwrap());
     }
     path
 }
@@ -76,26 +183,48 @@ async fn every_route_requires_its_scope() {
     let (ws, full) = app.full_key().await;
     let mut n = 0;
     for route in routes() {
-        let lacking: Vec<&str> = ALL_SCOPES.iter().copied().filter(|s| *s != route.scope).collect();
+        let lacking: Vec<&str> = ALL_SCOPES
+            .iter()
+            .copied()
+            .filter(|s| !route.scopes.contains(s))
+            .collect();
         let lacking = app.key_with_scopes(&ws, &lacking).await;
-        let exact = app.key_with_scopes(&ws, &[route.scope]).await;
         let what = format!("{} {}", route.method, route.route);
 
-        for (token, want) in [(None, 401), (Some(lacking.as_str()), 403), (Some(exact.as_str()), 0)] {
+        n += 1;
+        let path = fill(&app, &ws, &full, route.route, n).await;
+        let body = route.body.map(|b| b(n, route.scopes[0]));
+        let (status, resp) = app
+            .call(route.method.clone(), &path, None, body.as_ref())
+            .await;
+        assert_eq!(status, 401, "{what} without a key: {resp}");
+        assert_error(status, &resp, 401, "unauthenticated");
+
+        n += 1;
+        let path = fill(&app, &ws, &full, route.route, n).await;
+        let body = route.body.map(|b| b(n, route.scopes[0]));
+        let (status, resp) = app
+            .call(route.method.clone(), &path, Some(&lacking), body.as_ref())
+            .await;
+        assert_eq!(status, 403, "{what} lacking {:?}: {resp}", route.scopes);
+        let error = assert_error(status, &resp, 403, "forbidden");
+        assert!(
+            error["message"].as_str().unwrap().contains(route.scopes[0]),
+            "{what}: {error}"
+        );
+
+        for scope in route.scopes {
+            let exact = app.key_with_scopes(&ws, &[scope]).await;
             n += 1;
             let path = fill(&app, &ws, &full, route.route, n).await;
-            let body = route.body.map(|b| b(n));
-            let (status, resp) = app.call(route.method.clone(), &path, token, body.as_ref()).await;
-            match want {
-                401 => {
-                    assert_error(status, &resp, 401, "unauthenticated");
-                }
-                403 => {
-                    let error = assert_error(status, &resp, 403, "forbidden");
-                    assert!(error["message"].as_str().unwrap().contains(route.scope), "{what}: {error}");
-                }
-                _ => assert!((200..300).contains(&status), "{what} with exactly {}: {status} {resp}", route.scope),
-            }
+            let body = route.body.map(|b| b(n, scope));
+            let (status, resp) = app
+                .call(route.method.clone(), &path, Some(&exact), body.as_ref())
+                .await;
+            assert!(
+                (200..300).contains(&status),
+                "{what} with exactly {scope}: {status} {resp}"
+            );
         }
     }
 }
@@ -119,7 +248,14 @@ async fn the_matrix_lists_every_native_workspace_route() {
     }
     let mut tested: Vec<String> = routes()
         .iter()
-        .map(|r| format!("{} {}", r.method, r.route.replace("{contact}", "{id}").replace("{sa}", "{id}").replace("{key}", "{id}")))
+        .map(|r| {
+            let path = ["{contact}", "{sa}", "{key}", "{job}"]
+                .iter()
+                .fold(r.route.to_string(), |p, placeholder| {
+                    p.replace(placeholder, "{id}")
+                });
+            format!("{} {path}", r.method)
+        })
         .collect();
     documented.sort();
     tested.sort();
@@ -135,60 +271,144 @@ async fn another_workspace_sees_nothing() {
     let contact = app
         .contact(&key_a, json!({"email": "ann@example.com", "mobile": "+15550100000", "external_id": "a-1", "traits": {"plan": "pro", "tags": ["vip"]}}))
         .await;
-    let (status, sa) = app.post("/v1/service-accounts", &key_a, json!({"name": "bot", "scopes": ["contacts:read"]})).await;
+    let (status, sa) = app
+        .post(
+            "/v1/service-accounts",
+            &key_a,
+            json!({"name": "bot", "scopes": ["contacts:read"]}),
+        )
+        .await;
     assert_eq!(status, 201);
-    let victim = app.key(&ws_a, json!({"name": "victim", "kind": "full"})).await;
-    let (cid, sa_id, key_id) = (contact["id"].to_string(), sa["id"].as_str().unwrap(), victim["id"].as_str().unwrap());
+    let victim = app
+        .key(&ws_a, json!({"name": "victim", "kind": "full"}))
+        .await;
+    let (status, job) = app
+        .post("/v1/identify", &key_a, json!({"external_id": "a-2"}))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let (cid, sa_id, key_id) = (
+        contact["id"].to_string(),
+        sa["id"].as_str().unwrap(),
+        victim["id"].as_str().unwrap(),
+    );
+    let job_id = job["job_id"].as_str().unwrap();
 
     for (method, path, body) in [
         (Method::GET, format!("/v1/contacts/{cid}"), None),
-        (Method::PATCH, format!("/v1/contacts/{cid}"), Some(json!({"email": "mallory@example.com", "traits": {"plan": "free"}}))),
+        (Method::GET, format!("/v1/contacts/{cid}/events"), None),
+        (Method::GET, format!("/v1/jobs/{job_id}"), None),
+        (
+            Method::PATCH,
+            format!("/v1/contacts/{cid}"),
+            Some(json!({"email": "mallory@example.com", "traits": {"plan": "free"}})),
+        ),
         (Method::DELETE, format!("/v1/contacts/{cid}"), None),
         (Method::GET, format!("/v1/service-accounts/{sa_id}"), None),
-        (Method::PATCH, format!("/v1/service-accounts/{sa_id}"), Some(json!({"name": "owned", "scopes": ["admin"]}))),
+        (
+            Method::PATCH,
+            format!("/v1/service-accounts/{sa_id}"),
+            Some(json!({"name": "owned", "scopes": ["admin"]})),
+        ),
         (Method::GET, format!("/v1/keys/{key_id}"), None),
         (Method::DELETE, format!("/v1/keys/{key_id}"), None),
     ] {
-        let (status, err) = app.call(method.clone(), &path, Some(&key_b), body.as_ref()).await;
+        let (status, err) = app
+            .call(method.clone(), &path, Some(&key_b), body.as_ref())
+            .await;
+        assert_eq!(status, 404, "{method} {path}: {err}");
         assert_error(status, &err, 404, "not_found");
     }
 
     // Lists and filters of B do not show A's objects.
-    for path in ["/v1/contacts", "/v1/contacts?email=ann@example.com", "/v1/contacts?external_id=a-1", "/v1/service-accounts"] {
+    for path in [
+        "/v1/contacts",
+        "/v1/contacts?email=ann@example.com",
+        "/v1/contacts?external_id=a-1",
+        "/v1/service-accounts",
+        "/v1/events",
+    ] {
         let (status, list) = app.get(path, &key_b).await;
         assert_eq!(status, 200, "{path}: {list}");
         assert_eq!(list["data"], json!([]), "{path}");
     }
     let (_, keys) = app.get("/v1/keys", &key_b).await;
-    assert!(keys["data"].as_array().unwrap().iter().all(|k| k["id"] != victim["id"]));
+    assert!(
+        keys["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["id"] != victim["id"])
+    );
     let (_, fields) = app.get("/v1/fields", &key_b).await;
-    assert!(fields["data"].as_array().unwrap().iter().all(|f| f["name"] != "plan"), "A's inferred field is A's: {fields}");
+    assert!(
+        fields["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["name"] != "plan"),
+        "A's inferred field is A's: {fields}"
+    );
 
     // B may hold the same identities: they are unique per workspace.
-    app.contact(&key_b, json!({"email": "ann@example.com", "mobile": "+15550100000", "external_id": "a-1"})).await;
+    app.contact(
+        &key_b,
+        json!({"email": "ann@example.com", "mobile": "+15550100000", "external_id": "a-1"}),
+    )
+    .await;
 
     // A's objects are unchanged.
-    assert_eq!(app.get(&format!("/v1/contacts/{cid}"), &key_a).await, (200, contact));
-    assert_eq!(app.get(&format!("/v1/service-accounts/{sa_id}"), &key_a).await, (200, sa));
+    assert_eq!(
+        app.get(&format!("/v1/contacts/{cid}"), &key_a).await,
+        (200, contact)
+    );
+    assert_eq!(
+        app.get(&format!("/v1/service-accounts/{sa_id}"), &key_a)
+            .await,
+        (200, sa)
+    );
     let (status, victim_now) = app.get(&format!("/v1/keys/{key_id}"), &key_a).await;
     assert_eq!((status, &victim_now["status"]), (200, &json!("active")));
-    assert_eq!(app.get("/v1/contacts", victim["token"].as_str().unwrap()).await.0, 200);
+    assert_eq!(
+        app.get("/v1/contacts", victim["token"].as_str().unwrap())
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
 async fn an_analytics_key_writes_but_never_reads() {
     let app = spawn_app().await;
     let ws = app.workspace("acme").await;
-    let analytics = app.key(&ws, json!({"name": "segment", "kind": "analytics"})).await;
+    let analytics = app
+        .key(&ws, json!({"name": "segment", "kind": "analytics"}))
+        .await;
     let token = analytics["token"].as_str().unwrap();
 
-    let contact = app.contact(token, json!({"email": "ann@example.com", "traits": {"plan": "free"}})).await;
+    let contact = app
+        .contact(
+            token,
+            json!({"email": "ann@example.com", "traits": {"plan": "free"}}),
+        )
+        .await;
     let id = contact["id"].as_i64().unwrap();
-    let (status, changed) = app.patch(&format!("/v1/contacts/{id}"), token, json!({"traits": {"plan": "pro"}})).await;
+    let (status, changed) = app
+        .patch(
+            &format!("/v1/contacts/{id}"),
+            token,
+            json!({"traits": {"plan": "pro"}}),
+        )
+        .await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["traits"]["plan"], "pro");
 
-    for path in ["/v1/contacts".to_string(), format!("/v1/contacts/{id}"), "/v1/fields".into(), "/v1/keys".into(), "/v1/service-accounts".into()] {
+    for path in [
+        "/v1/contacts".to_string(),
+        format!("/v1/contacts/{id}"),
+        "/v1/fields".into(),
+        "/v1/keys".into(),
+        "/v1/service-accounts".into(),
+    ] {
         let (status, err) = app.get(&path, token).await;
         assert_error(status, &err, 403, "forbidden");
     }
