@@ -61,7 +61,11 @@ impl Application {
             Database::Sqlite(path) => {
                 let path = path.clone();
                 let options = config.sqlite.clone();
-                Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&path, options)).await.map_err(|e| StartError::Config(e.to_string()))??)
+                Arc::new(
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&path, options))
+                        .await
+                        .map_err(|e| StartError::Config(e.to_string()))??,
+                )
             }
         };
         let state = AppState {
@@ -74,7 +78,13 @@ impl Application {
         };
         let router = with_layers(crate::api::router(), state.clone(), Duration::from_secs(config.request_timeout_secs));
         let listener = TcpListener::bind(config.listen).await?;
-        Ok(Application { listener, router, state, grace: Duration::from_secs(config.shutdown_grace_secs), generated_master_key })
+        Ok(Application {
+            listener,
+            router,
+            state,
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+            generated_master_key,
+        })
     }
 
     /// The bound address (the real port when built with port 0).
@@ -84,7 +94,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish
     /// (up to the grace period) and records key usage.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let flusher = self.state.key_usage.clone().spawn_flusher(self.state.store.clone(), Duration::from_secs(5));
         let applier = self.state.ingest.clone().spawn_applier();
         let purger = self.state.ingest.clone().spawn_purger();
@@ -160,16 +173,12 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 pub fn with_layers(router: Router<AppState>, state: AppState, timeout: Duration) -> Router {
     router
         .layer(middleware::from_fn(move |req: Request, next: Next| request_timeout(req, next, timeout)))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError(Error::Internal("a handler panicked".into())).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(|_| ApiError(Error::Internal("a handler panicked".into())).into_response()))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
@@ -178,7 +187,10 @@ pub fn with_layers(router: Router<AppState>, state: AppState, timeout: Duration)
 async fn request_timeout(req: Request, next: Next, timeout: Duration) -> Response {
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => ApiError(Error::Unavailable { message: format!("the request took longer than {} s", timeout.as_secs()), retry_after_secs: 1 })
-            .into_response(),
+        Err(_) => ApiError(Error::Unavailable {
+            message: format!("the request took longer than {} s", timeout.as_secs()),
+            retry_after_secs: 1,
+        })
+        .into_response(),
     }
 }

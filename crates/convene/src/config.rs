@@ -296,7 +296,8 @@ impl ServeConfig {
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.message().to_string() })
 }
 
@@ -307,7 +308,9 @@ pub fn parse_database(url: Option<&str>, data_dir: &Path) -> Result<Database, Co
     };
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
-            return Err(ConfigError::Invalid("--database sqlite:// needs a file path, e.g. sqlite:///var/lib/convene/convene.db".into()));
+            return Err(ConfigError::Invalid(
+                "--database sqlite:// needs a file path, e.g. sqlite:///var/lib/convene/convene.db".into(),
+            ));
         }
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
@@ -340,7 +343,12 @@ mod tests {
         assert_eq!(parse_database(None, d).unwrap(), Database::Sqlite("/d/convene.db".into()));
         assert_eq!(parse_database(Some("sqlite:///x.db"), d).unwrap(), Database::Sqlite("/x.db".into()));
         assert!(parse_database(Some("postgres://u@h/db"), d).unwrap_err().to_string().contains("PostgreSQL"));
-        assert!(parse_database(Some("mysql://h"), d).unwrap_err().to_string().contains("unknown database URL scheme 'mysql'"));
+        assert!(
+            parse_database(Some("mysql://h"), d)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown database URL scheme 'mysql'")
+        );
     }
 
     #[test]

@@ -13,9 +13,12 @@ pub async fn check(url: &str, timeout: Duration) -> Result<(), String> {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
     };
-    let request = format!("GET {base}/readyz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: convene-healthcheck\r\n\r\n");
+    let request = format!(
+        "GET {base}/readyz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: convene-healthcheck\r\n\r\n"
+    );
     let exchange = async {
-        let mut stream = TcpStream::connect(authority).await.map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+        let mut stream =
+            TcpStream::connect(authority).await.map_err(|e| format!("cannot connect to {authority}: {e}"))?;
         stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
         let mut head = vec![0u8; 64];
         let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
@@ -26,5 +29,7 @@ pub async fn check(url: &str, timeout: Duration) -> Result<(), String> {
             None => Err(format!("{url}/readyz did not answer HTTP")),
         }
     };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("{url}/readyz did not answer within {} s", timeout.as_secs()))?
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("{url}/readyz did not answer within {} s", timeout.as_secs()))?
 }

@@ -119,9 +119,9 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
         None => Ok(None),
         Some(v) => {
             let key = v.to_str().map_err(|_| Error::validation("Idempotency-Key", "Idempotency-Key must be text"))?;
-            validate_message_id(key.trim()).map(Some).map_err(|_| {
-                Error::validation("Idempotency-Key", "Idempotency-Key must have 1 to 200 characters")
-            })
+            validate_message_id(key.trim())
+                .map(Some)
+                .map_err(|_| Error::validation("Idempotency-Key", "Idempotency-Key must have 1 to 200 characters"))
         }
     }
 }

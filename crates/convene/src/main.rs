@@ -9,7 +9,8 @@ use convene::config::{Cli, Command, Database, LogFormat, ServeConfig};
 use convene_store_sqlite::SqliteStore;
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG").unwrap_or_else(|_| "info,tower_http=info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG").unwrap_or_else(|_| "info,tower_http=info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -25,13 +26,15 @@ async fn main() -> ExitCode {
             println!("convene {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Healthcheck(args) => match convene::healthcheck::check(&args.url, Duration::from_secs(args.timeout)).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("convene healthcheck: {e}");
-                ExitCode::FAILURE
+        Command::Healthcheck(args) => {
+            match convene::healthcheck::check(&args.url, Duration::from_secs(args.timeout)).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("convene healthcheck: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::Migrate(args) => {
             let config = match ServeConfig::resolve(args) {
                 Ok(c) => c,

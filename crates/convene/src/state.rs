@@ -36,9 +36,13 @@ pub struct AppState {
 /// or changing a service account clears it on this node at once; other nodes
 /// (PostgreSQL deployments) see the change within the TTL.
 pub struct KeyCache {
-    entries: Mutex<(u64, HashMap<[u8; 32], (ApiKey, Instant)>)>,
+    /// The epoch (bumped by every clear) and the entries.
+    entries: Mutex<(u64, CachedKeys)>,
     ttl: Duration,
 }
+
+/// Keys by token hash, with the time they were read.
+type CachedKeys = HashMap<[u8; 32], (ApiKey, Instant)>;
 
 /// Most keys the cache holds before it starts over.
 const KEY_CACHE_CAPACITY: usize = 10_000;
@@ -118,10 +122,10 @@ impl KeyUsage {
     /// Writes what was recorded now.
     pub async fn flush(&self, store: &dyn Store) {
         let used = self.drain();
-        if !used.is_empty() {
-            if let Err(e) = store.touch_keys(used).await {
-                tracing::warn!(error = %e, "could not record key use");
-            }
+        if !used.is_empty()
+            && let Err(e) = store.touch_keys(used).await
+        {
+            tracing::warn!(error = %e, "could not record key use");
         }
     }
 }

@@ -4,17 +4,17 @@
 
 use serde_json::{Value, json};
 
+use crate::Error;
 use crate::contact::{ContactChanges, ContactFilter, SubscriptionStatus};
+use crate::event::{EventFilter, EventKind, NewEvent};
 use crate::field::{Entity, FieldType};
 use crate::identity::IdentityKind;
+use crate::ingest::{IngestItem, JobStatus, QueuedJob, identify_item};
 use crate::page::PageRequest;
 use crate::scope::{KeyKind, Scope};
 use crate::store::{NewField, Store};
 use crate::token;
 use crate::workspace::{NewKey, NewServiceAccount, ServiceAccountUpdate};
-use crate::Error;
-use crate::event::{EventFilter, EventKind, NewEvent};
-use crate::ingest::{IngestItem, JobStatus, QueuedJob, identify_item};
 
 /// Instantiates every conformance test for a backend. `$make` is an async
 /// expression yielding a fresh, empty store (`Box<dyn Store>`-like).
@@ -97,7 +97,12 @@ pub async fn keys_are_found_by_hash_and_follow_their_account(store: &dyn Store) 
     let sa = store
         .create_service_account(
             &ws.id,
-            NewServiceAccount { name: "sa".into(), description: String::new(), teams: vec![], scopes: vec![Scope::ContactsRead] },
+            NewServiceAccount {
+                name: "sa".into(),
+                description: String::new(),
+                teams: vec![],
+                scopes: vec![Scope::ContactsRead],
+            },
         )
         .await
         .unwrap();
@@ -111,7 +116,10 @@ pub async fn keys_are_found_by_hash_and_follow_their_account(store: &dyn Store) 
         .update_service_account(
             &ws.id,
             &sa.id,
-            ServiceAccountUpdate { scopes: Some(vec![Scope::ContactsRead, Scope::ContactsWrite]), ..Default::default() },
+            ServiceAccountUpdate {
+                scopes: Some(vec![Scope::ContactsRead, Scope::ContactsWrite]),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -143,7 +151,10 @@ pub async fn revoked_keys_stay_listed_and_marked(store: &dyn Store) {
 pub async fn contacts_round_trip_with_traits_and_inferred_fields(store: &dyn Store) {
     let ws = store.create_workspace("w".into()).await.unwrap();
     let c = store
-        .create_contact(&ws.id, changes(json!({"email": "Ann@X.io", "traits": {"plan": "pro", "seats": 3, "tags": ["a"]}})))
+        .create_contact(
+            &ws.id,
+            changes(json!({"email": "Ann@X.io", "traits": {"plan": "pro", "seats": 3, "tags": ["a"]}})),
+        )
         .await
         .unwrap();
     assert_eq!(c.state.email.as_deref(), Some("ann@x.io"));
@@ -179,7 +190,10 @@ pub async fn contacts_round_trip_with_traits_and_inferred_fields(store: &dyn Sto
 /// Taking an identity another contact holds is a conflict naming the field.
 pub async fn identities_are_unique_per_workspace(store: &dyn Store) {
     let ws = store.create_workspace("w".into()).await.unwrap();
-    let a = store.create_contact(&ws.id, changes(json!({"email": "a@x.io", "mobile": "+1 555 0100", "external_id": "A"}))).await.unwrap();
+    let a = store
+        .create_contact(&ws.id, changes(json!({"email": "a@x.io", "mobile": "+1 555 0100", "external_id": "A"})))
+        .await
+        .unwrap();
     for (field, body) in [
         ("email", json!({"email": "A@X.IO"})),
         ("mobile", json!({"mobile": "+15550100"})),
@@ -197,7 +211,10 @@ pub async fn identities_are_unique_per_workspace(store: &dyn Store) {
     store.update_contact(&ws.id, a.id, changes(json!({"email": null}))).await.unwrap();
     store.update_contact(&ws.id, b.id, changes(json!({"email": "a@x.io"}))).await.unwrap();
     let other_ws = store.create_workspace("other".into()).await.unwrap();
-    store.create_contact(&other_ws.id, changes(json!({"email": "a@x.io"}))).await.expect("identities are per workspace");
+    store
+        .create_contact(&other_ws.id, changes(json!({"email": "a@x.io"})))
+        .await
+        .expect("identities are per workspace");
 }
 
 /// No read or write crosses workspaces.
@@ -206,9 +223,14 @@ pub async fn workspaces_do_not_see_each_other(store: &dyn Store) {
     let w2 = store.create_workspace("two".into()).await.unwrap();
     let c = store.create_contact(&w1.id, changes(json!({"email": "a@x.io"}))).await.unwrap();
     assert!(matches!(store.get_contact(&w2.id, c.id).await, Err(Error::NotFound { .. })));
-    assert!(matches!(store.update_contact(&w2.id, c.id, changes(json!({"traits": {"x": 1}}))).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        store.update_contact(&w2.id, c.id, changes(json!({"traits": {"x": 1}}))).await,
+        Err(Error::NotFound { .. })
+    ));
     assert!(matches!(store.delete_contact(&w2.id, c.id).await, Err(Error::NotFound { .. })));
-    assert!(store.list_contacts(&w2.id, ContactFilter::default(), PageRequest::default()).await.unwrap().items.is_empty());
+    assert!(
+        store.list_contacts(&w2.id, ContactFilter::default(), PageRequest::default()).await.unwrap().items.is_empty()
+    );
     let (_, new) = new_key(KeyKind::Full, None);
     let key = store.create_key(&w1.id, new).await.unwrap();
     assert!(matches!(store.get_key(&w2.id, &key.id).await, Err(Error::NotFound { .. })));
@@ -244,12 +266,23 @@ pub async fn contact_lists_page_and_filter(store: &dyn Store) {
 pub async fn explicit_fields_type_later_values(store: &dyn Store) {
     let ws = store.create_workspace("w".into()).await.unwrap();
     let f = store
-        .create_field(&ws.id, NewField { entity: Entity::Contact, name: "career_sales".into(), label: Some("Career sales".into()), field_type: FieldType::Integer })
+        .create_field(
+            &ws.id,
+            NewField {
+                entity: Entity::Contact,
+                name: "career_sales".into(),
+                label: Some("Career sales".into()),
+                field_type: FieldType::Integer,
+            },
+        )
         .await
         .unwrap();
     assert!(!f.inferred);
     let again = store
-        .create_field(&ws.id, NewField { entity: Entity::Contact, name: "career_sales".into(), label: None, field_type: FieldType::Text })
+        .create_field(
+            &ws.id,
+            NewField { entity: Entity::Contact, name: "career_sales".into(), label: None, field_type: FieldType::Text },
+        )
         .await;
     assert!(matches!(again, Err(Error::Conflict { .. })));
     let c = store.create_contact(&ws.id, changes(json!({"traits": {"career_sales": "500000"}}))).await.unwrap();
@@ -290,11 +323,15 @@ async fn drain(store: &dyn Store) {
 /// Jobs are queued, then applied in order through the trait merge.
 pub async fn queued_jobs_apply_in_order_and_report(store: &dyn Store) {
     let ws = store.create_workspace("w".into()).await.unwrap();
-    let first = job(&ws.id, vec![ident(IdentityKind::Email, "a@x.io", json!({"n": {"$inc": 1}, "tags": {"add": ["x"]}}))]);
-    let second = job(&ws.id, vec![
-        ident(IdentityKind::Email, "a@x.io", json!({"n": {"$inc": 2}, "tags": {"add": ["y"], "remove": ["x"]}})),
-        track(IdentityKind::Email, "a@x.io", "made_sale", None),
-    ]);
+    let first =
+        job(&ws.id, vec![ident(IdentityKind::Email, "a@x.io", json!({"n": {"$inc": 1}, "tags": {"add": ["x"]}}))]);
+    let second = job(
+        &ws.id,
+        vec![
+            ident(IdentityKind::Email, "a@x.io", json!({"n": {"$inc": 2}, "tags": {"add": ["y"], "remove": ["x"]}})),
+            track(IdentityKind::Email, "a@x.io", "made_sale", None),
+        ],
+    );
     let (j1, j2) = (first.id.clone(), second.id.clone());
     store.enqueue(first).await.unwrap();
     store.enqueue(second).await.unwrap();
@@ -332,18 +369,24 @@ pub async fn message_ids_apply_once(store: &dyn Store) {
     let other = store.create_workspace("o".into()).await.unwrap();
     store.enqueue(job(&other.id, vec![track(IdentityKind::ExternalId, "u1", "e", Some("m-1"))])).await.unwrap();
     drain(store).await;
-    assert_eq!(store.list_events(&other.id, EventFilter::default(), PageRequest::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        store.list_events(&other.id, EventFilter::default(), PageRequest::default()).await.unwrap().items.len(),
+        1
+    );
 }
 
 /// A row taking another contact's identity fails alone.
 pub async fn duplicate_identities_fail_their_row_only(store: &dyn Store) {
     let ws = store.create_workspace("w".into()).await.unwrap();
     store.create_contact(&ws.id, changes(json!({"email": "taken@x.io"}))).await.unwrap();
-    let j = job(&ws.id, vec![
-        ident(IdentityKind::ExternalId, "e1", json!({"plan": "a"})),
-        ident(IdentityKind::ExternalId, "e2", json!({"email": "taken@x.io"})),
-        ident(IdentityKind::ExternalId, "e3", json!({"plan": "c"})),
-    ]);
+    let j = job(
+        &ws.id,
+        vec![
+            ident(IdentityKind::ExternalId, "e1", json!({"plan": "a"})),
+            ident(IdentityKind::ExternalId, "e2", json!({"email": "taken@x.io"})),
+            ident(IdentityKind::ExternalId, "e3", json!({"plan": "c"})),
+        ],
+    );
     let id = j.id.clone();
     store.enqueue(j).await.unwrap();
     drain(store).await;
@@ -360,16 +403,22 @@ pub async fn duplicate_identities_fail_their_row_only(store: &dyn Store) {
 /// Alias merges the anonymous profile into the identified one.
 pub async fn alias_merges_profiles(store: &dyn Store) {
     let ws = store.create_workspace("w".into()).await.unwrap();
-    store.enqueue(job(&ws.id, vec![
-        ident(IdentityKind::AnonymousId, "anon-1", json!({"seen": "ad", "plan": "free"})),
-        track(IdentityKind::AnonymousId, "anon-1", "viewed", None),
-        ident(IdentityKind::ExternalId, "user-1", json!({"plan": "pro"})),
-        IngestItem::Alias {
-            previous: vec![(IdentityKind::AnonymousId, "anon-1".into())],
-            lookups: vec![(IdentityKind::ExternalId, "user-1".into())],
-            message_id: None,
-        },
-    ])).await.unwrap();
+    store
+        .enqueue(job(
+            &ws.id,
+            vec![
+                ident(IdentityKind::AnonymousId, "anon-1", json!({"seen": "ad", "plan": "free"})),
+                track(IdentityKind::AnonymousId, "anon-1", "viewed", None),
+                ident(IdentityKind::ExternalId, "user-1", json!({"plan": "pro"})),
+                IngestItem::Alias {
+                    previous: vec![(IdentityKind::AnonymousId, "anon-1".into())],
+                    lookups: vec![(IdentityKind::ExternalId, "user-1".into())],
+                    message_id: None,
+                },
+            ],
+        ))
+        .await
+        .unwrap();
     drain(store).await;
     let all = store.list_contacts(&ws.id, ContactFilter::default(), PageRequest::default()).await.unwrap().items;
     assert_eq!(all.len(), 1);

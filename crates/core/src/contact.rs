@@ -140,7 +140,9 @@ impl ContactChanges {
                 other => {
                     return Err(Error::validation(
                         other,
-                        format!("unknown field '{other}'; a contact has email, mobile, external_id, traits and subscription_status"),
+                        format!(
+                            "unknown field '{other}'; a contact has email, mobile, external_id, traits and subscription_status"
+                        ),
                     ));
                 }
             }
@@ -159,7 +161,10 @@ impl ContactChanges {
                 if let Some((_, earlier)) = before {
                     let now = self.identities.iter().find(|(k, _)| *k == kind).map(|(_, v)| v.clone());
                     if now != Some(earlier) {
-                        return Err(Error::validation(kind.field(), format!("two different values given for {}", kind.field())));
+                        return Err(Error::validation(
+                            kind.field(),
+                            format!("two different values given for {}", kind.field()),
+                        ));
                     }
                 }
             }

@@ -186,29 +186,17 @@ impl ErrorCode {
 impl Error {
     /// A 400 naming a field.
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Validation {
-            message: message.into(),
-            field: Some(field.into()),
-            row: None,
-        }
+        Error::Validation { message: message.into(), field: Some(field.into()), row: None }
     }
 
     /// A 400 about the request as a whole.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Error::Validation {
-            message: message.into(),
-            field: None,
-            row: None,
-        }
+        Error::Validation { message: message.into(), field: None, row: None }
     }
 
     /// A 422 naming a field.
     pub fn invalid_value(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidValue {
-            field: field.into(),
-            message: message.into(),
-            row: None,
-        }
+        Error::InvalidValue { field: field.into(), message: message.into(), row: None }
     }
 
     /// The stable code of this error.
@@ -241,9 +229,7 @@ impl Error {
     /// The batch row this error names, if any.
     pub fn row(&self) -> Option<usize> {
         match self {
-            Error::Validation { row, .. }
-            | Error::InvalidValue { row, .. }
-            | Error::Conflict { row, .. } => *row,
+            Error::Validation { row, .. } | Error::InvalidValue { row, .. } | Error::Conflict { row, .. } => *row,
             _ => None,
         }
     }
@@ -251,9 +237,9 @@ impl Error {
     /// The same error, attributed to batch row `index`.
     pub fn at_row(mut self, index: usize) -> Self {
         match &mut self {
-            Error::Validation { row, .. }
-            | Error::InvalidValue { row, .. }
-            | Error::Conflict { row, .. } => *row = Some(index),
+            Error::Validation { row, .. } | Error::InvalidValue { row, .. } | Error::Conflict { row, .. } => {
+                *row = Some(index)
+            }
             _ => {}
         }
         self
@@ -263,9 +249,7 @@ impl Error {
     /// by a generic sentence (they are logged instead).
     pub fn public_message(&self) -> String {
         match self {
-            Error::Storage(_) | Error::Internal(_) => {
-                "internal error; the server log has the details".to_string()
-            }
+            Error::Storage(_) | Error::Internal(_) => "internal error; the server log has the details".to_string(),
             other => other.to_string(),
         }
     }

@@ -41,7 +41,9 @@ impl EventKind {
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [EventKind::Track, EventKind::Page, EventKind::Screen, EventKind::Engagement].into_iter().find(|k| k.as_str() == s)
+        [EventKind::Track, EventKind::Page, EventKind::Screen, EventKind::Engagement]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -114,7 +116,10 @@ pub fn validate_properties(event: &str, properties: &Map<String, Value>) -> Resu
     }
     let size = serde_json::to_vec(properties).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_PROPERTIES_BYTES {
-        return Err(Error::validation("properties", format!("the properties of event '{event}' are larger than {MAX_PROPERTIES_BYTES} bytes")));
+        return Err(Error::validation(
+            "properties",
+            format!("the properties of event '{event}' are larger than {MAX_PROPERTIES_BYTES} bytes"),
+        ));
     }
     Ok(())
 }

@@ -157,9 +157,10 @@ impl FieldRegistry {
 
     /// The type of `name`, if the field exists.
     pub fn get(&self, name: &str) -> Option<FieldType> {
-        self.types.get(name).copied().or_else(|| {
-            BUILTIN_CONTACT_FIELDS.iter().find(|(n, _, _)| *n == name).map(|(_, _, t)| *t)
-        })
+        self.types
+            .get(name)
+            .copied()
+            .or_else(|| BUILTIN_CONTACT_FIELDS.iter().find(|(n, _, _)| *n == name).map(|(_, _, t)| *t))
     }
 
     /// Records a field.
@@ -172,7 +173,10 @@ impl FieldRegistry {
 /// starting with `$` (reserved for operations).
 pub fn validate_field_name(name: &str) -> Result<(), Error> {
     if name.is_empty() || name.chars().count() > MAX_FIELD_NAME_LEN {
-        return Err(Error::validation(name, format!("field name '{name}' must have 1 to {MAX_FIELD_NAME_LEN} characters")));
+        return Err(Error::validation(
+            name,
+            format!("field name '{name}' must have 1 to {MAX_FIELD_NAME_LEN} characters"),
+        ));
     }
     if name.starts_with('$') {
         return Err(Error::validation(name, format!("field name '{name}' must not start with '$'")));
@@ -270,10 +274,16 @@ pub fn coerce(field: &str, field_type: FieldType, value: Value) -> Result<Value,
         }
         (FieldType::List, Value::Array(items)) => {
             if items.len() > MAX_LIST_LEN {
-                return Err(Error::invalid_value(field, format!("list field '{field}' holds at most {MAX_LIST_LEN} values")));
+                return Err(Error::invalid_value(
+                    field,
+                    format!("list field '{field}' holds at most {MAX_LIST_LEN} values"),
+                ));
             }
             if items.iter().any(|v| v.is_array() || v.is_object()) {
-                return Err(Error::invalid_value(field, format!("list field '{field}' holds scalars only (strings, numbers, booleans)")));
+                return Err(Error::invalid_value(
+                    field,
+                    format!("list field '{field}' holds scalars only (strings, numbers, booleans)"),
+                ));
             }
             Ok(Value::Array(items))
         }

@@ -89,7 +89,9 @@ pub fn normalise_mobile(raw: &str) -> Result<String, Error> {
             _ => {
                 return Err(Error::validation(
                     "mobile",
-                    format!("'{raw}' is not a phone number: only digits, a leading '+', spaces, dashes, dots and parentheses are allowed"),
+                    format!(
+                        "'{raw}' is not a phone number: only digits, a leading '+', spaces, dashes, dots and parentheses are allowed"
+                    ),
                 ));
             }
         }

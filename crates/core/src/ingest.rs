@@ -98,10 +98,7 @@ impl IngestItem {
 /// Checks a message id: 1 to 200 characters.
 pub fn validate_message_id(id: &str) -> Result<String> {
     if id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN {
-        return Err(Error::validation(
-            "message_id",
-            format!("a message id has 1 to {MAX_MESSAGE_ID_LEN} characters"),
-        ));
+        return Err(Error::validation("message_id", format!("a message id has 1 to {MAX_MESSAGE_ID_LEN} characters")));
     }
     Ok(id.to_string())
 }
@@ -212,12 +209,7 @@ pub trait IngestTx {
     /// The field registry of an entity (cached by the backend).
     fn field_registry(&mut self, ws: &str, entity: Entity) -> Result<&mut FieldRegistry>;
     /// Records fields created on the fly.
-    fn record_fields(
-        &mut self,
-        ws: &str,
-        entity: Entity,
-        fields: &[(String, FieldType)],
-    ) -> Result<()>;
+    fn record_fields(&mut self, ws: &str, entity: Entity, fields: &[(String, FieldType)]) -> Result<()>;
     /// Inserts a contact; returns its id.
     fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64>;
     /// Writes a contact's new state.
@@ -228,12 +220,7 @@ pub trait IngestTx {
     fn merge_contacts(&mut self, ws: &str, from: i64, into: i64) -> Result<()>;
     /// The company with this external id, created when missing; its traits
     /// merged with `ops`. Returns its id.
-    fn upsert_company(
-        &mut self,
-        ws: &str,
-        external_id: &str,
-        traits: &Map<String, Value>,
-    ) -> Result<i64>;
+    fn upsert_company(&mut self, ws: &str, external_id: &str, traits: &Map<String, Value>) -> Result<i64>;
     /// Links a contact to a company.
     fn set_contact_company(&mut self, ws: &str, contact_id: i64, company_id: i64) -> Result<()>;
 }
@@ -241,30 +228,21 @@ pub trait IngestTx {
 /// Applies one item. An `Err` fails this row only (the caller rolls it
 /// back alone and reports it in the job).
 pub fn apply_item(tx: &mut dyn IngestTx, ws: &str, item: &IngestItem) -> Result<RowOutcome> {
-    if let Some(id) = item.message_id() {
-        if tx.seen_message(ws, id)? {
-            return Ok(RowOutcome::Duplicate);
-        }
+    if let Some(id) = item.message_id()
+        && tx.seen_message(ws, id)?
+    {
+        return Ok(RowOutcome::Duplicate);
     }
     match item {
-        IngestItem::Identify {
-            lookups, changes, ..
-        } => {
+        IngestItem::Identify { lookups, changes, .. } => {
             identify(tx, ws, lookups, changes)?;
         }
         IngestItem::Track { lookups, event } => {
             let contact = find_or_create(tx, ws, lookups)?;
             tx.insert_event(ws, contact, event)?;
         }
-        IngestItem::Alias {
-            previous, lookups, ..
-        } => alias(tx, ws, previous, lookups)?,
-        IngestItem::Group {
-            lookups,
-            company,
-            traits,
-            ..
-        } => {
+        IngestItem::Alias { previous, lookups, .. } => alias(tx, ws, previous, lookups)?,
+        IngestItem::Group { lookups, company, traits, .. } => {
             let contact = find_or_create(tx, ws, lookups)?;
             let company = tx.upsert_company(ws, company, traits)?;
             tx.set_contact_company(ws, contact, company)?;
@@ -285,23 +263,17 @@ fn resolve(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<Option<
 /// Finds the contact, or creates it with the lookup identities, then runs
 /// `changes` on it (the same merge as the native API). Identities set on the
 /// contact must not be held by another contact (a duplicate error).
-fn identify(
-    tx: &mut dyn IngestTx,
-    ws: &str,
-    lookups: &Lookups,
-    changes: &ContactChanges,
-) -> Result<i64> {
+fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &ContactChanges) -> Result<i64> {
     // Who holds each identity, asked once per item.
     let mut holders: Vec<(IdentityKind, String, Option<i64>)> = Vec::new();
-    let mut holder =
-        |tx: &mut dyn IngestTx, kind: IdentityKind, value: &str| -> Result<Option<i64>> {
-            if let Some((_, _, h)) = holders.iter().find(|(k, v, _)| *k == kind && v == value) {
-                return Ok(*h);
-            }
-            let h = tx.find_contact(ws, kind, value)?;
-            holders.push((kind, value.to_string(), h));
-            Ok(h)
-        };
+    let mut holder = |tx: &mut dyn IngestTx, kind: IdentityKind, value: &str| -> Result<Option<i64>> {
+        if let Some((_, _, h)) = holders.iter().find(|(k, v, _)| *k == kind && v == value) {
+            return Ok(*h);
+        }
+        let h = tx.find_contact(ws, kind, value)?;
+        holders.push((kind, value.to_string(), h));
+        Ok(h)
+    };
     let mut found = None;
     for (kind, value) in lookups {
         if let Some(id) = holder(tx, *kind, value)? {
@@ -329,14 +301,10 @@ fn identify(
         if state.identity(kind) == Some(value) {
             continue;
         }
-        if let Some(h) = holder(tx, kind, value)? {
-            if Some(h) != found {
-                return Err(Error::Conflict {
-                    entity: "contact",
-                    field: kind.field().to_string(),
-                    row: None,
-                });
-            }
+        if let Some(h) = holder(tx, kind, value)?
+            && Some(h) != found
+        {
+            return Err(Error::Conflict { entity: "contact", field: kind.field().to_string(), row: None });
         }
     }
     let outcome = changes.apply(&mut state, tx.field_registry(ws, Entity::Contact)?)?;
@@ -369,16 +337,13 @@ fn alias(tx: &mut dyn IngestTx, ws: &str, previous: &Lookups, lookups: &Lookups)
             let old_state = tx.load_contact(ws, old)?;
             let mut state = tx.load_contact(ws, kept)?;
             for (name, value) in &old_state.traits {
-                state
-                    .traits
-                    .entry(name.clone())
-                    .or_insert_with(|| value.clone());
+                state.traits.entry(name.clone()).or_insert_with(|| value.clone());
             }
             for kind in IdentityKind::ALL {
-                if state.identity(kind).is_none() {
-                    if let Some(v) = old_state.identity(kind) {
-                        *state.identity_mut(kind) = Some(v.to_string());
-                    }
+                if state.identity(kind).is_none()
+                    && let Some(v) = old_state.identity(kind)
+                {
+                    *state.identity_mut(kind) = Some(v.to_string());
                 }
             }
             tx.merge_contacts(ws, old, kept)?;
@@ -397,10 +362,7 @@ fn alias(tx: &mut dyn IngestTx, ws: &str, previous: &Lookups, lookups: &Lookups)
                 }
             }
             let identities = lookups.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
-            let changes = ContactChanges {
-                identities,
-                ..Default::default()
-            };
+            let changes = ContactChanges { identities, ..Default::default() };
             identify(tx, ws, &found_by, &changes).map(|_| ())
         }
         (None, _) => find_or_create(tx, ws, lookups).map(|_| ()),
@@ -410,18 +372,10 @@ fn alias(tx: &mut dyn IngestTx, ws: &str, previous: &Lookups, lookups: &Lookups)
 /// Builds an identify item from a traits object: identity keys in it
 /// (`email`, `mobile`, `external_id`, `anonymous_id`) become identities, the
 /// rest trait operations. Errors name the field.
-pub fn identify_item(
-    lookups: Lookups,
-    traits: Map<String, Value>,
-    message_id: Option<String>,
-) -> Result<IngestItem> {
+pub fn identify_item(lookups: Lookups, traits: Map<String, Value>, message_id: Option<String>) -> Result<IngestItem> {
     let mut changes = ContactChanges::default();
     changes.add_traits(traits)?;
-    Ok(IngestItem::Identify {
-        lookups,
-        changes,
-        message_id,
-    })
+    Ok(IngestItem::Identify { lookups, changes, message_id })
 }
 
 /// Parses trait operations for a company (checked at the edge).
@@ -432,12 +386,7 @@ pub fn check_company_traits(traits: &Map<String, Value>) -> Result<()> {
 /// The lookups of a write: the identities it sets, in priority order
 /// (external id, email, mobile, anonymous id).
 pub fn lookups_of(changes: &ContactChanges) -> Lookups {
-    let order = [
-        IdentityKind::ExternalId,
-        IdentityKind::Email,
-        IdentityKind::Mobile,
-        IdentityKind::AnonymousId,
-    ];
+    let order = [IdentityKind::ExternalId, IdentityKind::Email, IdentityKind::Mobile, IdentityKind::AnonymousId];
     let mut out: Lookups = Vec::new();
     for kind in order {
         if let Some((_, Some(v))) = changes.identities.iter().find(|(k, _)| *k == kind) {

@@ -23,12 +23,12 @@
 
 pub mod auth;
 pub mod contact;
-pub mod event;
 pub mod error;
+pub mod event;
 pub mod field;
 pub mod identity;
-pub mod ingest;
 pub mod ids;
+pub mod ingest;
 pub mod limits;
 pub mod merge;
 pub mod page;

@@ -177,7 +177,10 @@ fn apply_one(traits: &mut Map<String, Value>, name: &str, op: &TraitOp, field_ty
         }
         TraitOp::ListEdit { add, remove, .. } => {
             if field_type != FieldType::List {
-                return Err(Error::invalid_value(name, format!("'add'/'remove' apply to list fields; '{name}' is of type {field_type}")));
+                return Err(Error::invalid_value(
+                    name,
+                    format!("'add'/'remove' apply to list fields; '{name}' is of type {field_type}"),
+                ));
             }
             let mut items = match traits.remove(name) {
                 Some(Value::Array(items)) => items,
@@ -194,7 +197,10 @@ fn apply_one(traits: &mut Map<String, Value>, name: &str, op: &TraitOp, field_ty
         }
         TraitOp::Inc(by) => {
             if !field_type.is_numeric() {
-                return Err(Error::invalid_value(name, format!("'$inc' applies to number fields; '{name}' is of type {field_type}")));
+                return Err(Error::invalid_value(
+                    name,
+                    format!("'$inc' applies to number fields; '{name}' is of type {field_type}"),
+                ));
             }
             let current = match traits.get(name) {
                 None | Some(Value::Null) => Value::from(0),
@@ -238,7 +244,8 @@ mod tests {
     #[test]
     fn every_operation_applies() {
         let mut reg = FieldRegistry::builtin_contact();
-        let mut t = json!({"plan": "free", "tags": ["a", "b"], "visits": 2, "first_seen": "x"}).as_object().unwrap().clone();
+        let mut t =
+            json!({"plan": "free", "tags": ["a", "b"], "visits": 2, "first_seen": "x"}).as_object().unwrap().clone();
         reg.insert("visits".into(), FieldType::Integer);
         let o = apply_traits(
             &mut t,
@@ -253,7 +260,10 @@ mod tests {
             &mut reg,
         )
         .unwrap();
-        assert_eq!(Value::Object(t), json!({"tags": ["a", "c"], "visits": 5, "first_seen": "x", "source": "ads", "score": 9.5}));
+        assert_eq!(
+            Value::Object(t),
+            json!({"tags": ["a", "c"], "visits": 5, "first_seen": "x", "source": "ads", "score": 9.5})
+        );
         let names: Vec<&str> = o.new_fields.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["first_seen", "score", "source"], "traits without a field get one");
         assert_eq!(reg.get("score"), Some(FieldType::Number));
@@ -287,10 +297,7 @@ mod tests {
     }
 
     fn scalar() -> impl Strategy<Value = Value> {
-        prop_oneof![
-            "[a-d]{1,2}".prop_map(Value::from),
-            (0i64..5).prop_map(Value::from),
-        ]
+        prop_oneof!["[a-d]{1,2}".prop_map(Value::from), (0i64..5).prop_map(Value::from),]
     }
 
     proptest! {

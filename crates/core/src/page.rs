@@ -31,7 +31,9 @@ impl PageRequest {
         };
         let after = match cursor {
             None | Some("") => None,
-            Some(c) => Some(decode(c).ok_or_else(|| Error::validation("cursor", "cursor is not one this server issued"))?),
+            Some(c) => {
+                Some(decode(c).ok_or_else(|| Error::validation("cursor", "cursor is not one this server issued"))?)
+            }
         };
         Ok(PageRequest { after, limit })
     }

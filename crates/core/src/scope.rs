@@ -11,19 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// A permission a route requires.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Scope {
     /// Read contacts and fields.
     #[serde(rename = "contacts:read")]
@@ -109,9 +97,7 @@ impl Scope {
             if let Some(prefix) = name.strip_suffix(":*") {
                 let matched: Vec<Scope> = Scope::ALL
                     .into_iter()
-                    .filter(|s| {
-                        s.as_str().split(':').next() == Some(prefix) && s.as_str().contains(':')
-                    })
+                    .filter(|s| s.as_str().split(':').next() == Some(prefix) && s.as_str().contains(':'))
                     .collect();
                 if matched.is_empty() {
                     return Err(Error::validation(field, format!("unknown scope '{name}'")));
@@ -119,10 +105,7 @@ impl Scope {
                 out.extend(matched);
             } else {
                 out.push(name.parse().map_err(|_| {
-                    Error::validation(
-                        field,
-                        format!("unknown scope '{name}'; known scopes: {}", Scope::names()),
-                    )
+                    Error::validation(field, format!("unknown scope '{name}'; known scopes: {}", Scope::names()))
                 })?);
             }
         }
@@ -132,11 +115,7 @@ impl Scope {
     }
 
     fn names() -> String {
-        Scope::ALL
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -149,10 +128,7 @@ impl fmt::Display for Scope {
 impl FromStr for Scope {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or(())
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or(())
     }
 }
 
@@ -193,11 +169,7 @@ impl FromStr for KeyKind {
 /// Analytics keys hold [`Scope::ANALYTICS`] only (further narrowed by an
 /// explicit list). Full keys hold their own list if given, else the account's,
 /// else every scope; a key never holds more than its account.
-pub fn effective_scopes(
-    kind: KeyKind,
-    own: Option<&[Scope]>,
-    account: Option<&[Scope]>,
-) -> Vec<Scope> {
+pub fn effective_scopes(kind: KeyKind, own: Option<&[Scope]>, account: Option<&[Scope]>) -> Vec<Scope> {
     let base: Vec<Scope> = match kind {
         KeyKind::Analytics => Scope::ANALYTICS.to_vec(),
         KeyKind::Full => Scope::ALL.to_vec(),
@@ -237,9 +209,7 @@ mod tests {
         assert!(check_grant(&[Scope::Admin, Scope::ContactsRead], &[Scope::ContactsRead]).is_ok());
         assert!(matches!(
             check_grant(&[Scope::Admin], &[Scope::ContactsRead]),
-            Err(Error::Forbidden {
-                scope: Scope::ContactsRead
-            })
+            Err(Error::Forbidden { scope: Scope::ContactsRead })
         ));
     }
 
@@ -252,18 +222,9 @@ mod tests {
     #[test]
     fn full_keys_follow_their_account() {
         let acc = [Scope::ContactsRead];
-        assert_eq!(
-            effective_scopes(KeyKind::Full, None, Some(&acc)),
-            vec![Scope::ContactsRead]
-        );
-        assert_eq!(
-            effective_scopes(KeyKind::Full, None, None).len(),
-            Scope::ALL.len()
-        );
+        assert_eq!(effective_scopes(KeyKind::Full, None, Some(&acc)), vec![Scope::ContactsRead]);
+        assert_eq!(effective_scopes(KeyKind::Full, None, None).len(), Scope::ALL.len());
         let own = [Scope::ContactsRead, Scope::Admin];
-        assert_eq!(
-            effective_scopes(KeyKind::Full, Some(&own), Some(&acc)),
-            vec![Scope::ContactsRead]
-        );
+        assert_eq!(effective_scopes(KeyKind::Full, Some(&own), Some(&acc)), vec![Scope::ContactsRead]);
     }
 }

@@ -11,10 +11,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::contact::{Contact, ContactChanges, ContactFilter};
-use crate::event::{Event, EventFilter};
-use crate::ingest::{Job, QueuedJob};
 use crate::error::Result;
+use crate::event::{Event, EventFilter};
 use crate::field::{Entity, Field, FieldType};
+use crate::ingest::{Job, QueuedJob};
 use crate::page::{Page, PageRequest};
 use crate::token::TokenHash;
 use crate::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace};

@@ -52,9 +52,7 @@ pub fn mint() -> NewToken {
     let mut body = String::with_capacity(BODY_LEN);
     let mut buf = [0u8; 64];
     while body.len() < BODY_LEN {
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut buf)
-            .expect("the OS random number generator failed");
+        rand::rngs::OsRng.try_fill_bytes(&mut buf).expect("the OS random number generator failed");
         // Rejection sampling keeps the alphabet uniform.
         for byte in buf.iter().filter(|b| **b < 248) {
             if body.len() < BODY_LEN {
@@ -63,11 +61,7 @@ pub fn mint() -> NewToken {
         }
     }
     let token = format!("{PREFIX}{body}{}", checksum(&body));
-    NewToken {
-        hash: TokenHash::of(&token),
-        preview: preview(&token),
-        token,
-    }
+    NewToken { hash: TokenHash::of(&token), preview: preview(&token), token }
 }
 
 /// A token's preview: the prefix and its last four characters.

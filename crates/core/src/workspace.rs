@@ -146,7 +146,10 @@ pub fn validate_name(field: &str, name: &str) -> Result<String, Error> {
 /// Checks a description (up to 2000 characters).
 pub fn validate_description(description: &str) -> Result<String, Error> {
     if description.chars().count() > MAX_DESCRIPTION_LEN {
-        return Err(Error::validation("description", format!("description has at most {MAX_DESCRIPTION_LEN} characters")));
+        return Err(Error::validation(
+            "description",
+            format!("description has at most {MAX_DESCRIPTION_LEN} characters"),
+        ));
     }
     Ok(description.trim().to_string())
 }

@@ -133,7 +133,9 @@ impl IngestTx for SqliteIngestTx<'_> {
         .map_err(storage)?;
         self.ctx
             .conn
-            .prepare_cached("UPDATE contacts SET last_seen_at = ?2 WHERE id = ?1 AND (last_seen_at IS NULL OR last_seen_at < ?2)")
+            .prepare_cached(
+                "UPDATE contacts SET last_seen_at = ?2 WHERE id = ?1 AND (last_seen_at IS NULL OR last_seen_at < ?2)",
+            )
             .map_err(storage)?
             .execute(params![contact_id, t(&event.timestamp)])
             .map_err(storage)?;
@@ -142,8 +144,11 @@ impl IngestTx for SqliteIngestTx<'_> {
 
     fn merge_contacts(&mut self, ws: &str, from: i64, into: i64) -> Result<()> {
         let conn = &self.ctx.conn;
-        conn.execute("UPDATE events SET contact_id = ?3 WHERE workspace_id = ?1 AND contact_id = ?2", params![ws, from, into])
-            .map_err(storage)?;
+        conn.execute(
+            "UPDATE events SET contact_id = ?3 WHERE workspace_id = ?1 AND contact_id = ?2",
+            params![ws, from, into],
+        )
+        .map_err(storage)?;
         conn.execute("DELETE FROM contacts WHERE workspace_id = ?1 AND id = ?2", params![ws, from]).map_err(storage)?;
         conn.execute(
             "INSERT INTO contact_merges (workspace_id, from_id, into_id, merged_at) VALUES (?1, ?2, ?3, ?4)",
@@ -159,7 +164,8 @@ impl IngestTx for SqliteIngestTx<'_> {
             params![ws, external_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         ))?;
-        let mut current: Map<String, Value> = existing.as_ref().and_then(|(_, t)| serde_json::from_str(t).ok()).unwrap_or_default();
+        let mut current: Map<String, Value> =
+            existing.as_ref().and_then(|(_, t)| serde_json::from_str(t).ok()).unwrap_or_default();
         let ops = TraitOp::parse_map(traits)?;
         let outcome = apply_traits(&mut current, &ops, self.ctx.registry(ws, Entity::Company)?)?;
         insert_inferred_fields(&self.ctx.conn, ws, Entity::Company, &outcome.new_fields)?;
@@ -201,7 +207,8 @@ impl IngestTx for SqliteIngestTx<'_> {
 /// Applies `entries` in the current transaction; returns how many items
 /// were processed. Writes each job's result and advances the cursor.
 pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Result<usize> {
-    let cursor: i64 = ctx.conn.query_row("SELECT applied_seq FROM ingest_cursor WHERE id = 1", [], |r| r.get(0)).map_err(storage)?;
+    let cursor: i64 =
+        ctx.conn.query_row("SELECT applied_seq FROM ingest_cursor WHERE id = 1", [], |r| r.get(0)).map_err(storage)?;
     let mut processed = 0;
     let mut last = cursor;
     for entry in entries.iter().filter(|e| e.seq > cursor) {

@@ -88,10 +88,10 @@ pub(crate) fn read_settings(conn: &Connection) -> Result<ConnectionSettings> {
 /// Maps a SQLite error to convene's: a full disk is 503 (retry later),
 /// everything else a storage error.
 pub(crate) fn storage(e: rusqlite::Error) -> Error {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if f.code == rusqlite::ErrorCode::DiskFull {
-            return Error::Unavailable { message: "the database disk is full".into(), retry_after_secs: 30 };
-        }
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && f.code == rusqlite::ErrorCode::DiskFull
+    {
+        return Error::Unavailable { message: "the database disk is full".into(), retry_after_secs: 30 };
     }
     Error::Storage(e.to_string())
 }
@@ -146,12 +146,18 @@ impl Writer {
 
     /// Runs `f` in the writer's current transaction and answers once that
     /// transaction is committed (durable) or has failed.
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static) -> Result<T> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |ctx| {
             let outcome = match ctx {
                 Some(ctx) => f(ctx),
-                None => Err(Error::Unavailable { message: "the database cannot start a write now".into(), retry_after_secs: 1 }),
+                None => Err(Error::Unavailable {
+                    message: "the database cannot start a write now".into(),
+                    retry_after_secs: 1,
+                }),
             };
             let ok = outcome.is_ok();
             let completion: Completion = Box::new(move |committed| {
@@ -234,7 +240,8 @@ impl Readers {
 
     /// Runs `f` on a free read connection.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| Error::Internal("reader pool closed".into()))?;
+        let permit =
+            self.permits.clone().acquire_owned().await.map_err(|_| Error::Internal("reader pool closed".into()))?;
         let slots = self.slots.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;

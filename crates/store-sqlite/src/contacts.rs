@@ -37,12 +37,12 @@ pub(crate) fn contact_from_row(row: &Row) -> rusqlite::Result<Contact> {
 
 /// Maps a unique-index violation to a conflict naming the identity.
 pub(crate) fn write_error(e: rusqlite::Error) -> Error {
-    if let rusqlite::Error::SqliteFailure(f, Some(message)) = &e {
-        if f.code == rusqlite::ErrorCode::ConstraintViolation {
-            for kind in IdentityKind::ALL {
-                if message.contains(&format!("contacts.{}", kind.field())) {
-                    return Error::Conflict { entity: "contact", field: kind.field().to_string(), row: None };
-                }
+    if let rusqlite::Error::SqliteFailure(f, Some(message)) = &e
+        && f.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        for kind in IdentityKind::ALL {
+            if message.contains(&format!("contacts.{}", kind.field())) {
+                return Error::Conflict { entity: "contact", field: kind.field().to_string(), row: None };
             }
         }
     }
@@ -112,7 +112,8 @@ pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &ContactCha
 }
 
 pub(crate) fn delete(conn: &Connection, ws: &str, id: i64) -> Result<()> {
-    let n = conn.execute("DELETE FROM contacts WHERE workspace_id = ?1 AND id = ?2", params![ws, id]).map_err(storage)?;
+    let n =
+        conn.execute("DELETE FROM contacts WHERE workspace_id = ?1 AND id = ?2", params![ws, id]).map_err(storage)?;
     if n == 0 {
         return Err(Error::NotFound { entity: "contact" });
     }

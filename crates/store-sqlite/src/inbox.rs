@@ -46,7 +46,8 @@ impl Inbox {
     /// Appends a job; answers once it is committed (durable).
     pub async fn append(&self, job: &QueuedJob) -> Result<()> {
         let body = serde_json::to_string(job).map_err(|e| Error::Internal(e.to_string()))?;
-        let (ws, id, count, at) = (job.workspace_id.clone(), job.id.clone(), job.items.len() as i64, t(&job.received_at));
+        let (ws, id, count, at) =
+            (job.workspace_id.clone(), job.id.clone(), job.items.len() as i64, t(&job.received_at));
         self.writer
             .run(move |ctx| {
                 let mut stmt = ctx
@@ -74,7 +75,8 @@ impl Inbox {
             let seq: i64 = row.get(0).map_err(storage)?;
             let body: String = row.get(1).map_err(storage)?;
             let count: i64 = row.get(2).map_err(storage)?;
-            let job: QueuedJob = serde_json::from_str(&body).map_err(|e| Error::Internal(format!("inbox entry {seq} is unreadable: {e}")))?;
+            let job: QueuedJob = serde_json::from_str(&body)
+                .map_err(|e| Error::Internal(format!("inbox entry {seq} is unreadable: {e}")))?;
             out.push(InboxEntry { seq, job });
             items += count as usize;
             if items >= max_items {
@@ -106,8 +108,12 @@ impl Inbox {
     pub fn find_queued(&self, ws: &str, id: &str, after: i64) -> Result<Option<(usize, String)>> {
         let conn = self.reader.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT item_count, received_at FROM inbox WHERE job_id = ?1 AND workspace_id = ?2 AND seq > ?3")
+            .prepare_cached(
+                "SELECT item_count, received_at FROM inbox WHERE job_id = ?1 AND workspace_id = ?2 AND seq > ?3",
+            )
             .map_err(storage)?;
-        crate::rows::one(stmt.query_row(params![id, ws, after], |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, String>(1)?))))
+        crate::rows::one(
+            stmt.query_row(params![id, ws, after], |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, String>(1)?))),
+        )
     }
 }

@@ -43,8 +43,9 @@ fn key_from_row(row: &Row) -> rusqlite::Result<ApiKey> {
 
 pub(crate) fn create_key(conn: &Connection, ws: &str, new: NewKey) -> Result<ApiKey> {
     if let Some(sa) = &new.service_account_id {
-        crate::workspaces::get_service_account(conn, ws, sa)
-            .map_err(|_| Error::validation("service_account_id", format!("no service account '{sa}' in this workspace")))?;
+        crate::workspaces::get_service_account(conn, ws, sa).map_err(|_| {
+            Error::validation("service_account_id", format!("no service account '{sa}' in this workspace"))
+        })?;
     }
     let id = new_id("key");
     conn.execute(
@@ -83,7 +84,8 @@ pub(crate) fn list_keys(conn: &Connection, ws: &str, page: &PageRequest) -> Resu
 }
 
 pub(crate) fn get_key(conn: &Connection, ws: &str, id: &str) -> Result<ApiKey> {
-    let mut stmt = conn.prepare_cached(&format!("{KEY_SELECT} WHERE k.workspace_id = ?1 AND k.id = ?2")).map_err(storage)?;
+    let mut stmt =
+        conn.prepare_cached(&format!("{KEY_SELECT} WHERE k.workspace_id = ?1 AND k.id = ?2")).map_err(storage)?;
     one(stmt.query_row([ws, id], key_from_row))?.ok_or(Error::NotFound { entity: "key" })
 }
 
@@ -103,7 +105,9 @@ pub(crate) fn find_key(conn: &Connection, hash: &TokenHash) -> Result<Option<Key
 
 pub(crate) fn touch_keys(conn: &Connection, used: &[(String, DateTime<Utc>)]) -> Result<()> {
     let mut stmt = conn
-        .prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)")
+        .prepare_cached(
+            "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+        )
         .map_err(storage)?;
     for (id, at) in used {
         stmt.execute(params![id, t(at)]).map_err(storage)?;

@@ -13,8 +13,8 @@
 //! [`Store`]: convene_core::Store
 
 mod apply;
-mod contacts;
 mod conn;
+mod contacts;
 mod events;
 mod inbox;
 mod keys;
@@ -83,10 +83,8 @@ impl SqliteStore {
             .map_err(conn::storage)?;
         let readers = Readers::open(path, &options)?;
         let writer = Writer::start(write_conn);
-        let inbox_path = path.with_file_name(format!(
-            "{}.inbox.db",
-            path.file_stem().and_then(|s| s.to_str()).unwrap_or("convene")
-        ));
+        let inbox_path =
+            path.with_file_name(format!("{}.inbox.db", path.file_stem().and_then(|s| s.to_str()).unwrap_or("convene")));
         let inbox = inbox::Inbox::open(&inbox_path, &options)?;
         let backlog = inbox.pending_items(applied)?;
         Ok(SqliteStore {

@@ -62,7 +62,8 @@ pub(crate) fn load_registry(conn: &Connection, ws: &str, entity: Entity) -> Resu
     let rows = stmt
         .query_map(rusqlite::params![ws, entity.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .map_err(storage)?;
-    let mut registry = if entity == Entity::Contact { FieldRegistry::builtin_contact() } else { FieldRegistry::default() };
+    let mut registry =
+        if entity == Entity::Contact { FieldRegistry::builtin_contact() } else { FieldRegistry::default() };
     for row in rows {
         let (name, ty) = row.map_err(storage)?;
         if let Ok(ty) = ty.parse::<FieldType>() {
@@ -73,7 +74,12 @@ pub(crate) fn load_registry(conn: &Connection, ws: &str, entity: Entity) -> Resu
 }
 
 /// Records fields created on the fly (an existing one is left as it is).
-pub(crate) fn insert_inferred_fields(conn: &Connection, ws: &str, entity: Entity, fields: &[(String, FieldType)]) -> Result<()> {
+pub(crate) fn insert_inferred_fields(
+    conn: &Connection,
+    ws: &str,
+    entity: Entity,
+    fields: &[(String, FieldType)],
+) -> Result<()> {
     if fields.is_empty() {
         return Ok(());
     }

@@ -28,77 +28,44 @@ fn owned(s: &str) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        self.readers
-            .run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(storage))
-            .await
+        self.readers.run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(storage)).await
     }
 
     async fn create_workspace(&self, name: String) -> Result<Workspace> {
-        self.writer
-            .run(move |ctx| workspaces::create_workspace(&ctx.conn, name))
-            .await
+        self.writer.run(move |ctx| workspaces::create_workspace(&ctx.conn, name)).await
     }
     async fn list_workspaces(&self, page: PageRequest) -> Result<Page<Workspace>> {
-        self.readers
-            .run(move |c| workspaces::list_workspaces(c, &page))
-            .await
+        self.readers.run(move |c| workspaces::list_workspaces(c, &page)).await
     }
     async fn get_workspace(&self, id: &str) -> Result<Workspace> {
         let id = owned(id);
-        self.readers
-            .run(move |c| workspaces::get_workspace(c, &id))
-            .await
+        self.readers.run(move |c| workspaces::get_workspace(c, &id)).await
     }
 
-    async fn create_service_account(
-        &self,
-        ws: &str,
-        new: NewServiceAccount,
-    ) -> Result<ServiceAccount> {
+    async fn create_service_account(&self, ws: &str, new: NewServiceAccount) -> Result<ServiceAccount> {
         let ws = owned(ws);
-        self.writer
-            .run(move |ctx| workspaces::create_service_account(&ctx.conn, &ws, new))
-            .await
+        self.writer.run(move |ctx| workspaces::create_service_account(&ctx.conn, &ws, new)).await
     }
-    async fn list_service_accounts(
-        &self,
-        ws: &str,
-        page: PageRequest,
-    ) -> Result<Page<ServiceAccount>> {
+    async fn list_service_accounts(&self, ws: &str, page: PageRequest) -> Result<Page<ServiceAccount>> {
         let ws = owned(ws);
-        self.readers
-            .run(move |c| workspaces::list_service_accounts(c, &ws, &page))
-            .await
+        self.readers.run(move |c| workspaces::list_service_accounts(c, &ws, &page)).await
     }
     async fn get_service_account(&self, ws: &str, id: &str) -> Result<ServiceAccount> {
         let (ws, id) = (owned(ws), owned(id));
-        self.readers
-            .run(move |c| workspaces::get_service_account(c, &ws, &id))
-            .await
+        self.readers.run(move |c| workspaces::get_service_account(c, &ws, &id)).await
     }
-    async fn update_service_account(
-        &self,
-        ws: &str,
-        id: &str,
-        update: ServiceAccountUpdate,
-    ) -> Result<ServiceAccount> {
+    async fn update_service_account(&self, ws: &str, id: &str, update: ServiceAccountUpdate) -> Result<ServiceAccount> {
         let (ws, id) = (owned(ws), owned(id));
-        self.writer
-            .run(move |ctx| workspaces::update_service_account(&ctx.conn, &ws, &id, update))
-            .await
+        self.writer.run(move |ctx| workspaces::update_service_account(&ctx.conn, &ws, &id, update)).await
     }
 
     async fn create_key(&self, ws: &str, new: NewKey) -> Result<ApiKey> {
         let ws = owned(ws);
-        self.writer
-            .run(move |ctx| keys::create_key(&ctx.conn, &ws, new))
-            .await
+        self.writer.run(move |ctx| keys::create_key(&ctx.conn, &ws, new)).await
     }
     async fn list_keys(&self, ws: &str, page: PageRequest) -> Result<Page<ApiKey>> {
         let ws = owned(ws);
-        self.readers
-            .run(move |c| keys::list_keys(c, &ws, &page))
-            .await
+        self.readers.run(move |c| keys::list_keys(c, &ws, &page)).await
     }
     async fn get_key(&self, ws: &str, id: &str) -> Result<ApiKey> {
         let (ws, id) = (owned(ws), owned(id));
@@ -106,38 +73,26 @@ impl Store for SqliteStore {
     }
     async fn revoke_key(&self, ws: &str, id: &str) -> Result<ApiKey> {
         let (ws, id) = (owned(ws), owned(id));
-        self.writer
-            .run(move |ctx| keys::revoke_key(&ctx.conn, &ws, &id))
-            .await
+        self.writer.run(move |ctx| keys::revoke_key(&ctx.conn, &ws, &id)).await
     }
     async fn find_key(&self, hash: &TokenHash) -> Result<Option<KeyRecord>> {
         let hash = hash.clone();
         self.readers.run(move |c| keys::find_key(c, &hash)).await
     }
     async fn touch_keys(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<()> {
-        self.writer
-            .run(move |ctx| keys::touch_keys(&ctx.conn, &used))
-            .await
+        self.writer.run(move |ctx| keys::touch_keys(&ctx.conn, &used)).await
     }
 
-    async fn list_fields(
-        &self,
-        ws: &str,
-        entity: Option<Entity>,
-        page: PageRequest,
-    ) -> Result<Page<Field>> {
+    async fn list_fields(&self, ws: &str, entity: Option<Entity>, page: PageRequest) -> Result<Page<Field>> {
         let ws = owned(ws);
-        self.readers
-            .run(move |c| workspaces::list_fields(c, &ws, entity, &page))
-            .await
+        self.readers.run(move |c| workspaces::list_fields(c, &ws, entity, &page)).await
     }
     async fn create_field(&self, ws: &str, new: NewField) -> Result<Field> {
         let ws = owned(ws);
         self.writer
             .run(move |ctx| {
                 let field = workspaces::create_field(&ctx.conn, &ws, new)?;
-                ctx.registry(&ws, field.entity)?
-                    .insert(field.name.clone(), field.field_type);
+                ctx.registry(&ws, field.entity)?.insert(field.name.clone(), field.field_type);
                 Ok(field)
             })
             .await
@@ -145,9 +100,7 @@ impl Store for SqliteStore {
 
     async fn create_contact(&self, ws: &str, changes: ContactChanges) -> Result<Contact> {
         let ws = owned(ws);
-        self.writer
-            .run(move |ctx| contacts::create(ctx, &ws, &changes))
-            .await
+        self.writer.run(move |ctx| contacts::create(ctx, &ws, &changes)).await
     }
     async fn get_contact(&self, ws: &str, id: i64) -> Result<Contact> {
         let ws = owned(ws);
@@ -155,26 +108,15 @@ impl Store for SqliteStore {
     }
     async fn update_contact(&self, ws: &str, id: i64, changes: ContactChanges) -> Result<Contact> {
         let ws = owned(ws);
-        self.writer
-            .run(move |ctx| contacts::update(ctx, &ws, id, &changes))
-            .await
+        self.writer.run(move |ctx| contacts::update(ctx, &ws, id, &changes)).await
     }
     async fn delete_contact(&self, ws: &str, id: i64) -> Result<()> {
         let ws = owned(ws);
-        self.writer
-            .run(move |ctx| contacts::delete(&ctx.conn, &ws, id))
-            .await
+        self.writer.run(move |ctx| contacts::delete(&ctx.conn, &ws, id)).await
     }
-    async fn list_contacts(
-        &self,
-        ws: &str,
-        filter: ContactFilter,
-        page: PageRequest,
-    ) -> Result<Page<Contact>> {
+    async fn list_contacts(&self, ws: &str, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
         let ws = owned(ws);
-        self.readers
-            .run(move |c| contacts::list(c, &ws, &filter, &page))
-            .await
+        self.readers.run(move |c| contacts::list(c, &ws, &filter, &page)).await
     }
 
     async fn enqueue(&self, job: QueuedJob) -> Result<()> {
@@ -184,11 +126,7 @@ impl Store for SqliteStore {
         let items = job.items.len() as u64;
         self.backlog.fetch_add(items, Ordering::SeqCst);
         if let Err(e) = self.inbox.append(&job).await {
-            let _ = self
-                .backlog
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
-                    Some(b.saturating_sub(items))
-                });
+            let _ = self.backlog.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(items)));
             return Err(e);
         }
         Ok(())
@@ -208,16 +146,10 @@ impl Store for SqliteStore {
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(0);
         };
-        let processed = self
-            .writer
-            .run(move |ctx| apply::apply_entries(ctx, &entries))
-            .await?;
+        let processed = self.writer.run(move |ctx| apply::apply_entries(ctx, &entries)).await?;
         self.applied_seq.store(last, Ordering::SeqCst);
-        let _ = self
-            .backlog
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
-                Some(b.saturating_sub(processed as u64))
-            });
+        let _ =
+            self.backlog.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(processed as u64)));
         self.inbox.delete_through(last).await?;
         Ok(processed)
     }
@@ -225,11 +157,7 @@ impl Store for SqliteStore {
     async fn get_job(&self, ws: &str, id: &str) -> Result<Job> {
         let (ws, id) = (owned(ws), owned(id));
         let (ws2, id2) = (ws.clone(), id.clone());
-        if let Some(job) = self
-            .readers
-            .run(move |c| events::get_job(c, &ws2, &id2))
-            .await?
-        {
+        if let Some(job) = self.readers.run(move |c| events::get_job(c, &ws2, &id2)).await? {
             return Ok(job);
         }
         let after = self.applied_seq.load(Ordering::SeqCst);
@@ -246,41 +174,21 @@ impl Store for SqliteStore {
                 duplicates: 0,
                 failed: 0,
                 errors: Vec::new(),
-                received_at: convene_core::ids::parse_time(&received)
-                    .unwrap_or_else(convene_core::ids::now),
+                received_at: convene_core::ids::parse_time(&received).unwrap_or_else(convene_core::ids::now),
                 finished_at: None,
             });
         }
         // It may have been applied between the two reads.
-        self.readers
-            .run(move |c| events::get_job(c, &ws, &id))
-            .await?
-            .ok_or_else(events::no_job)
+        self.readers.run(move |c| events::get_job(c, &ws, &id)).await?.ok_or_else(events::no_job)
     }
 
-    async fn list_events(
-        &self,
-        ws: &str,
-        filter: EventFilter,
-        page: PageRequest,
-    ) -> Result<Page<Event>> {
+    async fn list_events(&self, ws: &str, filter: EventFilter, page: PageRequest) -> Result<Page<Event>> {
         let ws = owned(ws);
-        self.readers
-            .run(move |c| events::list(c, &ws, &filter, &page))
-            .await
+        self.readers.run(move |c| events::list(c, &ws, &filter, &page)).await
     }
 
-    async fn purge_ingest(
-        &self,
-        jobs_before: DateTime<Utc>,
-        dedupe_before: DateTime<Utc>,
-    ) -> Result<()> {
-        let (j, d) = (
-            convene_core::ids::fmt_time(&jobs_before),
-            convene_core::ids::fmt_time(&dedupe_before),
-        );
-        self.writer
-            .run(move |ctx| events::purge(&ctx.conn, &j, &d))
-            .await
+    async fn purge_ingest(&self, jobs_before: DateTime<Utc>, dedupe_before: DateTime<Utc>) -> Result<()> {
+        let (j, d) = (convene_core::ids::fmt_time(&jobs_before), convene_core::ids::fmt_time(&dedupe_before));
+        self.writer.run(move |ctx| events::purge(&ctx.conn, &j, &d)).await
     }
 }

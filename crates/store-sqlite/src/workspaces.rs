@@ -9,7 +9,10 @@ use convene_core::{Error, Result};
 use rusqlite::{Connection, Row, params};
 
 use crate::conn::storage;
-use crate::rows::{self, FIELD_COLUMNS, creation_key, field_from_row, one, scopes_from_text, scopes_to_text, split_creation_key, t, time};
+use crate::rows::{
+    self, FIELD_COLUMNS, creation_key, field_from_row, one, scopes_from_text, scopes_to_text, split_creation_key, t,
+    time,
+};
 
 fn workspace_from_row(row: &Row) -> rusqlite::Result<Workspace> {
     Ok(Workspace { id: row.get(0)?, name: row.get(1)?, created_at: time(row, 2)? })
@@ -17,8 +20,11 @@ fn workspace_from_row(row: &Row) -> rusqlite::Result<Workspace> {
 
 pub(crate) fn create_workspace(conn: &Connection, name: String) -> Result<Workspace> {
     let ws = Workspace { id: new_id("ws"), name, created_at: now() };
-    conn.execute("INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)", params![ws.id, ws.name, t(&ws.created_at)])
-        .map_err(storage)?;
+    conn.execute(
+        "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)",
+        params![ws.id, ws.name, t(&ws.created_at)],
+    )
+    .map_err(storage)?;
     rows::insert_builtin_fields(conn, &ws.id, &ws.created_at)?;
     Ok(ws)
 }
@@ -113,7 +119,12 @@ pub(crate) fn get_service_account(conn: &Connection, ws: &str, id: &str) -> Resu
     one(stmt.query_row([ws, id], account_from_row))?.ok_or(Error::NotFound { entity: "service account" })
 }
 
-pub(crate) fn update_service_account(conn: &Connection, ws: &str, id: &str, update: ServiceAccountUpdate) -> Result<ServiceAccount> {
+pub(crate) fn update_service_account(
+    conn: &Connection,
+    ws: &str,
+    id: &str,
+    update: ServiceAccountUpdate,
+) -> Result<ServiceAccount> {
     let mut sa = get_service_account(conn, ws, id)?;
     if let Some(name) = update.name {
         sa.name = name;
@@ -145,7 +156,12 @@ pub(crate) fn update_service_account(conn: &Connection, ws: &str, id: &str, upda
     Ok(sa)
 }
 
-pub(crate) fn list_fields(conn: &Connection, ws: &str, entity: Option<Entity>, page: &PageRequest) -> Result<Page<Field>> {
+pub(crate) fn list_fields(
+    conn: &Connection,
+    ws: &str,
+    entity: Option<Entity>,
+    page: &PageRequest,
+) -> Result<Page<Field>> {
     let after = page.after.clone().unwrap_or_default();
     let mut stmt = conn
         .prepare_cached(&format!(
@@ -175,7 +191,14 @@ pub(crate) fn create_field(conn: &Connection, ws: &str, new: NewField) -> Result
         .execute(
             "INSERT INTO fields (workspace_id, entity, name, label, type, inferred, builtin, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6) ON CONFLICT DO NOTHING",
-            params![ws, field.entity.as_str(), field.name, field.label, field.field_type.as_str(), t(&field.created_at)],
+            params![
+                ws,
+                field.entity.as_str(),
+                field.name,
+                field.label,
+                field.field_type.as_str(),
+                t(&field.created_at)
+            ],
         )
         .map_err(storage)?;
     if inserted == 0 {

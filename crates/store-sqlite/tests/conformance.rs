@@ -19,7 +19,8 @@ convene_core::store_conformance_tests!(fresh());
 #[tokio::test]
 async fn every_pooled_connection_has_the_durable_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("c.db"), SqliteOptions { readers: 3, ..Default::default() }).unwrap();
+    let store =
+        SqliteStore::open(&dir.path().join("c.db"), SqliteOptions { readers: 3, ..Default::default() }).unwrap();
     let settings = store.connection_settings().await.unwrap();
     assert_eq!(settings.len(), 4, "writer and three readers");
     for s in settings {

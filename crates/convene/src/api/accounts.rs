@@ -11,9 +11,7 @@ use convene_core::workspace::{
 };
 
 use super::CommonErrors;
-use super::dto::{
-    CreateServiceAccount, PageParams, Paged, ServiceAccountOut, UpdateServiceAccount,
-};
+use super::dto::{CreateServiceAccount, PageParams, Paged, ServiceAccountOut, UpdateServiceAccount};
 use crate::http::auth::{MasterKey, Need, scopes};
 use crate::http::error::ApiResult;
 use crate::http::json::AppJson;
@@ -42,15 +40,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(sa.into())))
 }
 
-async fn list(
-    state: &AppState,
-    ws: &str,
-    q: PageParams,
-) -> ApiResult<Json<Paged<ServiceAccountOut>>> {
-    let page = state
-        .store
-        .list_service_accounts(ws, PageRequest::parse(q.cursor.as_deref(), q.limit)?)
-        .await?;
+async fn list(state: &AppState, ws: &str, q: PageParams) -> ApiResult<Json<Paged<ServiceAccountOut>>> {
+    let page = state.store.list_service_accounts(ws, PageRequest::parse(q.cursor.as_deref(), q.limit)?).await?;
     Ok(Json(Paged::from_page(page, ServiceAccountOut::from)))
 }
 
@@ -62,22 +53,10 @@ async fn update(
     granter: Option<&[Scope]>,
 ) -> ApiResult<Json<ServiceAccountOut>> {
     let update = ServiceAccountUpdate {
-        name: body
-            .name
-            .as_deref()
-            .map(|n| validate_name("name", n))
-            .transpose()?,
-        description: body
-            .description
-            .as_deref()
-            .map(validate_description)
-            .transpose()?,
+        name: body.name.as_deref().map(|n| validate_name("name", n)).transpose()?,
+        description: body.description.as_deref().map(validate_description).transpose()?,
         teams: body.teams.as_deref().map(validate_teams).transpose()?,
-        scopes: body
-            .scopes
-            .as_deref()
-            .map(|s| Scope::parse_list(s, "scopes"))
-            .transpose()?,
+        scopes: body.scopes.as_deref().map(|s| Scope::parse_list(s, "scopes")).transpose()?,
     };
     if let (Some(granter), Some(scopes)) = (granter, &update.scopes) {
         check_grant(granter, scopes)?;
@@ -127,9 +106,7 @@ pub async fn master_get(
     State(state): State<AppState>,
     AppPath((ws, id)): AppPath<(String, String)>,
 ) -> ApiResult<Json<ServiceAccountOut>> {
-    Ok(Json(
-        state.store.get_service_account(&ws, &id).await?.into(),
-    ))
+    Ok(Json(state.store.get_service_account(&ws, &id).await?.into()))
 }
 
 /// Change a service account (name, description, teams, permissions).
@@ -180,13 +157,7 @@ pub async fn admin_get(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<ServiceAccountOut>> {
-    Ok(Json(
-        state
-            .store
-            .get_service_account(auth.workspace(), &id)
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.store.get_service_account(auth.workspace(), &id).await?.into()))
 }
 
 /// Change a service account of the key's workspace.

@@ -20,8 +20,7 @@ use crate::state::AppState;
 
 /// Reads a contact id from the path; anything not an integer is no contact.
 fn contact_id(raw: &str) -> Result<i64, Error> {
-    raw.parse()
-        .map_err(|_| Error::NotFound { entity: "contact" })
+    raw.parse().map_err(|_| Error::NotFound { entity: "contact" })
 }
 
 /// Create a contact.
@@ -34,10 +33,7 @@ pub async fn create_contact(
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<ContactOut>)> {
     let changes = ContactChanges::from_json(body)?;
-    let contact = state
-        .store
-        .create_contact(auth.workspace(), changes)
-        .await?;
+    let contact = state.store.create_contact(auth.workspace(), changes).await?;
     Ok((StatusCode::CREATED, Json(contact.into())))
 }
 
@@ -51,13 +47,7 @@ pub async fn get_contact(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<ContactOut>> {
-    Ok(Json(
-        state
-            .store
-            .get_contact(auth.workspace(), contact_id(&id)?)
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.store.get_contact(auth.workspace(), contact_id(&id)?).await?.into()))
 }
 
 /// Change a contact: identities, trait operations, subscription status; all or nothing.
@@ -73,13 +63,7 @@ pub async fn update_contact(
 ) -> ApiResult<Json<ContactOut>> {
     let id = contact_id(&id)?;
     let changes = ContactChanges::from_json(body)?;
-    Ok(Json(
-        state
-            .store
-            .update_contact(auth.workspace(), id, changes)
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.store.update_contact(auth.workspace(), id, changes).await?.into()))
 }
 
 /// Delete a contact.
@@ -92,10 +76,7 @@ pub async fn delete_contact(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store
-        .delete_contact(auth.workspace(), contact_id(&id)?)
-        .await?;
+    state.store.delete_contact(auth.workspace(), contact_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -119,19 +100,11 @@ pub async fn list_contacts(
     .collect();
     let filter = match given.as_slice() {
         [] => ContactFilter::default(),
-        [(kind, value)] => ContactFilter {
-            identity: Some((*kind, kind.normalise(value)?)),
-        },
+        [(kind, value)] => ContactFilter { identity: Some((*kind, kind.normalise(value)?)) },
         _ => {
-            return Err(Error::bad_request(
-                "filter by one of email, mobile or external_id at a time",
-            )
-            .into());
+            return Err(Error::bad_request("filter by one of email, mobile or external_id at a time").into());
         }
     };
-    let page = state
-        .store
-        .list_contacts(auth.workspace(), filter, page)
-        .await?;
+    let page = state.store.list_contacts(auth.workspace(), filter, page).await?;
     Ok(Json(Paged::from_page(page, ContactOut::from)))
 }

@@ -9,9 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use convene_core::auth::KeyPrincipal;
 use convene_core::contact::ContactChanges;
-use convene_core::event::{
-    EventFilter, EventKind, NewEvent, event_time, validate_name, validate_properties,
-};
+use convene_core::event::{EventFilter, EventKind, NewEvent, event_time, validate_name, validate_properties};
 use convene_core::ids;
 use convene_core::ingest::{IngestItem, lookups_of, validate_message_id};
 use convene_core::page::PageRequest;
@@ -42,53 +40,36 @@ fn take_str(body: &mut Map<String, Value>, key: &str) -> Result<Option<String>> 
 
 fn take_time(body: &mut Map<String, Value>, key: &str) -> Result<Option<DateTime<Utc>>> {
     take_str(body, key)?
-        .map(|s| {
-            ids::parse_time(&s)
-                .ok_or_else(|| Error::validation(key, format!("{key} must be an RFC 3339 time")))
-        })
+        .map(|s| ids::parse_time(&s).ok_or_else(|| Error::validation(key, format!("{key} must be an RFC 3339 time"))))
         .transpose()
 }
 
 /// Reads a native identify object into an item.
 pub fn identify_item(mut body: Map<String, Value>) -> Result<IngestItem> {
     body.remove("type");
-    let message_id = take_str(&mut body, "message_id")?
-        .map(|m| validate_message_id(&m))
-        .transpose()?;
+    let message_id = take_str(&mut body, "message_id")?.map(|m| validate_message_id(&m)).transpose()?;
     let changes = ContactChanges::from_json(body)?;
     let lookups = lookups_of(&changes);
     if lookups.is_empty() {
-        return Err(Error::bad_request(
-            "identify needs an identity: external_id, email, mobile or anonymous_id",
-        ));
+        return Err(Error::bad_request("identify needs an identity: external_id, email, mobile or anonymous_id"));
     }
-    Ok(IngestItem::Identify {
-        lookups,
-        changes,
-        message_id,
-    })
+    Ok(IngestItem::Identify { lookups, changes, message_id })
 }
 
 /// Reads a native track object into an item.
 pub fn track_item(mut body: Map<String, Value>, received_at: DateTime<Utc>) -> Result<IngestItem> {
     body.remove("type");
-    let name = take_str(&mut body, "event")?
-        .ok_or_else(|| Error::validation("event", "track needs an event name"))?;
+    let name = take_str(&mut body, "event")?.ok_or_else(|| Error::validation("event", "track needs an event name"))?;
     let name = validate_name(&name)?;
     let properties = match body.remove("properties") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(p)) => p,
         Some(_) => {
-            return Err(Error::validation(
-                "properties",
-                "properties must be an object",
-            ));
+            return Err(Error::validation("properties", "properties must be an object"));
         }
     };
     validate_properties(&name, &properties)?;
-    let message_id = take_str(&mut body, "message_id")?
-        .map(|m| validate_message_id(&m))
-        .transpose()?;
+    let message_id = take_str(&mut body, "message_id")?.map(|m| validate_message_id(&m)).transpose()?;
     let timestamp = take_time(&mut body, "timestamp")?;
     let sent_at = take_time(&mut body, "sent_at")?;
     let original = take_time(&mut body, "original_timestamp")?;
@@ -103,16 +84,11 @@ pub fn track_item(mut body: Map<String, Value>, received_at: DateTime<Utc>) -> R
         }
     }
     if let Some(other) = body.keys().next() {
-        return Err(Error::validation(
-            other.clone(),
-            format!("unknown field '{other}' in a track call"),
-        ));
+        return Err(Error::validation(other.clone(), format!("unknown field '{other}' in a track call")));
     }
     let lookups = lookups_of(&identities);
     if lookups.is_empty() {
-        return Err(Error::bad_request(
-            "track needs an identity: external_id, email, mobile or anonymous_id",
-        ));
+        return Err(Error::bad_request("track needs an identity: external_id, email, mobile or anonymous_id"));
     }
     let event = NewEvent {
         name,
@@ -128,14 +104,8 @@ pub fn track_item(mut body: Map<String, Value>, received_at: DateTime<Utc>) -> R
 
 /// 202 with the job id in the body and the `Convene-Job-Id` header.
 fn queued(job_id: String) -> Response {
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(QueuedOut {
-            job_id: job_id.clone(),
-            status: "queued",
-        }),
-    )
-        .into_response();
+    let mut response =
+        (StatusCode::ACCEPTED, Json(QueuedOut { job_id: job_id.clone(), status: "queued" })).into_response();
     if let Ok(v) = HeaderValue::from_str(&job_id) {
         response.headers_mut().insert(JOB_HEADER, v);
     }
@@ -147,11 +117,7 @@ fn require_for(key: &KeyPrincipal, item: &IngestItem) -> Result<()> {
         IngestItem::Track { .. } => Scope::EventsWrite,
         _ => Scope::ContactsWrite,
     };
-    if key.scopes.contains(&scope) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden { scope })
-    }
+    if key.scopes.contains(&scope) { Ok(()) } else { Err(Error::Forbidden { scope }) }
 }
 
 /// Queue a create-or-update of one contact.
@@ -165,14 +131,7 @@ pub async fn identify(
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> ApiResult<Response> {
     let item = identify_item(body)?;
-    let job = state
-        .ingest
-        .accept(
-            auth.workspace(),
-            vec![item],
-            idempotency_key(&headers)?.as_deref(),
-        )
-        .await?;
+    let job = state.ingest.accept(auth.workspace(), vec![item], idempotency_key(&headers)?.as_deref()).await?;
     Ok(queued(job))
 }
 
@@ -187,14 +146,7 @@ pub async fn track(
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> ApiResult<Response> {
     let item = track_item(body, ids::now())?;
-    let job = state
-        .ingest
-        .accept(
-            auth.workspace(),
-            vec![item],
-            idempotency_key(&headers)?.as_deref(),
-        )
-        .await?;
+    let job = state.ingest.accept(auth.workspace(), vec![item], idempotency_key(&headers)?.as_deref()).await?;
     Ok(queued(job))
 }
 
@@ -219,14 +171,7 @@ pub async fn batch(
         require_for(&auth.key, &item)?;
         items.push(item);
     }
-    let job = state
-        .ingest
-        .accept(
-            auth.workspace(),
-            items,
-            idempotency_key(&headers)?.as_deref(),
-        )
-        .await?;
+    let job = state.ingest.accept(auth.workspace(), items, idempotency_key(&headers)?.as_deref()).await?;
     Ok(queued(job))
 }
 
@@ -237,26 +182,19 @@ fn batch_item(value: Value, received_at: DateTime<Utc>) -> Result<IngestItem> {
     match object.get("type").and_then(Value::as_str) {
         Some("identify") => identify_item(object),
         Some("track") => track_item(object, received_at),
-        _ => Err(Error::validation(
-            "type",
-            "each batch item needs \"type\": \"identify\" or \"track\"",
-        )),
+        _ => Err(Error::validation("type", "each batch item needs \"type\": \"identify\" or \"track\"")),
     }
 }
 
 /// Names the batch row in the error (field and message).
 pub fn prefix_row(e: Error, row: usize) -> Error {
     match e {
-        Error::Validation { message, field, .. } => Error::Validation {
-            message: format!("item {row}: {message}"),
-            field,
-            row: Some(row),
-        },
-        Error::InvalidValue { message, field, .. } => Error::InvalidValue {
-            message: format!("item {row}: {message}"),
-            field,
-            row: Some(row),
-        },
+        Error::Validation { message, field, .. } => {
+            Error::Validation { message: format!("item {row}: {message}"), field, row: Some(row) }
+        }
+        Error::InvalidValue { message, field, .. } => {
+            Error::InvalidValue { message: format!("item {row}: {message}"), field, row: Some(row) }
+        }
         other => other.at_row(row),
     }
 }
@@ -270,18 +208,14 @@ pub async fn get_job(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<JobOut>> {
-    Ok(Json(
-        state.store.get_job(auth.workspace(), &id).await?.into(),
-    ))
+    Ok(Json(state.store.get_job(auth.workspace(), &id).await?.into()))
 }
 
 fn event_filter(q: &EventQuery) -> Result<EventFilter> {
     let time = |s: &Option<String>, field: &str| {
         s.as_deref()
             .map(|s| {
-                ids::parse_time(s).ok_or_else(|| {
-                    Error::validation(field, format!("{field} must be an RFC 3339 time"))
-                })
+                ids::parse_time(s).ok_or_else(|| Error::validation(field, format!("{field} must be an RFC 3339 time")))
             })
             .transpose()
     };
@@ -303,10 +237,7 @@ pub async fn list_events(
     AppQuery(q): AppQuery<EventQuery>,
 ) -> ApiResult<Json<Paged<EventOut>>> {
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
-    let page = state
-        .store
-        .list_events(auth.workspace(), event_filter(&q)?, page)
-        .await?;
+    let page = state.store.list_events(auth.workspace(), event_filter(&q)?, page).await?;
     Ok(Json(Paged::from_page(page, EventOut::from)))
 }
 
@@ -321,16 +252,11 @@ pub async fn contact_events(
     AppPath(id): AppPath<String>,
     AppQuery(q): AppQuery<EventQuery>,
 ) -> ApiResult<Json<Paged<EventOut>>> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| Error::NotFound { entity: "contact" })?;
+    let id: i64 = id.parse().map_err(|_| Error::NotFound { entity: "contact" })?;
     state.store.get_contact(auth.workspace(), id).await?;
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
     let mut filter = event_filter(&q)?;
     filter.contact_id = Some(id);
-    let page = state
-        .store
-        .list_events(auth.workspace(), filter, page)
-        .await?;
+    let page = state.store.list_events(auth.workspace(), filter, page).await?;
     Ok(Json(Paged::from_page(page, EventOut::from)))
 }

@@ -28,25 +28,15 @@ async fn create(
     granter: Option<&[Scope]>,
 ) -> ApiResult<(StatusCode, Json<KeyOut>)> {
     let name = validate_name("name", &body.name)?;
-    let scopes = body
-        .scopes
-        .as_deref()
-        .map(|s| Scope::parse_list(s, "scopes"))
-        .transpose()?;
-    if body.kind == KeyKind::Analytics {
-        if let Some(extra) = scopes
-            .iter()
-            .flatten()
-            .find(|s| !Scope::ANALYTICS.contains(s))
-        {
-            return Err(Error::validation(
-                "scopes",
-                format!(
-                    "an analytics key can hold only contacts:write and events:write, not {extra}"
-                ),
-            )
-            .into());
-        }
+    let scopes = body.scopes.as_deref().map(|s| Scope::parse_list(s, "scopes")).transpose()?;
+    if body.kind == KeyKind::Analytics
+        && let Some(extra) = scopes.iter().flatten().find(|s| !Scope::ANALYTICS.contains(s))
+    {
+        return Err(Error::validation(
+            "scopes",
+            format!("an analytics key can hold only contacts:write and events:write, not {extra}"),
+        )
+        .into());
     }
     if body.expires_at.is_some_and(|at| at <= ids::now()) {
         return Err(Error::validation("expires_at", "expires_at must be in the future").into());
@@ -59,19 +49,13 @@ async fn create(
                     .get_service_account(ws, sa)
                     .await
                     .map_err(|_| {
-                        Error::validation(
-                            "service_account_id",
-                            format!("no service account '{sa}' in this workspace"),
-                        )
+                        Error::validation("service_account_id", format!("no service account '{sa}' in this workspace"))
                     })?
                     .scopes,
             ),
             None => None,
         };
-        check_grant(
-            granter,
-            &effective_scopes(body.kind, scopes.as_deref(), account_scopes.as_deref()),
-        )?;
+        check_grant(granter, &effective_scopes(body.kind, scopes.as_deref(), account_scopes.as_deref()))?;
     }
     let minted = token::mint();
     let new = NewKey {
@@ -90,10 +74,7 @@ async fn create(
 }
 
 async fn list(state: &AppState, ws: &str, q: PageParams) -> ApiResult<Json<Paged<KeyOut>>> {
-    let page = state
-        .store
-        .list_keys(ws, PageRequest::parse(q.cursor.as_deref(), q.limit)?)
-        .await?;
+    let page = state.store.list_keys(ws, PageRequest::parse(q.cursor.as_deref(), q.limit)?).await?;
     Ok(Json(Paged::from_page(page, KeyOut::listed)))
 }
 
@@ -188,9 +169,7 @@ pub async fn admin_get(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<KeyOut>> {
-    Ok(Json(KeyOut::listed(
-        state.store.get_key(auth.workspace(), &id).await?,
-    )))
+    Ok(Json(KeyOut::listed(state.store.get_key(auth.workspace(), &id).await?)))
 }
 
 /// Revoke a key of the admin key's workspace at once.

@@ -82,7 +82,8 @@ impl Modify for SecuritySchemes {
         let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("master_key", bearer());
         components.add_security_scheme("bearer", bearer());
-        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
     }
 }
 
@@ -122,10 +123,13 @@ pub fn router() -> Router<AppState> {
     let doc = Arc::new(openapi);
     router
         .merge(crate::dialects::router())
-        .route("/openapi.json", get(move || {
-            let doc = doc.clone();
-            async move { axum::Json((*doc).clone()) }
-        }))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
 }

@@ -25,7 +25,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            ApiError(Error::Unavailable { message: "the database does not answer".into(), retry_after_secs: 1 }).into_response()
+            ApiError(Error::Unavailable { message: "the database does not answer".into(), retry_after_secs: 1 })
+                .into_response()
         }
     }
 }

@@ -59,24 +59,18 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    if args.concurrency == 0 || args.contacts == 0 || args.seconds == 0 || args.client_threads == 0
-    {
-        eprintln!(
-            "convene-bench: --contacts, --concurrency, --seconds and --client-threads must be at least 1"
-        );
+    if args.concurrency == 0 || args.contacts == 0 || args.seconds == 0 || args.client_threads == 0 {
+        eprintln!("convene-bench: --contacts, --concurrency, --seconds and --client-threads must be at least 1");
         return std::process::ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("convene-bench: cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("convene-bench: cannot start the runtime: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
     let outcome = runtime.block_on(async {
         tokio::select! {
             r = run(&args) => r,
@@ -116,22 +110,17 @@ impl Server {
                 bin.display()
             ));
         }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("convene-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("convene-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")
-                .map_err(|e| format!("no free loopback port: {e}"))?;
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free loopback port: {e}"))?;
             l.local_addr().map_err(|e| e.to_string())?.port()
         };
         let master_key = format!("bench-master-key-{nanos}");
-        let log = std::fs::File::create(dir.join("server.log"))
-            .map_err(|e| format!("cannot create the server log: {e}"))?;
+        let log =
+            std::fs::File::create(dir.join("server.log")).map_err(|e| format!("cannot create the server log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(bin)
             .arg("serve")
@@ -153,13 +142,7 @@ impl Server {
                 return Err(format!("cannot start {}: {e}", bin.display()));
             }
         };
-        Ok(Server {
-            pid: child.id(),
-            child: Some(child),
-            dir,
-            base: format!("http://127.0.0.1:{port}"),
-            master_key,
-        })
+        Ok(Server { pid: child.id(), child: Some(child), dir, base: format!("http://127.0.0.1:{port}"), master_key })
     }
 
     /// True while the child has not exited.
@@ -181,11 +164,7 @@ impl Server {
             // The child is not reaped before `wait` below, so its pid cannot
             // have been reused by another process.
             if matches!(child.try_wait(), Ok(None)) {
-                let _ = Command::new("kill")
-                    .arg("-TERM")
-                    .arg(self.pid.to_string())
-                    .stderr(Stdio::null())
-                    .status();
+                let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).stderr(Stdio::null()).status();
                 let until = Instant::now() + Duration::from_secs(10);
                 while matches!(child.try_wait(), Ok(None)) && Instant::now() < until {
                     std::thread::sleep(Duration::from_millis(50));
@@ -198,10 +177,7 @@ impl Server {
         }
         if self.dir.exists() {
             if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-                eprintln!(
-                    "convene-bench: could not remove {}: {e}",
-                    self.dir.display()
-                );
+                eprintln!("convene-bench: could not remove {}: {e}", self.dir.display());
             }
         }
     }
@@ -231,10 +207,7 @@ fn read_mem(pid: u32) -> Option<Mem> {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|v| v.parse().ok())
     };
-    Some(Mem {
-        rss_kib: field("VmRSS:")?,
-        hwm_kib: field("VmHWM:")?,
-    })
+    Some(Mem { rss_kib: field("VmRSS:")?, hwm_kib: field("VmHWM:")? })
 }
 
 /// User + system CPU time of a process, in clock ticks.
@@ -265,9 +238,7 @@ struct MemSampler {
 
 impl MemSampler {
     fn start(pid: u32) -> MemSampler {
-        let peak = Arc::new(AtomicU64::new(
-            read_mem(pid).map(|m| m.rss_kib).unwrap_or(0),
-        ));
+        let peak = Arc::new(AtomicU64::new(read_mem(pid).map(|m| m.rss_kib).unwrap_or(0)));
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (peak.clone(), stop.clone());
         let task = tokio::spawn(async move {
@@ -279,11 +250,7 @@ impl MemSampler {
                 }
             }
         });
-        MemSampler {
-            peak_rss_kib: peak,
-            stop,
-            task,
-        }
+        MemSampler { peak_rss_kib: peak, stop, task }
     }
 
     /// The highest RSS seen while sampling.
@@ -408,9 +375,7 @@ impl Rng {
     }
 }
 
-const CITIES: [&str; 8] = [
-    "Lisbon", "Berlin", "Austin", "Osaka", "Nairobi", "Lyon", "Toronto", "Perth",
-];
+const CITIES: [&str; 8] = ["Lisbon", "Berlin", "Austin", "Osaka", "Nairobi", "Lyon", "Toronto", "Perth"];
 const PLANS: [&str; 4] = ["free", "starter", "pro", "enterprise"];
 
 fn email_of(i: usize) -> String {
@@ -487,16 +452,8 @@ async fn send(req: reqwest::RequestBuilder) -> Result<impl AsRef<[u8]>, (String,
 // ---------------------------------------------------------------------------
 // Phases.
 
-async fn load_worker(
-    ctx: Arc<Ctx>,
-    next: Arc<AtomicUsize>,
-    done: Arc<AtomicUsize>,
-    total: usize,
-) -> WorkerOut {
-    let mut out = WorkerOut {
-        latencies_ns: Vec::with_capacity(total / 32 + 16),
-        ..WorkerOut::default()
-    };
+async fn load_worker(ctx: Arc<Ctx>, next: Arc<AtomicUsize>, done: Arc<AtomicUsize>, total: usize) -> WorkerOut {
+    let mut out = WorkerOut { latencies_ns: Vec::with_capacity(total / 32 + 16), ..WorkerOut::default() };
     let url = format!("{}/v1/contacts", ctx.base);
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -515,9 +472,7 @@ async fn load_worker(
         match result {
             Ok(body) => match serde_json::from_slice::<Created>(body.as_ref()) {
                 Ok(c) => out.created.push((i as u32, c.id)),
-                Err(e) => out
-                    .errors
-                    .add("unreadable 201 body".into(), || e.to_string()),
+                Err(e) => out.errors.add("unreadable 201 body".into(), || e.to_string()),
             },
             Err((kind, example)) => out.errors.add(kind, || example),
         }
@@ -549,10 +504,7 @@ async fn timed_worker(
     seed: u64,
     deadline: Instant,
 ) -> WorkerOut {
-    let mut out = WorkerOut {
-        latencies_ns: Vec::with_capacity(1 << 14),
-        ..WorkerOut::default()
-    };
+    let mut out = WorkerOut { latencies_ns: Vec::with_capacity(1 << 14), ..WorkerOut::default() };
     let mut rng = Rng(seed);
     while Instant::now() < deadline {
         let (index, id) = contacts[rng.below(contacts.len())];
@@ -583,9 +535,7 @@ async fn timed_worker(
         match result {
             // A lookup by email of a loaded contact must find it.
             Ok(body) if matches!(op, Op::GetByEmail) && !contains(body.as_ref(), b"\"id\":") => {
-                out.errors.add("200 without the contact".into(), || {
-                    String::from_utf8_lossy(body.as_ref()).into_owned()
-                })
+                out.errors.add("200 without the contact".into(), || String::from_utf8_lossy(body.as_ref()).into_owned())
             }
             Ok(_) => {}
             Err((kind, example)) => out.errors.add(kind, || example),
@@ -613,14 +563,9 @@ where
 {
     let sampler = MemSampler::start(pid);
     let pid_s = pid.to_string();
-    let (server_cpu0, bench_cpu0) = (
-        read_cpu_ticks(&pid_s).unwrap_or(0),
-        read_cpu_ticks("self").unwrap_or(0),
-    );
+    let (server_cpu0, bench_cpu0) = (read_cpu_ticks(&pid_s).unwrap_or(0), read_cpu_ticks("self").unwrap_or(0));
     let started = Instant::now();
-    let handles: Vec<_> = (0..concurrency)
-        .map(|w| tokio::spawn(spawn_worker(w)))
-        .collect();
+    let handles: Vec<_> = (0..concurrency).map(|w| tokio::spawn(spawn_worker(w))).collect();
     let mut merged = WorkerOut::default();
     for h in handles {
         match h.await {
@@ -629,23 +574,13 @@ where
                 merged.errors.merge(out.errors);
                 merged.created.extend(out.created);
             }
-            Err(e) => merged
-                .errors
-                .add("worker panicked".into(), || e.to_string()),
+            Err(e) => merged.errors.add("worker panicked".into(), || e.to_string()),
         }
     }
     let elapsed = started.elapsed();
     let secs = elapsed.as_secs_f64();
-    let server_cpu = read_cpu_ticks(&pid_s)
-        .unwrap_or(0)
-        .saturating_sub(server_cpu0) as f64
-        / tck
-        / secs;
-    let bench_cpu = read_cpu_ticks("self")
-        .unwrap_or(0)
-        .saturating_sub(bench_cpu0) as f64
-        / tck
-        / secs;
+    let server_cpu = read_cpu_ticks(&pid_s).unwrap_or(0).saturating_sub(server_cpu0) as f64 / tck / secs;
+    let bench_cpu = read_cpu_ticks("self").unwrap_or(0).saturating_sub(bench_cpu0) as f64 / tck / secs;
     let peak_rss_kib = sampler.finish(pid).await;
     let after = read_mem(pid).unwrap_or_default();
     let mut latencies = merged.latencies_ns;
@@ -673,10 +608,7 @@ async fn wait_ready(client: &reqwest::Client, server: &mut Server) -> Result<Dur
     let url = format!("{}/readyz", server.base);
     loop {
         if !server.running() {
-            return Err(format!(
-                "the server exited before it was ready; its log:\n{}",
-                server.log_tail()
-            ));
+            return Err(format!("the server exited before it was ready; its log:\n{}", server.log_tail()));
         }
         if let Ok(r) = client.get(&url).send().await {
             if r.status().is_success() {
@@ -684,10 +616,7 @@ async fn wait_ready(client: &reqwest::Client, server: &mut Server) -> Result<Dur
             }
         }
         if started.elapsed() > Duration::from_secs(30) {
-            return Err(format!(
-                "the server was not ready after 30 s; its log:\n{}",
-                server.log_tail()
-            ));
+            return Err(format!("the server was not ready after 30 s; its log:\n{}", server.log_tail()));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -699,13 +628,7 @@ async fn post_json(
     bearer: &str,
     body: serde_json::Value,
 ) -> Result<serde_json::Value, String> {
-    let resp = client
-        .post(url)
-        .bearer_auth(bearer)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
+    let resp = client.post(url).bearer_auth(bearer).json(&body).send().await.map_err(|e| format!("POST {url}: {e}"))?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| format!("POST {url}: {e}"))?;
     if status.as_u16() != 201 {
@@ -722,9 +645,7 @@ async fn run(args: &Args) -> Result<(), String> {
             .with_file_name("convene"),
     };
     let tck = clock_ticks_per_sec();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut server = Server::start(&bin, &args.server_args)?;
     let pid = server.pid;
     eprintln!(
@@ -735,10 +656,7 @@ async fn run(args: &Args) -> Result<(), String> {
     );
 
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(
-            args.concurrency
-                .max(args.latency_concurrency.iter().copied().max().unwrap_or(0)),
-        )
+        .pool_max_idle_per_host(args.concurrency.max(args.latency_concurrency.iter().copied().max().unwrap_or(0)))
         .no_proxy()
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(60))
@@ -762,10 +680,7 @@ async fn run(args: &Args) -> Result<(), String> {
         serde_json::json!({"name": "bench", "kind": "full"}),
     )
     .await?;
-    let token = key["token"]
-        .as_str()
-        .ok_or("no token in the key")?
-        .to_string();
+    let token = key["token"].as_str().ok_or("no token in the key")?.to_string();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         base: server.base.clone(),
@@ -774,11 +689,7 @@ async fn run(args: &Args) -> Result<(), String> {
 
     // Load.
     let n = args.contacts;
-    eprintln!(
-        "convene-bench: loading {} contacts with {} workers",
-        thousands(n as u64),
-        args.concurrency
-    );
+    eprintln!("convene-bench: loading {} contacts with {} workers", thousands(n as u64), args.concurrency);
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let progress = {
@@ -810,13 +721,9 @@ async fn run(args: &Args) -> Result<(), String> {
     };
     let (load, mut created) = {
         let (ctx, next, done) = (ctx.clone(), next.clone(), done.clone());
-        measure(
-            "load (`POST /v1/contacts`, 10 traits)".into(),
-            args.concurrency,
-            pid,
-            tck,
-            move |_| load_worker(ctx.clone(), next.clone(), done.clone(), n),
-        )
+        measure("load (`POST /v1/contacts`, 10 traits)".into(), args.concurrency, pid, tck, move |_| {
+            load_worker(ctx.clone(), next.clone(), done.clone(), n)
+        })
         .await
     };
     progress.abort();
@@ -829,45 +736,25 @@ async fn run(args: &Args) -> Result<(), String> {
         load.errors.total()
     );
     if created.is_empty() {
-        return Err(format!(
-            "no contact was created; errors: {:?}",
-            load.errors.by_kind
-        ));
+        return Err(format!("no contact was created; errors: {:?}", load.errors.by_kind));
     }
     let contacts = Arc::new(created);
 
     // Timed phases.
     let mut phases = vec![load];
     let deadline_in = Duration::from_secs(args.seconds);
-    let mut plan: Vec<(Op, usize)> = vec![
-        (Op::GetById, args.concurrency),
-        (Op::GetByEmail, args.concurrency),
-        (Op::Patch, args.concurrency),
-    ];
-    for &c in args
-        .latency_concurrency
-        .iter()
-        .filter(|&&c| c > 0 && c != args.concurrency)
-    {
+    let mut plan: Vec<(Op, usize)> =
+        vec![(Op::GetById, args.concurrency), (Op::GetByEmail, args.concurrency), (Op::Patch, args.concurrency)];
+    for &c in args.latency_concurrency.iter().filter(|&&c| c > 0 && c != args.concurrency) {
         plan.push((Op::GetById, c));
         plan.push((Op::GetByEmail, c));
     }
     for (op, c) in plan {
-        eprintln!(
-            "convene-bench: {} at concurrency {c} for {} s",
-            op.name(),
-            args.seconds
-        );
+        eprintln!("convene-bench: {} at concurrency {c} for {} s", op.name(), args.seconds);
         let (ctx, contacts) = (ctx.clone(), contacts.clone());
         let deadline = Instant::now() + deadline_in;
         let (r, _) = measure(op.name().into(), c, pid, tck, move |w| {
-            timed_worker(
-                ctx.clone(),
-                op,
-                contacts.clone(),
-                0x5EED_0000 + w as u64 * 7919 + c as u64,
-                deadline,
-            )
+            timed_worker(ctx.clone(), op, contacts.clone(), 0x5EED_0000 + w as u64 * 7919 + c as u64, deadline)
         })
         .await;
         eprintln!(
@@ -923,10 +810,7 @@ async fn run(args: &Args) -> Result<(), String> {
         out,
         "| Phase | Conc. | Requests | Errors | Req/s | p50 | p90 | p99 | max | Server RSS peak | RSS after | VmHWM after | Server CPU | Bench CPU |"
     );
-    let _ = writeln!(
-        out,
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-    );
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for p in &phases {
         let _ = writeln!(
             out,
@@ -970,12 +854,7 @@ async fn run(args: &Args) -> Result<(), String> {
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
+            entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
         })
         .unwrap_or(0)
 }

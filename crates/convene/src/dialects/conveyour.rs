@@ -63,7 +63,12 @@ fn lookup_of(id: &Value, traits: &Map<String, Value>) -> Result<(IdentityKind, S
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         });
-        let value = value.ok_or_else(|| Error::validation(kind.field(), format!("id is \"${}\" but traits.{} is missing", kind.field(), kind.field())))?;
+        let value = value.ok_or_else(|| {
+            Error::validation(
+                kind.field(),
+                format!("id is \"${}\" but traits.{} is missing", kind.field(), kind.field()),
+            )
+        })?;
         Ok::<_, Error>((kind, kind.normalise(&value)?))
     };
     match id.as_str() {
@@ -136,7 +141,11 @@ pub async fn track(
     Ok(ok(job))
 }
 
-fn event_item(value: Value, lookup: &(IdentityKind, String), received_at: chrono::DateTime<chrono::Utc>) -> Result<IngestItem> {
+fn event_item(
+    value: Value,
+    lookup: &(IdentityKind, String),
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> Result<IngestItem> {
     let Value::Object(mut e) = value else {
         return Err(Error::bad_request("each event must be an object with \"event\" and \"properties\""));
     };
@@ -147,11 +156,15 @@ fn event_item(value: Value, lookup: &(IdentityKind, String), received_at: chrono
     let properties = match e.remove("properties") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(p)) => p,
-        Some(_) => return Err(Error::validation("properties", format!("the properties of event '{name}' must be an object"))),
+        Some(_) => {
+            return Err(Error::validation("properties", format!("the properties of event '{name}' must be an object")));
+        }
     };
     validate_properties(&name, &properties)?;
     let timestamp = match e.remove("timestamp") {
-        Some(Value::String(s)) => Some(ids::parse_time(&s).ok_or_else(|| Error::validation("timestamp", "timestamp must be an RFC 3339 time"))?),
+        Some(Value::String(s)) => Some(
+            ids::parse_time(&s).ok_or_else(|| Error::validation("timestamp", "timestamp must be an RFC 3339 time"))?,
+        ),
         _ => None,
     };
     let event = NewEvent {

@@ -32,7 +32,8 @@ use crate::state::AppState;
 /// Reads the presented token from the headers, if any.
 pub fn presented_token(headers: &HeaderMap) -> Result<Option<String>, Error> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| Error::Unauthenticated { reason: "the Authorization header is not text" })?;
+        let value =
+            value.to_str().map_err(|_| Error::Unauthenticated { reason: "the Authorization header is not text" })?;
         let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
         let rest = rest.trim();
         if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
@@ -52,7 +53,8 @@ pub fn presented_token(headers: &HeaderMap) -> Result<Option<String>, Error> {
     }
     for name in ["x-conveyour-token", "x-api-key"] {
         if let Some(value) = headers.get(name) {
-            let token = value.to_str().map_err(|_| Error::Unauthenticated { reason: "the API key header is not text" })?.trim();
+            let token =
+                value.to_str().map_err(|_| Error::Unauthenticated { reason: "the API key header is not text" })?.trim();
             if !token.is_empty() {
                 return Ok(Some(token.to_string()));
             }
@@ -76,7 +78,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
     let key = match state.key_cache.get(&hash) {
         Ok(key) => key,
         Err(epoch) => {
-            let record = state.store.find_key(&hash).await?.ok_or(Error::Unauthenticated { reason: "invalid API key" })?;
+            let record =
+                state.store.find_key(&hash).await?.ok_or(Error::Unauthenticated { reason: "invalid API key" })?;
             if !hash.ct_eq(&record.hash) {
                 return Err(Error::Unauthenticated { reason: "invalid API key" });
             }

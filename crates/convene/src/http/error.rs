@@ -65,14 +65,19 @@ impl IntoResponse for ApiError {
         }
         let info = ErrorInfo { code, message: e.public_message(), field: e.field().map(str::to_string), row: e.row() };
         let body = ErrorEnvelope {
-            error: ErrorBody { code: code.name(), message: info.message.clone(), field: info.field.clone(), row: info.row },
+            error: ErrorBody {
+                code: code.name(),
+                message: info.message.clone(),
+                field: info.field.clone(),
+                row: info.row,
+            },
         };
         let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(body)).into_response();
-        if let Some(secs) = e.retry_after_secs() {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(secs) = e.retry_after_secs()
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         if matches!(e, Error::Unauthenticated { .. }) {
             response

@@ -37,10 +37,10 @@ pub async fn json_bytes<S: Send + Sync>(req: Request, state: &S, limit: usize) -
         }
         .into());
     }
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
-        if len > limit {
-            return Err(Error::PayloadTooLarge { limit }.into());
-        }
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(Error::PayloadTooLarge { limit }.into());
     }
     let _ = state;
     axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError(Error::PayloadTooLarge { limit }))

@@ -50,16 +50,28 @@ impl Metrics {
         out.push_str("# HELP convene_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE convene_http_requests_total counter\n");
         for ((method, route, status), n) in self.requests.lock().iter() {
-            let _ = writeln!(out, "convene_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+            let _ = writeln!(
+                out,
+                "convene_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
         }
         out.push_str("# HELP convene_http_request_duration_seconds HTTP request latency by route.\n");
         out.push_str("# TYPE convene_http_request_duration_seconds histogram\n");
         for (route, h) in self.latency.lock().iter() {
             let route = escape(route);
             for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "convene_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}", h.counts[i]);
+                let _ = writeln!(
+                    out,
+                    "convene_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
             }
-            let _ = writeln!(out, "convene_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "convene_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
             let _ = writeln!(out, "convene_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
             let _ = writeln!(out, "convene_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
         }
@@ -75,7 +87,8 @@ fn escape(s: &str) -> String {
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let response = next.run(req).await;
     state.metrics.observe(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response

@@ -15,18 +15,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AppPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| AppPath(v))
-            .map_err(|e| {
-                if e.status().is_server_error() {
-                    ApiError(Error::Internal(e.body_text()))
-                } else {
-                    ApiError(Error::bad_request(format!(
-                        "invalid path: {}",
-                        e.body_text()
-                    )))
-                }
-            })
+        Path::<T>::from_request_parts(parts, state).await.map(|Path(v)| AppPath(v)).map_err(|e| {
+            if e.status().is_server_error() {
+                ApiError(Error::Internal(e.body_text()))
+            } else {
+                ApiError(Error::bad_request(format!("invalid path: {}", e.body_text())))
+            }
+        })
     }
 }

@@ -12,12 +12,20 @@ async fn every_header_form_is_accepted() {
     let (_, token) = app.full_key().await;
     let contact = app.contact(&token, json!({"email": "ann@example.com"})).await;
     let forms = [
-        ("Authorization: Bearer", app.req(Method::GET, "/v1/contacts").header("Authorization", format!("Bearer {token}"))),
-        ("Authorization: bearer", app.req(Method::GET, "/v1/contacts").header("Authorization", format!("bearer  {token} "))),
+        (
+            "Authorization: Bearer",
+            app.req(Method::GET, "/v1/contacts").header("Authorization", format!("Bearer {token}")),
+        ),
+        (
+            "Authorization: bearer",
+            app.req(Method::GET, "/v1/contacts").header("Authorization", format!("bearer  {token} ")),
+        ),
         ("X-API-Key", app.req(Method::GET, "/v1/contacts").header("X-API-Key", &token)),
         (
             "x-conveyour-token + garbage appkey",
-            app.req(Method::GET, "/v1/contacts").header("x-conveyour-token", &token).header("x-conveyour-appkey", "not-a-key-at-all!!"),
+            app.req(Method::GET, "/v1/contacts")
+                .header("x-conveyour-token", &token)
+                .header("x-conveyour-appkey", "not-a-key-at-all!!"),
         ),
         ("Basic token:", app.req(Method::GET, "/v1/contacts").basic_auth(&token, Some(""))),
         ("Basic token", app.req(Method::GET, "/v1/contacts").basic_auth(&token, None::<&str>)),
@@ -32,7 +40,12 @@ async fn every_header_form_is_accepted() {
 #[tokio::test]
 async fn a_request_without_a_key_is_401_with_www_authenticate() {
     let app = spawn_app().await;
-    for (method, path) in [(Method::GET, "/v1/contacts"), (Method::POST, "/v1/contacts"), (Method::GET, "/v1/workspaces"), (Method::GET, "/v1/keys")] {
+    for (method, path) in [
+        (Method::GET, "/v1/contacts"),
+        (Method::POST, "/v1/contacts"),
+        (Method::GET, "/v1/workspaces"),
+        (Method::GET, "/v1/keys"),
+    ] {
         let r = app.req(method.clone(), path).json(&json!({})).send().await.unwrap();
         let challenge = r.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_string());
         let (status, err) = body(r).await;
@@ -132,7 +145,8 @@ async fn only_the_master_key_manages_workspaces() {
             (Method::GET, format!("/v1/workspaces/{ws}/service-accounts")),
             (Method::POST, format!("/v1/workspaces/{ws}/service-accounts")),
         ] {
-            let (status, err) = app.call(method.clone(), &path, Some(token), Some(&json!({"name": "x", "kind": "full"}))).await;
+            let (status, err) =
+                app.call(method.clone(), &path, Some(token), Some(&json!({"name": "x", "kind": "full"}))).await;
             assert_error(status, &err, 403, "forbidden");
         }
     }
@@ -158,7 +172,8 @@ async fn the_master_key_is_no_workspace_key() {
         (Method::GET, "/v1/keys"),
         (Method::GET, "/v1/service-accounts"),
     ] {
-        let (status, err) = app.call(method.clone(), path, Some(MASTER), Some(&json!({"email": "a@example.com"}))).await;
+        let (status, err) =
+            app.call(method.clone(), path, Some(MASTER), Some(&json!({"email": "a@example.com"}))).await;
         assert_error(status, &err, 403, "forbidden");
     }
 }

@@ -53,16 +53,19 @@ async fn crud_round_trip() {
     let path = format!("/v1/contacts/{id}");
     assert_eq!(app.get(&path, &token).await, (200, created.clone()));
 
-    let (status, changed) = app.patch(&path, &token, json!({"external_id": null, "traits": {"plan": "enterprise"}, "subscription_status": "unsubscribed"})).await;
+    let (status, changed) = app
+        .patch(
+            &path,
+            &token,
+            json!({"external_id": null, "traits": {"plan": "enterprise"}, "subscription_status": "unsubscribed"}),
+        )
+        .await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(keys_of(&changed), SHAPE.to_vec());
     assert_eq!(changed["id"], id);
     assert_eq!(changed["email"], "ann@example.com", "left out: unchanged");
     assert!(changed["external_id"].is_null(), "null unsets");
-    assert_eq!(
-        changed["traits"],
-        json!({"plan": "enterprise", "tags": ["vip"]})
-    );
+    assert_eq!(changed["traits"], json!({"plan": "enterprise", "tags": ["vip"]}));
     assert_eq!(changed["subscription_status"], "UNSUBSCRIBED");
     assert_eq!(changed["created_at"], created["created_at"]);
     assert!(changed["updated_at"].as_str().unwrap() >= created["updated_at"].as_str().unwrap());
@@ -78,111 +81,60 @@ async fn crud_round_trip() {
     assert_eq!(status, 204);
     assert!(nothing.is_null(), "204 has no body: {nothing}");
     for method in [Method::GET, Method::DELETE, Method::PATCH] {
-        let (status, err) = app
-            .call(method, &path, Some(&token), Some(&json!({})))
-            .await;
+        let (status, err) = app.call(method, &path, Some(&token), Some(&json!({}))).await;
         assert_error(status, &err, 404, "not_found");
     }
     // Its identities are free again.
-    app.contact(
-        &token,
-        json!({"email": "ann@example.com", "mobile": "+15550100000"}),
-    )
-    .await;
+    app.contact(&token, json!({"email": "ann@example.com", "mobile": "+15550100000"})).await;
 }
 
 #[tokio::test]
 async fn emails_are_lower_cased_and_matched_case_insensitively() {
     let app = spawn_app().await;
     let (_, token) = app.full_key().await;
-    let ann = app
-        .contact(&token, json!({"email": "  Ann.Lee@Example.COM "}))
-        .await;
-    app.contact(&token, json!({"email": "bob@example.com"}))
-        .await;
+    let ann = app.contact(&token, json!({"email": "  Ann.Lee@Example.COM "})).await;
+    app.contact(&token, json!({"email": "bob@example.com"})).await;
     assert_eq!(ann["email"], "ann.lee@example.com");
 
-    for query in [
-        "ann.lee@example.com",
-        "ANN.LEE@EXAMPLE.COM",
-        "Ann.Lee@example.Com",
-    ] {
-        let (status, list) = send(
-            app.req(Method::GET, "/v1/contacts")
-                .bearer_auth(&token)
-                .query(&[("email", query)]),
-        )
-        .await;
+    for query in ["ann.lee@example.com", "ANN.LEE@EXAMPLE.COM", "Ann.Lee@example.Com"] {
+        let (status, list) =
+            send(app.req(Method::GET, "/v1/contacts").bearer_auth(&token).query(&[("email", query)])).await;
         assert_eq!(status, 200, "{list}");
         assert_eq!(list["data"], json!([ann.clone()]), "{query}");
         assert!(list["next_cursor"].is_null());
     }
-    let (status, list) = send(
-        app.req(Method::GET, "/v1/contacts")
-            .bearer_auth(&token)
-            .query(&[("email", "nobody@example.com")]),
-    )
-    .await;
+    let (status, list) =
+        send(app.req(Method::GET, "/v1/contacts").bearer_auth(&token).query(&[("email", "nobody@example.com")])).await;
     assert_eq!((status, &list["data"]), (200, &json!([])));
 
     // The identity also arrives through traits.
-    let via_traits = app
-        .contact(
-            &token,
-            json!({"traits": {"email": "Cy@Example.com", "plan": "x"}}),
-        )
-        .await;
+    let via_traits = app.contact(&token, json!({"traits": {"email": "Cy@Example.com", "plan": "x"}})).await;
     assert_eq!(via_traits["email"], "cy@example.com");
     assert_eq!(via_traits["traits"], json!({"plan": "x"}));
 
     // Invalid emails are refused naming the field.
     for bad in ["ann", "ann@example", "a b@example.com", ""] {
-        let (status, err) = app
-            .post("/v1/contacts", &token, json!({"email": bad}))
-            .await;
-        assert_eq!(
-            assert_error(status, &err, 400, "validation_error")["field"],
-            "email",
-            "{bad}"
-        );
+        let (status, err) = app.post("/v1/contacts", &token, json!({"email": bad})).await;
+        assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], "email", "{bad}");
     }
     let (status, err) = app.post("/v1/contacts", &token, json!({"email": 42})).await;
-    assert_eq!(
-        assert_error(status, &err, 400, "validation_error")["field"],
-        "email"
-    );
+    assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], "email");
 }
 
 #[tokio::test]
 async fn mobiles_are_normalised() {
     let app = spawn_app().await;
     let (_, token) = app.full_key().await;
-    let c = app
-        .contact(&token, json!({"mobile": "+1 (555) 010-0000"}))
-        .await;
+    let c = app.contact(&token, json!({"mobile": "+1 (555) 010-0000"})).await;
     assert_eq!(c["mobile"], "+15550100000");
-    let (status, list) = send(
-        app.req(Method::GET, "/v1/contacts")
-            .bearer_auth(&token)
-            .query(&[("mobile", "+1 555.010.0000")]),
-    )
-    .await;
+    let (status, list) =
+        send(app.req(Method::GET, "/v1/contacts").bearer_auth(&token).query(&[("mobile", "+1 555.010.0000")])).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["data"][0]["id"], c["id"]);
-    let (status, err) = app
-        .post("/v1/contacts", &token, json!({"mobile": "555-CALL-NOW"}))
-        .await;
-    assert_eq!(
-        assert_error(status, &err, 400, "validation_error")["field"],
-        "mobile"
-    );
-    let (status, err) = app
-        .post("/v1/contacts", &token, json!({"mobile": "12"}))
-        .await;
-    assert_eq!(
-        assert_error(status, &err, 400, "validation_error")["field"],
-        "mobile"
-    );
+    let (status, err) = app.post("/v1/contacts", &token, json!({"mobile": "555-CALL-NOW"})).await;
+    assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], "mobile");
+    let (status, err) = app.post("/v1/contacts", &token, json!({"mobile": "12"})).await;
+    assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], "mobile");
 }
 
 #[tokio::test]
@@ -203,50 +155,20 @@ async fn identity_conflicts_are_409_naming_the_field() {
         ("anonymous_id", json!("anon-1")),
     ];
     for (field, value) in &taken {
-        let (status, err) = app
-            .post("/v1/contacts", &token, json!({ *field: value }))
-            .await;
-        assert_eq!(
-            assert_error(status, &err, 409, "conflict")["field"],
-            *field,
-            "create"
-        );
+        let (status, err) = app.post("/v1/contacts", &token, json!({ *field: value })).await;
+        assert_eq!(assert_error(status, &err, 409, "conflict")["field"], *field, "create");
 
         let path = format!("/v1/contacts/{}", second["id"]);
-        let (status, err) = app
-            .patch(
-                &path,
-                &token,
-                json!({ *field: value, "traits": {"plan": "stolen"} }),
-            )
-            .await;
-        assert_eq!(
-            assert_error(status, &err, 409, "conflict")["field"],
-            *field,
-            "patch"
-        );
-        assert_eq!(
-            app.get(&path, &token).await,
-            (200, second.clone()),
-            "a refused patch changes nothing"
-        );
+        let (status, err) = app.patch(&path, &token, json!({ *field: value, "traits": {"plan": "stolen"} })).await;
+        assert_eq!(assert_error(status, &err, 409, "conflict")["field"], *field, "patch");
+        assert_eq!(app.get(&path, &token).await, (200, second.clone()), "a refused patch changes nothing");
     }
     let (_, all) = app.get("/v1/contacts", &token).await;
-    assert_eq!(
-        all["data"].as_array().unwrap().len(),
-        2,
-        "no contact created: {all}"
-    );
+    assert_eq!(all["data"].as_array().unwrap().len(), 2, "no contact created: {all}");
 
     // Setting a contact's own identity again is no conflict.
     let path = format!("/v1/contacts/{}", first["id"]);
-    let (status, same) = app
-        .patch(
-            &path,
-            &token,
-            json!({"email": "Ann@Example.com", "external_id": "crm-1"}),
-        )
-        .await;
+    let (status, same) = app.patch(&path, &token, json!({"email": "Ann@Example.com", "external_id": "crm-1"})).await;
     assert_eq!(status, 200, "{same}");
 }
 
@@ -255,7 +177,10 @@ async fn every_trait_operation_applies() {
     let app = spawn_app().await;
     let (_, token) = app.full_key().await;
     let c = app
-        .contact(&token, json!({"traits": {"plan": "free", "note": "x", "tags": ["a", "b"], "visits": 2, "first_source": "ads"}}))
+        .contact(
+            &token,
+            json!({"traits": {"plan": "free", "note": "x", "tags": ["a", "b"], "visits": 2, "first_source": "ads"}}),
+        )
         .await;
     let path = format!("/v1/contacts/{}", c["id"]);
 
@@ -282,18 +207,11 @@ async fn every_trait_operation_applies() {
     );
 
     // Removing everything leaves an empty list; $inc by a negative number decrements.
-    let (_, c) = app
-        .patch(
-            &path,
-            &token,
-            json!({"traits": {"tags": {"remove": ["a", "c"]}, "visits": {"$inc": -5}}}),
-        )
-        .await;
+    let (_, c) =
+        app.patch(&path, &token, json!({"traits": {"tags": {"remove": ["a", "c"]}, "visits": {"$inc": -5}}})).await;
     assert_eq!(c["traits"]["tags"], json!([]));
     assert_eq!(c["traits"]["visits"], 0);
-    let (_, c) = app
-        .patch(&path, &token, json!({"traits": {"tags": {"add": ["z"]}}}))
-        .await;
+    let (_, c) = app.patch(&path, &token, json!({"traits": {"tags": {"add": ["z"]}}})).await;
     assert_eq!(c["traits"]["tags"], json!(["z"]));
 
     // Refused operations: unknown $-operation, $inc on text, $inc without a number, add on a non-list.
@@ -308,11 +226,7 @@ async fn every_trait_operation_applies() {
         assert_eq!(status, status_code, "{traits}: {err}");
         assert_eq!(err["error"]["field"], field, "{err}");
     }
-    assert_eq!(
-        app.get(&path, &token).await.1,
-        c,
-        "refused operations change nothing"
-    );
+    assert_eq!(app.get(&path, &token).await.1, c, "refused operations change nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -345,21 +259,13 @@ async fn cursor_paging_visits_every_contact_once() {
     let (_, token) = app.full_key().await;
     let mut created = Vec::new();
     for i in 0..7 {
-        created.push(
-            app.contact(&token, json!({"external_id": format!("c{i}")}))
-                .await["id"]
-                .as_i64()
-                .unwrap(),
-        );
+        created.push(app.contact(&token, json!({"external_id": format!("c{i}")})).await["id"].as_i64().unwrap());
     }
     let mut seen = Vec::new();
     let mut sizes = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut rb = app
-            .req(Method::GET, "/v1/contacts")
-            .bearer_auth(&token)
-            .query(&[("limit", "3")]);
+        let mut rb = app.req(Method::GET, "/v1/contacts").bearer_auth(&token).query(&[("limit", "3")]);
         if let Some(c) = &cursor {
             rb = rb.query(&[("cursor", c)]);
         }
@@ -382,33 +288,20 @@ async fn cursor_paging_visits_every_contact_once() {
     assert_eq!(page["data"].as_array().unwrap().len(), 7);
     assert!(page["next_cursor"].is_null());
     let (_, page) = app.get("/v1/contacts", &token).await;
-    assert_eq!(
-        page["data"].as_array().unwrap().len(),
-        7,
-        "default page size is larger"
-    );
+    assert_eq!(page["data"].as_array().unwrap().len(), 7, "default page size is larger");
 }
 
 #[tokio::test]
 async fn list_parameters_are_checked() {
     let app = spawn_app().await;
     let (_, token) = app.full_key().await;
-    app.contact(&token, json!({"email": "ann@example.com"}))
-        .await;
+    app.contact(&token, json!({"email": "ann@example.com"})).await;
     for limit in ["0", "1001", "-1"] {
-        let (status, err) = app
-            .get(&format!("/v1/contacts?limit={limit}"), &token)
-            .await;
-        assert_eq!(
-            assert_error(status, &err, 400, "validation_error")["field"],
-            "limit",
-            "{limit}"
-        );
+        let (status, err) = app.get(&format!("/v1/contacts?limit={limit}"), &token).await;
+        assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], "limit", "{limit}");
     }
     for limit in ["abc", "1.5", "99999999999999999999"] {
-        let (status, err) = app
-            .get(&format!("/v1/contacts?limit={limit}"), &token)
-            .await;
+        let (status, err) = app.get(&format!("/v1/contacts?limit={limit}"), &token).await;
         assert_error(status, &err, 400, "validation_error");
     }
     assert_eq!(app.get("/v1/contacts?limit=1000", &token).await.0, 200);
@@ -416,14 +309,8 @@ async fn list_parameters_are_checked() {
 
     // "!!" is not base64; "YWJj" is base64 of "abc", not an id.
     for cursor in ["!!", "YWJj", "%00"] {
-        let (status, err) = app
-            .get(&format!("/v1/contacts?cursor={cursor}"), &token)
-            .await;
-        assert_eq!(
-            assert_error(status, &err, 400, "validation_error")["field"],
-            "cursor",
-            "{cursor}"
-        );
+        let (status, err) = app.get(&format!("/v1/contacts?cursor={cursor}"), &token).await;
+        assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], "cursor", "{cursor}");
     }
     for other in ["/v1/keys", "/v1/service-accounts", "/v1/fields"] {
         let (status, err) = app.get(&format!("{other}?cursor=!!"), &token).await;
@@ -449,9 +336,7 @@ async fn a_non_integer_id_is_404() {
     for id in ["abc", "1.5", "99999999999999999999999", "-1", "0", "12345"] {
         let path = format!("/v1/contacts/{id}");
         for method in [Method::GET, Method::PATCH, Method::DELETE] {
-            let (status, err) = app
-                .call(method.clone(), &path, Some(&token), Some(&json!({})))
-                .await;
+            let (status, err) = app.call(method.clone(), &path, Some(&token), Some(&json!({}))).await;
             assert_error(status, &err, 404, "not_found");
         }
     }
@@ -462,38 +347,28 @@ async fn unknown_body_keys_are_refused_and_read_only_keys_ignored() {
     let app = spawn_app().await;
     let (_, token) = app.full_key().await;
     for key in ["emial", "name", "tags"] {
-        let (status, err) = app
-            .post(
-                "/v1/contacts",
-                &token,
-                json!({"email": "ann@example.com", key: "x"}),
-            )
-            .await;
+        let (status, err) = app.post("/v1/contacts", &token, json!({"email": "ann@example.com", key: "x"})).await;
         let error = assert_error(status, &err, 400, "validation_error");
         assert_eq!(error["field"], key);
         assert!(error["message"].as_str().unwrap().contains(key));
     }
     for (body, field) in [
         (json!({"traits": "plan"}), "traits"),
-        (
-            json!({"subscription_status": "MAYBE"}),
-            "subscription_status",
-        ),
-        (
-            json!({"email": "ann@example.com", "traits": {"email": "other@example.com"}}),
-            "email",
-        ),
+        (json!({"subscription_status": "MAYBE"}), "subscription_status"),
+        (json!({"email": "ann@example.com", "traits": {"email": "other@example.com"}}), "email"),
     ] {
         let (status, err) = app.post("/v1/contacts", &token, body).await;
-        assert_eq!(
-            assert_error(status, &err, 400, "validation_error")["field"],
-            field
-        );
+        assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], field);
     }
     let (_, list) = app.get("/v1/contacts", &token).await;
     assert_eq!(list["data"], json!([]), "nothing was created");
 
-    let c = app.contact(&token, json!({"id": 999_999, "created_at": "1999-01-01T00:00:00Z", "company_id": 5, "email": "ann@example.com"})).await;
+    let c = app
+        .contact(
+            &token,
+            json!({"id": 999_999, "created_at": "1999-01-01T00:00:00Z", "company_id": 5, "email": "ann@example.com"}),
+        )
+        .await;
     assert_ne!(c["id"], 999_999);
     assert!(c["company_id"].is_null());
     assert_ne!(c["created_at"], "1999-01-01T00:00:00Z");
@@ -522,16 +397,9 @@ async fn concurrent_creates_with_one_email_make_one_contact() {
     let mut tasks = Vec::new();
     for i in 0..12 {
         // The same address in different cases, each with its own trait.
-        let email = if i % 2 == 0 {
-            "race@example.com"
-        } else {
-            "RACE@example.com"
-        };
-        let rb = app
-            .client
-            .post(&url)
-            .bearer_auth(&token)
-            .json(&json!({"email": email, "traits": {format!("t{i}"): i}}));
+        let email = if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" };
+        let rb =
+            app.client.post(&url).bearer_auth(&token).json(&json!({"email": email, "traits": {format!("t{i}"): i}}));
         tasks.push(tokio::spawn(async move { send(rb).await }));
     }
     let mut created = 0;
@@ -539,10 +407,7 @@ async fn concurrent_creates_with_one_email_make_one_contact() {
         let (status, body) = t.await.unwrap();
         match status {
             201 => created += 1,
-            _ => assert_eq!(
-                assert_error(status, &body, 409, "conflict")["field"],
-                "email"
-            ),
+            _ => assert_eq!(assert_error(status, &body, 409, "conflict")["field"], "email"),
         }
     }
     assert_eq!(created, 1);
@@ -554,30 +419,15 @@ async fn concurrent_creates_with_one_email_make_one_contact() {
 async fn numeric_identities_are_read_as_text_except_email() {
     let app = spawn_app().await;
     let (_, token) = app.full_key().await;
-    let c = app
-        .contact(
-            &token,
-            json!({"external_id": 12345, "mobile": 15550100000_i64}),
-        )
-        .await;
+    let c = app.contact(&token, json!({"external_id": 12345, "mobile": 15550100000_i64})).await;
     assert_eq!(c["external_id"], "12345");
     assert_eq!(c["mobile"], "15550100000");
     let (status, list) = app.get("/v1/contacts?external_id=12345", &token).await;
     assert_eq!((status, &list["data"][0]["id"]), (200, &c["id"]));
-    let (status, err) = app
-        .post("/v1/contacts", &token, json!({"email": 12345}))
-        .await;
-    assert_eq!(
-        assert_error(status, &err, 400, "validation_error")["field"],
-        "email"
-    );
+    let (status, err) = app.post("/v1/contacts", &token, json!({"email": 12345})).await;
+    assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], "email");
     for bad in [json!(true), json!(["x"]), json!({"a": 1})] {
-        let (status, err) = app
-            .post("/v1/contacts", &token, json!({"external_id": bad}))
-            .await;
-        assert_eq!(
-            assert_error(status, &err, 400, "validation_error")["field"],
-            "external_id"
-        );
+        let (status, err) = app.post("/v1/contacts", &token, json!({"external_id": bad})).await;
+        assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], "external_id");
     }
 }

@@ -72,38 +72,24 @@ async fn start(data: &Path, logs: &Path, round: usize, client: &Client) -> Serve
         .stderr(File::create(&log).expect("log file"))
         .spawn()
         .expect("the convene binary starts");
-    let mut server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
+    let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(r) = client.get(format!("{}/readyz", server.base)).send().await {
-            if r.status() == 200 {
-                return server;
-            }
+        if let Ok(r) = client.get(format!("{}/readyz", server.base)).send().await
+            && r.status() == 200
+        {
+            return server;
         }
         if let Some(status) = server.child.try_wait().unwrap() {
             panic!("convene exited early ({status}):\n{}", server.log_tail());
         }
-        assert!(
-            Instant::now() < deadline,
-            "convene not ready within 15 s:\n{}",
-            server.log_tail()
-        );
+        assert!(Instant::now() < deadline, "convene not ready within 15 s:\n{}", server.log_tail());
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 async fn master_post(client: &Client, url: String, body: Value) -> Value {
-    let r = client
-        .post(url)
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = client.post(url).bearer_auth(KEY).json(&body).send().await.unwrap();
     let status = r.status();
     let body: Value = r.json().await.unwrap();
     assert_eq!(status, 201, "{body}");
@@ -119,13 +105,7 @@ struct Outcome {
 }
 
 /// One writer: identifies new contacts until stopped or the server is gone.
-async fn writer(
-    client: Client,
-    base: String,
-    token: String,
-    prefix: String,
-    stop: Arc<AtomicBool>,
-) -> Outcome {
+async fn writer(client: Client, base: String, token: String, prefix: String, stop: Arc<AtomicBool>) -> Outcome {
     let mut out = Outcome::default();
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -142,10 +122,7 @@ async fn writer(
             Ok(r) => {
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                assert!(
-                    status == 503,
-                    "only a full backlog may refuse: {status} {text}"
-                );
+                assert!(status == 503, "only a full backlog may refuse: {status} {text}");
                 out.refused += 1;
             }
             Err(_) => {
@@ -181,19 +158,14 @@ async fn contacts(client: &Client, base: &str, token: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill_exactly_once() {
     // Dropping the scenario on timeout kills whichever server is running.
-    tokio::time::timeout(Duration::from_secs(45), scenario())
-        .await
-        .expect("the crash test finishes within 45 s");
+    tokio::time::timeout(Duration::from_secs(45), scenario()).await.expect("the crash test finishes within 45 s");
 }
 
 async fn scenario() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let client = Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let client = Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
 
     let mut token = String::new();
     let mut acked: Vec<String> = Vec::new();
@@ -201,12 +173,7 @@ async fn scenario() {
     for round in 0..ROUNDS {
         let mut server = start(&data, tmp.path(), round, &client).await;
         if round == 0 {
-            let ws = master_post(
-                &client,
-                format!("{}/v1/workspaces", server.base),
-                json!({"name": "crash"}),
-            )
-            .await;
+            let ws = master_post(&client, format!("{}/v1/workspaces", server.base), json!({"name": "crash"})).await;
             let ws = ws["id"].as_str().unwrap();
             let key = master_post(
                 &client,
@@ -217,10 +184,7 @@ async fn scenario() {
             token = key["token"].as_str().unwrap().to_string();
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let load_client = Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
+        let load_client = Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 tokio::spawn(writer(
@@ -243,10 +207,7 @@ async fn scenario() {
             unanswered += out.unanswered;
             refused += out.refused;
         }
-        eprintln!(
-            "round {round}: killed after {run_for:?}; {} acknowledged",
-            acked.len() - before
-        );
+        eprintln!("round {round}: killed after {run_for:?}; {} acknowledged", acked.len() - before);
     }
     assert!(!acked.is_empty(), "no write was acknowledged at all");
 
@@ -257,10 +218,7 @@ async fn scenario() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let all = loop {
         let all = contacts(&client, &server.base, &token).await;
-        let present: HashSet<&str> = all
-            .iter()
-            .filter_map(|c| c["external_id"].as_str())
-            .collect();
+        let present: HashSet<&str> = all.iter().filter_map(|c| c["external_id"].as_str()).collect();
         let missing = wanted.iter().filter(|id| !present.contains(**id)).count();
         if missing == 0 {
             break all;
@@ -276,24 +234,17 @@ async fn scenario() {
 
     let mut by_id: HashMap<&str, Vec<&Value>> = HashMap::new();
     for c in &all {
-        let id = c["external_id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("every contact has its external id: {c}"));
+        let id = c["external_id"].as_str().unwrap_or_else(|| panic!("every contact has its external id: {c}"));
         by_id.entry(id).or_default().push(c);
     }
     for (id, cs) in &by_id {
         assert_eq!(cs.len(), 1, "{id} exists {} times", cs.len());
-        let hits = cs[0]["traits"]["hits"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("{id} has no hits: {}", cs[0]));
+        let hits = cs[0]["traits"]["hits"].as_i64().unwrap_or_else(|| panic!("{id} has no hits: {}", cs[0]));
         assert!(hits <= 1, "{id} was applied {hits} times: {}", cs[0]);
     }
     for id in &acked {
         let c = by_id[id.as_str()][0];
-        assert_eq!(
-            c["traits"]["hits"], 1,
-            "acknowledged {id} applied once: {c}"
-        );
+        assert_eq!(c["traits"]["hits"], 1, "acknowledged {id} applied once: {c}");
     }
     eprintln!(
         "{} acknowledged, {} unanswered at a kill, {} refused (503), {} contacts in the end; {:?}",

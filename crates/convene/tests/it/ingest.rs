@@ -8,15 +8,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::ingest_support::{
-    all_contacts, all_events, barrier, contact_by, contact_events, find_contact, ingest,
-    job_header, queue, wait_applied, wait_job,
+    all_contacts, all_events, barrier, contact_by, contact_events, find_contact, ingest, job_header, queue,
+    wait_applied, wait_job,
 };
 use crate::support::{MASTER, TestApp, assert_error, body, spawn_app, spawn_app_with};
 
 fn time(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
-        .unwrap()
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}"))).unwrap().with_timezone(&Utc)
 }
 
 #[tokio::test]
@@ -50,13 +48,7 @@ async fn identify_is_queued_then_readable() {
     assert_eq!(contact["traits"]["seats"], 3, "{contact}");
 
     // A second identify by the same external id updates the same contact.
-    ingest(
-        &app,
-        &token,
-        "/v1/identify",
-        json!({"external_id": "u-1", "traits": {"plan": "team"}}),
-    )
-    .await;
+    ingest(&app, &token, "/v1/identify", json!({"external_id": "u-1", "traits": {"plan": "team"}})).await;
     let again = contact_by(&app, &token, "email", "ada@example.com").await;
     assert_eq!(again["id"], contact["id"]);
     assert_eq!(again["traits"]["plan"], "team", "{again}");
@@ -77,13 +69,7 @@ async fn track_is_readable_in_both_event_lists() {
                "timestamp": "2024-05-01T10:00:00Z", "message_id": "sale-1"}),
     )
     .await;
-    ingest(
-        &app,
-        &token,
-        "/v1/track",
-        json!({"email": "t@x.io", "event": "logged_in"}),
-    )
-    .await;
+    ingest(&app, &token, "/v1/track", json!({"email": "t@x.io", "event": "logged_in"})).await;
 
     let contact = contact_by(&app, &token, "email", "t@x.io").await;
     let id = contact["id"].as_i64().unwrap();
@@ -93,21 +79,12 @@ async fn track_is_readable_in_both_event_lists() {
     assert_eq!(sale["event"], "made_sale", "{sale}");
     assert_eq!(sale["kind"], "track", "{sale}");
     assert_eq!(sale["contact_id"], id, "{sale}");
-    assert_eq!(
-        sale["properties"],
-        json!({"amount": 12.5, "sku": "A-1"}),
-        "{sale}"
-    );
-    assert_eq!(
-        time(&sale["timestamp"]),
-        time(&json!("2024-05-01T10:00:00Z")),
-        "{sale}"
-    );
+    assert_eq!(sale["properties"], json!({"amount": 12.5, "sku": "A-1"}), "{sale}");
+    assert_eq!(time(&sale["timestamp"]), time(&json!("2024-05-01T10:00:00Z")), "{sale}");
     assert_eq!(sale["message_id"], "sale-1", "{sale}");
     let received = time(&sale["received_at"]);
     assert!(
-        received >= before - ChronoDuration::seconds(2)
-            && received <= Utc::now() + ChronoDuration::seconds(2),
+        received >= before - ChronoDuration::seconds(2) && received <= Utc::now() + ChronoDuration::seconds(2),
         "{sale}"
     );
 
@@ -128,11 +105,7 @@ async fn track_is_readable_in_both_event_lists() {
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
     let other = app.contact(&token, json!({"email": "other@x.io"})).await;
-    assert!(
-        contact_events(&app, &token, other["id"].as_i64().unwrap())
-            .await
-            .is_empty()
-    );
+    assert!(contact_events(&app, &token, other["id"].as_i64().unwrap()).await.is_empty());
     let (status, err) = app.get("/v1/contacts/999999/events", &token).await;
     assert_error(status, &err, 404, "not_found");
 }
@@ -155,25 +128,15 @@ async fn a_batch_with_an_invalid_item_is_refused_whole() {
         .await;
     let error = assert_error(status, &err, 400, "validation_error");
     assert_eq!(error["row"], 2, "{err}");
-    assert!(
-        error["message"].as_str().unwrap().contains("item 2"),
-        "{err}"
-    );
+    assert!(error["message"].as_str().unwrap().contains("item 2"), "{err}");
 
     // Unknown type and a non-object item name their index too.
     let (status, err) = app
-        .post(
-            "/v1/batch",
-            &token,
-            json!({"batch": [{"type": "identify", "external_id": "c"}, {"type": "nope"}]}),
-        )
+        .post("/v1/batch", &token, json!({"batch": [{"type": "identify", "external_id": "c"}, {"type": "nope"}]}))
         .await;
     let error = assert_error(status, &err, 400, "validation_error");
     assert_eq!(error["row"], 1, "{err}");
-    assert!(
-        error["message"].as_str().unwrap().contains("item 1"),
-        "{err}"
-    );
+    assert!(error["message"].as_str().unwrap().contains("item 1"), "{err}");
     let (status, err) = app.post("/v1/batch", &token, json!({"batch": [7]})).await;
     let error = assert_error(status, &err, 400, "validation_error");
     assert_eq!(error["row"], 0, "{err}");
@@ -181,27 +144,11 @@ async fn a_batch_with_an_invalid_item_is_refused_whole() {
     // Nothing of the refused requests was queued: after a later job applied,
     // none of their contacts or events exist.
     barrier(&app, &token).await;
-    assert!(
-        find_contact(&app, &token, "external_id", "b-0")
-            .await
-            .is_none()
-    );
-    assert!(
-        find_contact(&app, &token, "external_id", "b-3")
-            .await
-            .is_none()
-    );
-    assert!(
-        find_contact(&app, &token, "external_id", "c")
-            .await
-            .is_none()
-    );
+    assert!(find_contact(&app, &token, "external_id", "b-0").await.is_none());
+    assert!(find_contact(&app, &token, "external_id", "b-3").await.is_none());
+    assert!(find_contact(&app, &token, "external_id", "c").await.is_none());
     assert!(all_events(&app, &token).await.is_empty());
-    assert_eq!(
-        all_contacts(&app, &token).await.len(),
-        1,
-        "only the barrier's contact"
-    );
+    assert_eq!(all_contacts(&app, &token).await.len(), 1, "only the barrier's contact");
 
     // The same batch without the bad item applies every row.
     let job = ingest(
@@ -215,11 +162,7 @@ async fn a_batch_with_an_invalid_item_is_refused_whole() {
         ]}),
     )
     .await;
-    assert_eq!(
-        (job["total"].as_u64(), job["applied"].as_u64()),
-        (Some(3), Some(3)),
-        "{job}"
-    );
+    assert_eq!((job["total"].as_u64(), job["applied"].as_u64()), (Some(3), Some(3)), "{job}");
     assert_eq!(all_events(&app, &token).await.len(), 1);
 }
 
@@ -253,29 +196,16 @@ async fn concurrent_increments_all_count() {
     }
     let contact = contact_by(&app, &token, "external_id", "counter").await;
     assert_eq!(contact["traits"]["visits"], N as i64, "{contact}");
-    assert_eq!(
-        contact["traits"]["score"].as_f64(),
-        Some(2.5 * N as f64),
-        "{contact}"
-    );
-    assert_eq!(
-        all_contacts(&app, &token).await.len(),
-        1,
-        "the racing first writes made one contact"
-    );
+    assert_eq!(contact["traits"]["score"].as_f64(), Some(2.5 * N as f64), "{contact}");
+    assert_eq!(all_contacts(&app, &token).await.len(), 1, "the racing first writes made one contact");
 }
 
 #[tokio::test]
 async fn list_add_and_remove() {
     let app = spawn_app().await;
     let (_, token) = app.full_key().await;
-    ingest(
-        &app,
-        &token,
-        "/v1/identify",
-        json!({"external_id": "l", "traits": {"tags": {"add": ["a", "b", "c"]}}}),
-    )
-    .await;
+    ingest(&app, &token, "/v1/identify", json!({"external_id": "l", "traits": {"tags": {"add": ["a", "b", "c"]}}}))
+        .await;
     let c = contact_by(&app, &token, "external_id", "l").await;
     assert_eq!(c["traits"]["tags"], json!(["a", "b", "c"]), "{c}");
     ingest(
@@ -303,13 +233,7 @@ async fn a_duplicate_identity_fails_its_row_only() {
     let app = spawn_app().await;
     let (_, token) = app.full_key().await;
     // Two contacts: one holds the email, the other the external id.
-    ingest(
-        &app,
-        &token,
-        "/v1/identify",
-        json!({"email": "held@x.io", "traits": {"who": "holder"}}),
-    )
-    .await;
+    ingest(&app, &token, "/v1/identify", json!({"email": "held@x.io", "traits": {"who": "holder"}})).await;
     ingest(&app, &token, "/v1/identify", json!({"external_id": "u-2"})).await;
 
     let job = queue(
@@ -334,10 +258,7 @@ async fn a_duplicate_identity_fails_its_row_only() {
     assert_eq!(errors[0]["row"], 1, "{job}");
     assert_eq!(errors[0]["code"], "conflict", "{job}");
     assert_eq!(errors[0]["field"], "email", "{job}");
-    assert!(
-        errors[0]["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{job}"
-    );
+    assert!(errors[0]["message"].as_str().is_some_and(|m| !m.is_empty()), "{job}");
 
     // The failed row changed nothing; the others applied.
     let holder = contact_by(&app, &token, "email", "held@x.io").await;
@@ -345,21 +266,10 @@ async fn a_duplicate_identity_fails_its_row_only() {
     assert!(holder["external_id"].is_null(), "{holder}");
     let u2 = contact_by(&app, &token, "external_id", "u-2").await;
     assert!(u2["email"].is_null(), "{u2}");
-    assert!(
-        u2["traits"].get("n").is_none(),
-        "the failed row is rolled back whole: {u2}"
-    );
-    assert_eq!(
-        contact_by(&app, &token, "external_id", "u-1").await["traits"]["n"],
-        1
-    );
+    assert!(u2["traits"].get("n").is_none(), "the failed row is rolled back whole: {u2}");
+    assert_eq!(contact_by(&app, &token, "external_id", "u-1").await["traits"]["n"], 1);
     let u3 = contact_by(&app, &token, "external_id", "u-3").await;
-    assert_eq!(
-        contact_events(&app, &token, u3["id"].as_i64().unwrap())
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(contact_events(&app, &token, u3["id"].as_i64().unwrap()).await.len(), 1);
 }
 
 #[tokio::test]
@@ -368,47 +278,24 @@ async fn a_message_id_applies_once() {
     let (_, token) = app.full_key().await;
     let event = json!({"external_id": "m", "event": "paid", "properties": {"amount": 5}, "message_id": "msg-1"});
     let first = ingest(&app, &token, "/v1/track", event.clone()).await;
-    assert_eq!(
-        (first["applied"].as_u64(), first["duplicates"].as_u64()),
-        (Some(1), Some(0)),
-        "{first}"
-    );
+    assert_eq!((first["applied"].as_u64(), first["duplicates"].as_u64()), (Some(1), Some(0)), "{first}");
     let second = ingest(&app, &token, "/v1/track", event).await;
-    assert_eq!(
-        second["status"], "applied",
-        "a duplicate is not a failure: {second}"
-    );
-    assert_eq!(
-        (second["applied"].as_u64(), second["duplicates"].as_u64()),
-        (Some(0), Some(1)),
-        "{second}"
-    );
+    assert_eq!(second["status"], "applied", "a duplicate is not a failure: {second}");
+    assert_eq!((second["applied"].as_u64(), second["duplicates"].as_u64()), (Some(0), Some(1)), "{second}");
     assert_eq!(all_events(&app, &token).await.len(), 1);
 
     // Identify message ids too: the $inc applies once.
-    let write =
-        json!({"external_id": "m", "traits": {"credits": {"$inc": 10}}, "message_id": "msg-2"});
+    let write = json!({"external_id": "m", "traits": {"credits": {"$inc": 10}}, "message_id": "msg-2"});
     ingest(&app, &token, "/v1/identify", write.clone()).await;
     let job = ingest(&app, &token, "/v1/identify", write).await;
     assert_eq!(job["duplicates"], 1, "{job}");
-    assert_eq!(
-        contact_by(&app, &token, "external_id", "m").await["traits"]["credits"],
-        10
-    );
+    assert_eq!(contact_by(&app, &token, "external_id", "m").await["traits"]["credits"], 10);
 
     // Message ids are per workspace: another workspace applies its own.
     let ws2 = app.workspace("other").await;
-    let token2 = app.key(&ws2, json!({"name": "k", "kind": "full"})).await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let job = ingest(
-        &app,
-        &token2,
-        "/v1/track",
-        json!({"external_id": "m", "event": "paid", "message_id": "msg-1"}),
-    )
-    .await;
+    let token2 = app.key(&ws2, json!({"name": "k", "kind": "full"})).await["token"].as_str().unwrap().to_string();
+    let job =
+        ingest(&app, &token2, "/v1/track", json!({"external_id": "m", "event": "paid", "message_id": "msg-1"})).await;
     assert_eq!(job["applied"], 1, "{job}");
     assert_eq!(all_events(&app, &token2).await.len(), 1);
     assert_eq!(all_events(&app, &token).await.len(), 1);
@@ -419,10 +306,7 @@ async fn an_idempotency_key_makes_a_retry_apply_once() {
     let app = spawn_app().await;
     let (_, token) = app.full_key().await;
     let send = |path: &'static str, key: &'static str, body: Value| {
-        let rb = app
-            .with_token(Method::POST, path, &token)
-            .header("Idempotency-Key", key)
-            .json(&body);
+        let rb = app.with_token(Method::POST, path, &token).header("Idempotency-Key", key).json(&body);
         async move {
             let (status, answer) = body_of(rb).await;
             assert_eq!(status, 202, "{answer}");
@@ -435,15 +319,8 @@ async fn an_idempotency_key_makes_a_retry_apply_once() {
     assert_ne!(a, b, "each request is its own job");
     wait_applied(&app, &token, &a).await;
     let job = wait_applied(&app, &token, &b).await;
-    assert_eq!(
-        (job["applied"].as_u64(), job["duplicates"].as_u64()),
-        (Some(0), Some(1)),
-        "{job}"
-    );
-    assert_eq!(
-        contact_by(&app, &token, "external_id", "i").await["traits"]["visits"],
-        1
-    );
+    assert_eq!((job["applied"].as_u64(), job["duplicates"].as_u64()), (Some(0), Some(1)), "{job}");
+    assert_eq!(contact_by(&app, &token, "external_id", "i").await["traits"]["visits"], 1);
 
     // A batch: item i gets key#i, so the retried batch is all duplicates.
     let batch = json!({"batch": [
@@ -463,10 +340,7 @@ async fn an_idempotency_key_makes_a_retry_apply_once() {
     // A different key is a different request.
     send("/v1/identify", "retry-3", write).await;
     barrier(&app, &token).await;
-    assert_eq!(
-        contact_by(&app, &token, "external_id", "i").await["traits"]["visits"],
-        2
-    );
+    assert_eq!(contact_by(&app, &token, "external_id", "i").await["traits"]["visits"], 2);
 
     // An empty or overlong key is refused.
     let (status, err) = body_of(
@@ -490,17 +364,11 @@ async fn message_ids_are_remembered_across_a_restart() {
     let (_, token) = app.full_key().await;
     let event = json!({"external_id": "r", "event": "paid", "message_id": "restart-1"});
     let first = ingest(&app, &token, "/v1/track", event.clone()).await;
-    let write =
-        json!({"external_id": "r", "traits": {"n": {"$inc": 1}}, "message_id": "restart-2"});
+    let write = json!({"external_id": "r", "traits": {"n": {"$inc": 1}}, "message_id": "restart-2"});
     ingest(&app, &token, "/v1/identify", write.clone()).await;
 
     let app: TestApp = app.restart().await;
-    let (status, job) = app
-        .get(
-            &format!("/v1/jobs/{}", first["id"].as_str().unwrap()),
-            &token,
-        )
-        .await;
+    let (status, job) = app.get(&format!("/v1/jobs/{}", first["id"].as_str().unwrap()), &token).await;
     assert_eq!(status, 200, "job results survive a restart: {job}");
     assert_eq!(job["status"], "applied", "{job}");
     let job = ingest(&app, &token, "/v1/track", event).await;
@@ -508,10 +376,7 @@ async fn message_ids_are_remembered_across_a_restart() {
     let job = ingest(&app, &token, "/v1/identify", write).await;
     assert_eq!(job["duplicates"], 1, "{job}");
     assert_eq!(all_events(&app, &token).await.len(), 1);
-    assert_eq!(
-        contact_by(&app, &token, "external_id", "r").await["traits"]["n"],
-        1
-    );
+    assert_eq!(contact_by(&app, &token, "external_id", "r").await["traits"]["n"], 1);
 }
 
 #[tokio::test]
@@ -523,34 +388,17 @@ async fn a_full_backlog_answers_503_with_retry_after() {
     let (_, token) = app.full_key().await;
 
     let items = |n: usize| json!({"batch": (0..n).map(|i| json!({"type": "identify", "external_id": format!("bp-{i}")})).collect::<Vec<_>>()});
-    let r = app
-        .with_token(Method::POST, "/v1/batch", &token)
-        .json(&items(6))
-        .send()
-        .await
-        .unwrap();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
+    let r = app.with_token(Method::POST, "/v1/batch", &token).json(&items(6)).send().await.unwrap();
+    let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
     let (status, err) = body(r).await;
     assert_error(status, &err, 503, "unavailable");
-    let secs: u64 = retry_after
-        .expect("a Retry-After header")
-        .parse()
-        .expect("Retry-After in seconds");
+    let secs: u64 = retry_after.expect("a Retry-After header").parse().expect("Retry-After in seconds");
     assert!((1..=60).contains(&secs), "{secs}");
 
     // Nothing of it was queued; a request within the bound is accepted.
     ingest(&app, &token, "/v1/batch", items(5)).await;
     assert_eq!(all_contacts(&app, &token).await.len(), 5);
-    ingest(
-        &app,
-        &token,
-        "/v1/identify",
-        json!({"external_id": "after"}),
-    )
-    .await;
+    ingest(&app, &token, "/v1/identify", json!({"external_id": "after"})).await;
 
     // Under a flood of requests, every answer is 202 or 503 with Retry-After,
     // and every accepted job applies.
@@ -559,13 +407,7 @@ async fn a_full_backlog_answers_503_with_retry_after() {
         let (client, url, token) = (app.client.clone(), app.url("/v1/batch"), token.clone());
         let batch = json!({"batch": (0..3).map(|i| json!({"type": "identify", "external_id": format!("f-{t}-{i}")})).collect::<Vec<_>>()});
         tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&batch)
-                .send()
-                .await
-                .unwrap();
+            let r = client.post(url).bearer_auth(token).json(&batch).send().await.unwrap();
             let has_retry = r.headers().contains_key("retry-after");
             let (status, answer) = body(r).await;
             match status {
@@ -620,42 +462,20 @@ async fn client_clock_skew_is_corrected() {
     )
     .await;
     let events = all_events(&app, &token).await;
-    assert_eq!(
-        time(&events[1]["timestamp"]),
-        time(&json!("2020-01-02T03:04:05Z"))
-    );
+    assert_eq!(time(&events[1]["timestamp"]), time(&json!("2020-01-02T03:04:05Z")));
 }
 
 #[tokio::test]
 async fn analytics_keys_write_but_do_not_read_events() {
     let app = spawn_app().await;
     let ws = app.workspace("acme").await;
-    let analytics = app
-        .key(&ws, json!({"name": "a", "kind": "analytics"}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let full = app.key(&ws, json!({"name": "f", "kind": "full"})).await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let analytics =
+        app.key(&ws, json!({"name": "a", "kind": "analytics"})).await["token"].as_str().unwrap().to_string();
+    let full = app.key(&ws, json!({"name": "f", "kind": "full"})).await["token"].as_str().unwrap().to_string();
 
-    let job = queue(
-        &app,
-        &analytics,
-        "/v1/identify",
-        json!({"external_id": "a-1", "traits": {"plan": "pro"}}),
-    )
-    .await;
+    let job = queue(&app, &analytics, "/v1/identify", json!({"external_id": "a-1", "traits": {"plan": "pro"}})).await;
     wait_applied(&app, &analytics, &job).await;
-    let job = queue(
-        &app,
-        &analytics,
-        "/v1/track",
-        json!({"external_id": "a-1", "event": "e"}),
-    )
-    .await;
+    let job = queue(&app, &analytics, "/v1/track", json!({"external_id": "a-1", "event": "e"})).await;
     wait_applied(&app, &analytics, &job).await;
     let job = queue(
         &app,
@@ -669,9 +489,7 @@ async fn analytics_keys_write_but_do_not_read_events() {
     let (status, err) = app.get("/v1/events", &analytics).await;
     assert_error(status, &err, 403, "forbidden");
     let c = contact_by(&app, &full, "external_id", "a-1").await;
-    let (status, err) = app
-        .get(&format!("/v1/contacts/{}/events", c["id"]), &analytics)
-        .await;
+    let (status, err) = app.get(&format!("/v1/contacts/{}/events", c["id"]), &analytics).await;
     assert_error(status, &err, 403, "forbidden");
     let (status, err) = app.get("/v1/contacts", &analytics).await;
     assert_error(status, &err, 403, "forbidden");
@@ -680,39 +498,21 @@ async fn analytics_keys_write_but_do_not_read_events() {
     // Scoped keys: track needs events:write, identify contacts:write, and a
     // batch is checked item by item.
     let contacts_only = app.key_with_scopes(&ws, &["contacts:write"]).await;
-    let (status, err) = app
-        .post(
-            "/v1/track",
-            &contacts_only,
-            json!({"external_id": "a-1", "event": "e"}),
-        )
-        .await;
+    let (status, err) = app.post("/v1/track", &contacts_only, json!({"external_id": "a-1", "event": "e"})).await;
     assert_error(status, &err, 403, "forbidden");
     let (status, err) = app
         .post("/v1/batch", &contacts_only, json!({"batch": [{"type": "identify", "external_id": "z"}, {"type": "track", "external_id": "z", "event": "e"}]}))
         .await;
     assert_error(status, &err, 403, "forbidden");
     let events_only = app.key_with_scopes(&ws, &["events:write"]).await;
-    let (status, err) = app
-        .post("/v1/identify", &events_only, json!({"external_id": "z"}))
-        .await;
+    let (status, err) = app.post("/v1/identify", &events_only, json!({"external_id": "z"})).await;
     assert_error(status, &err, 403, "forbidden");
-    queue(
-        &app,
-        &events_only,
-        "/v1/track",
-        json!({"external_id": "a-1", "event": "e"}),
-    )
-    .await;
+    queue(&app, &events_only, "/v1/track", json!({"external_id": "a-1", "event": "e"})).await;
     let reader = app.key_with_scopes(&ws, &["contacts:read"]).await;
     let (status, err) = app.get(&format!("/v1/jobs/{job}"), &reader).await;
     assert_error(status, &err, 403, "forbidden");
     barrier(&app, &full).await;
-    assert!(
-        find_contact(&app, &full, "external_id", "z")
-            .await
-            .is_none()
-    );
+    assert!(find_contact(&app, &full, "external_id", "z").await.is_none());
 }
 
 #[tokio::test]
@@ -758,10 +558,7 @@ async fn the_backlog_returns_to_zero_after_a_flood() {
                 jobs.push(answer["job_id"].as_str().unwrap().to_string());
                 if i % 10 == 0 {
                     // Let the backlog drain now and then: the lost count showed when it was near 0.
-                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
-                        0..100,
-                    )))
-                    .await;
+                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(0..100))).await;
                 }
             }
             jobs
@@ -773,21 +570,14 @@ async fn the_backlog_returns_to_zero_after_a_flood() {
     // Jobs apply in arrival order: once a later one applied, all of them did.
     barrier(&app, &token).await;
     // One more than the bound is always refused, and says what is waiting.
-    let items: Vec<Value> = (0..5_001)
-        .map(|i| json!({"type": "identify", "external_id": format!("x-{i}")}))
-        .collect();
+    let items: Vec<Value> = (0..5_001).map(|i| json!({"type": "identify", "external_id": format!("x-{i}")})).collect();
     let (status, err) = app.post("/v1/batch", &token, json!({"batch": items})).await;
     let error = assert_error(status, &err, 503, "unavailable");
     assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("(0 items waiting)"),
+        error["message"].as_str().unwrap().contains("(0 items waiting)"),
         "every applied item left the backlog: {err}"
     );
     // And a request of exactly the bound is accepted.
-    let items: Vec<Value> = (0..5_000)
-        .map(|i| json!({"type": "identify", "external_id": format!("x-{i}")}))
-        .collect();
+    let items: Vec<Value> = (0..5_000).map(|i| json!({"type": "identify", "external_id": format!("x-{i}")})).collect();
     queue(&app, &token, "/v1/batch", json!({"batch": items})).await;
 }

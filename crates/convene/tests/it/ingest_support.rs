@@ -29,10 +29,7 @@ pub async fn wait_job(app: &TestApp, token: &str, job_id: &str) -> Value {
         if job["status"] != "queued" {
             return job;
         }
-        assert!(
-            Instant::now() < deadline,
-            "job {job_id} still queued after 10 s: {job}"
-        );
+        assert!(Instant::now() < deadline, "job {job_id} still queued after 10 s: {job}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -72,9 +69,7 @@ pub async fn find_contact(app: &TestApp, token: &str, kind: &str, value: &str) -
 
 /// The contact with an identity; panics when there is none.
 pub async fn contact_by(app: &TestApp, token: &str, kind: &str, value: &str) -> Value {
-    find_contact(app, token, kind, value)
-        .await
-        .unwrap_or_else(|| panic!("no contact with {kind} {value}"))
+    find_contact(app, token, kind, value).await.unwrap_or_else(|| panic!("no contact with {kind} {value}"))
 }
 
 /// Every item of a paged list.
@@ -117,9 +112,7 @@ pub fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -130,11 +123,5 @@ pub fn urlencode(s: &str) -> String {
 /// apply in arrival order, so anything queued before it is applied too.
 pub async fn barrier(app: &TestApp, token: &str) {
     let marker = format!("barrier-{}", rand::random::<u64>());
-    ingest(
-        app,
-        token,
-        "/v1/identify",
-        serde_json::json!({"external_id": marker}),
-    )
-    .await;
+    ingest(app, token, "/v1/identify", serde_json::json!({"external_id": marker})).await;
 }

@@ -35,12 +35,7 @@ fn routes() -> Vec<Route> {
     let r = |method: Method,
              route: &'static str,
              scopes: &'static [&'static str],
-             body: Option<fn(usize, &str) -> Value>| Route {
-        method,
-        route,
-        scopes,
-        body,
-    };
+             body: Option<fn(usize, &str) -> Value>| Route { method, route, scopes, body };
     vec![
         r(Method::GET, "/v1/contacts", &["contacts:read"], None),
         r(
@@ -49,24 +44,9 @@ fn routes() -> Vec<Route> {
             &["contacts:write"],
             Some(|n, _| json!({"email": format!("new{n}@example.com")})),
         ),
-        r(
-            Method::GET,
-            "/v1/contacts/{contact}",
-            &["contacts:read"],
-            None,
-        ),
-        r(
-            Method::PATCH,
-            "/v1/contacts/{contact}",
-            &["contacts:write"],
-            Some(|n, _| json!({"traits": {"n": n}})),
-        ),
-        r(
-            Method::DELETE,
-            "/v1/contacts/{contact}",
-            &["contacts:write"],
-            None,
-        ),
+        r(Method::GET, "/v1/contacts/{contact}", &["contacts:read"], None),
+        r(Method::PATCH, "/v1/contacts/{contact}", &["contacts:write"], Some(|n, _| json!({"traits": {"n": n}}))),
+        r(Method::DELETE, "/v1/contacts/{contact}", &["contacts:write"], None),
         r(Method::GET, "/v1/fields", &["contacts:read"], None),
         r(
             Method::POST,
@@ -121,19 +101,9 @@ fn routes() -> Vec<Route> {
                 _ => json!({"batch": [{"type": "identify", "external_id": format!("x{n}")}]}),
             }),
         ),
-        r(
-            Method::GET,
-            "/v1/jobs/{job}",
-            &["contacts:write", "events:write"],
-            None,
-        ),
+        r(Method::GET, "/v1/jobs/{job}", &["contacts:write", "events:write"], None),
         r(Method::GET, "/v1/events", &["events:read"], None),
-        r(
-            Method::GET,
-            "/v1/contacts/{contact}/events",
-            &["events:read"],
-            None,
-        ),
+        r(Method::GET, "/v1/contacts/{contact}/events", &["events:read"], None),
     ]
 }
 
@@ -141,36 +111,20 @@ fn routes() -> Vec<Route> {
 async fn fill(app: &TestApp, ws: &str, full: &str, route: &str, n: usize) -> String {
     let mut path = route.to_string();
     if path.contains("{contact}") {
-        let contact = app
-            .contact(full, json!({"email": format!("fixture{n}@example.com")}))
-            .await;
+        let contact = app.contact(full, json!({"email": format!("fixture{n}@example.com")})).await;
         path = path.replace("{contact}", &contact["id"].to_string());
     }
     if path.contains("{sa}") {
-        let (status, sa) = app
-            .post(
-                "/v1/service-accounts",
-                full,
-                json!({"name": format!("fixture {n}")}),
-            )
-            .await;
+        let (status, sa) = app.post("/v1/service-accounts", full, json!({"name": format!("fixture {n}")})).await;
         assert_eq!(status, 201, "{sa}");
         path = path.replace("{sa}", sa["id"].as_str().unwrap());
     }
     if path.contains("{key}") {
-        let key = app
-            .key(ws, json!({"name": format!("fixture {n}"), "kind": "full"}))
-            .await;
+        let key = app.key(ws, json!({"name": format!("fixture {n}"), "kind": "full"})).await;
         path = path.replace("{key}", key["id"].as_str().unwrap());
     }
     if path.contains("{job}") {
-        let (status, job) = app
-            .post(
-                "/v1/identify",
-                full,
-                json!({"external_id": format!("fixture{n}")}),
-            )
-            .await;
+        let (status, job) = app.post("/v1/identify", full, json!({"external_id": format!("fixture{n}")})).await;
         assert_eq!(status, 202, "{job}");
         path = path.replace("{job}", job["job_id"].as_str().unwrap());
     }
@@ -183,48 +137,32 @@ async fn every_route_requires_its_scope() {
     let (ws, full) = app.full_key().await;
     let mut n = 0;
     for route in routes() {
-        let lacking: Vec<&str> = ALL_SCOPES
-            .iter()
-            .copied()
-            .filter(|s| !route.scopes.contains(s))
-            .collect();
+        let lacking: Vec<&str> = ALL_SCOPES.iter().copied().filter(|s| !route.scopes.contains(s)).collect();
         let lacking = app.key_with_scopes(&ws, &lacking).await;
         let what = format!("{} {}", route.method, route.route);
 
         n += 1;
         let path = fill(&app, &ws, &full, route.route, n).await;
         let body = route.body.map(|b| b(n, route.scopes[0]));
-        let (status, resp) = app
-            .call(route.method.clone(), &path, None, body.as_ref())
-            .await;
+        let (status, resp) = app.call(route.method.clone(), &path, None, body.as_ref()).await;
         assert_eq!(status, 401, "{what} without a key: {resp}");
         assert_error(status, &resp, 401, "unauthenticated");
 
         n += 1;
         let path = fill(&app, &ws, &full, route.route, n).await;
         let body = route.body.map(|b| b(n, route.scopes[0]));
-        let (status, resp) = app
-            .call(route.method.clone(), &path, Some(&lacking), body.as_ref())
-            .await;
+        let (status, resp) = app.call(route.method.clone(), &path, Some(&lacking), body.as_ref()).await;
         assert_eq!(status, 403, "{what} lacking {:?}: {resp}", route.scopes);
         let error = assert_error(status, &resp, 403, "forbidden");
-        assert!(
-            error["message"].as_str().unwrap().contains(route.scopes[0]),
-            "{what}: {error}"
-        );
+        assert!(error["message"].as_str().unwrap().contains(route.scopes[0]), "{what}: {error}");
 
         for scope in route.scopes {
             let exact = app.key_with_scopes(&ws, &[scope]).await;
             n += 1;
             let path = fill(&app, &ws, &full, route.route, n).await;
             let body = route.body.map(|b| b(n, scope));
-            let (status, resp) = app
-                .call(route.method.clone(), &path, Some(&exact), body.as_ref())
-                .await;
-            assert!(
-                (200..300).contains(&status),
-                "{what} with exactly {scope}: {status} {resp}"
-            );
+            let (status, resp) = app.call(route.method.clone(), &path, Some(&exact), body.as_ref()).await;
+            assert!((200..300).contains(&status), "{what} with exactly {scope}: {status} {resp}");
         }
     }
 }
@@ -251,9 +189,7 @@ async fn the_matrix_lists_every_native_workspace_route() {
         .map(|r| {
             let path = ["{contact}", "{sa}", "{key}", "{job}"]
                 .iter()
-                .fold(r.route.to_string(), |p, placeholder| {
-                    p.replace(placeholder, "{id}")
-                });
+                .fold(r.route.to_string(), |p, placeholder| p.replace(placeholder, "{id}"));
             format!("{} {path}", r.method)
         })
         .collect();
@@ -271,26 +207,13 @@ async fn another_workspace_sees_nothing() {
     let contact = app
         .contact(&key_a, json!({"email": "ann@example.com", "mobile": "+15550100000", "external_id": "a-1", "traits": {"plan": "pro", "tags": ["vip"]}}))
         .await;
-    let (status, sa) = app
-        .post(
-            "/v1/service-accounts",
-            &key_a,
-            json!({"name": "bot", "scopes": ["contacts:read"]}),
-        )
-        .await;
+    let (status, sa) =
+        app.post("/v1/service-accounts", &key_a, json!({"name": "bot", "scopes": ["contacts:read"]})).await;
     assert_eq!(status, 201);
-    let victim = app
-        .key(&ws_a, json!({"name": "victim", "kind": "full"}))
-        .await;
-    let (status, job) = app
-        .post("/v1/identify", &key_a, json!({"external_id": "a-2"}))
-        .await;
+    let victim = app.key(&ws_a, json!({"name": "victim", "kind": "full"})).await;
+    let (status, job) = app.post("/v1/identify", &key_a, json!({"external_id": "a-2"})).await;
     assert_eq!(status, 202, "{job}");
-    let (cid, sa_id, key_id) = (
-        contact["id"].to_string(),
-        sa["id"].as_str().unwrap(),
-        victim["id"].as_str().unwrap(),
-    );
+    let (cid, sa_id, key_id) = (contact["id"].to_string(), sa["id"].as_str().unwrap(), victim["id"].as_str().unwrap());
     let job_id = job["job_id"].as_str().unwrap();
 
     for (method, path, body) in [
@@ -304,17 +227,11 @@ async fn another_workspace_sees_nothing() {
         ),
         (Method::DELETE, format!("/v1/contacts/{cid}"), None),
         (Method::GET, format!("/v1/service-accounts/{sa_id}"), None),
-        (
-            Method::PATCH,
-            format!("/v1/service-accounts/{sa_id}"),
-            Some(json!({"name": "owned", "scopes": ["admin"]})),
-        ),
+        (Method::PATCH, format!("/v1/service-accounts/{sa_id}"), Some(json!({"name": "owned", "scopes": ["admin"]}))),
         (Method::GET, format!("/v1/keys/{key_id}"), None),
         (Method::DELETE, format!("/v1/keys/{key_id}"), None),
     ] {
-        let (status, err) = app
-            .call(method.clone(), &path, Some(&key_b), body.as_ref())
-            .await;
+        let (status, err) = app.call(method.clone(), &path, Some(&key_b), body.as_ref()).await;
         assert_eq!(status, 404, "{method} {path}: {err}");
         assert_error(status, &err, 404, "not_found");
     }
@@ -332,73 +249,34 @@ async fn another_workspace_sees_nothing() {
         assert_eq!(list["data"], json!([]), "{path}");
     }
     let (_, keys) = app.get("/v1/keys", &key_b).await;
-    assert!(
-        keys["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|k| k["id"] != victim["id"])
-    );
+    assert!(keys["data"].as_array().unwrap().iter().all(|k| k["id"] != victim["id"]));
     let (_, fields) = app.get("/v1/fields", &key_b).await;
     assert!(
-        fields["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["name"] != "plan"),
+        fields["data"].as_array().unwrap().iter().all(|f| f["name"] != "plan"),
         "A's inferred field is A's: {fields}"
     );
 
     // B may hold the same identities: they are unique per workspace.
-    app.contact(
-        &key_b,
-        json!({"email": "ann@example.com", "mobile": "+15550100000", "external_id": "a-1"}),
-    )
-    .await;
+    app.contact(&key_b, json!({"email": "ann@example.com", "mobile": "+15550100000", "external_id": "a-1"})).await;
 
     // A's objects are unchanged.
-    assert_eq!(
-        app.get(&format!("/v1/contacts/{cid}"), &key_a).await,
-        (200, contact)
-    );
-    assert_eq!(
-        app.get(&format!("/v1/service-accounts/{sa_id}"), &key_a)
-            .await,
-        (200, sa)
-    );
+    assert_eq!(app.get(&format!("/v1/contacts/{cid}"), &key_a).await, (200, contact));
+    assert_eq!(app.get(&format!("/v1/service-accounts/{sa_id}"), &key_a).await, (200, sa));
     let (status, victim_now) = app.get(&format!("/v1/keys/{key_id}"), &key_a).await;
     assert_eq!((status, &victim_now["status"]), (200, &json!("active")));
-    assert_eq!(
-        app.get("/v1/contacts", victim["token"].as_str().unwrap())
-            .await
-            .0,
-        200
-    );
+    assert_eq!(app.get("/v1/contacts", victim["token"].as_str().unwrap()).await.0, 200);
 }
 
 #[tokio::test]
 async fn an_analytics_key_writes_but_never_reads() {
     let app = spawn_app().await;
     let ws = app.workspace("acme").await;
-    let analytics = app
-        .key(&ws, json!({"name": "segment", "kind": "analytics"}))
-        .await;
+    let analytics = app.key(&ws, json!({"name": "segment", "kind": "analytics"})).await;
     let token = analytics["token"].as_str().unwrap();
 
-    let contact = app
-        .contact(
-            token,
-            json!({"email": "ann@example.com", "traits": {"plan": "free"}}),
-        )
-        .await;
+    let contact = app.contact(token, json!({"email": "ann@example.com", "traits": {"plan": "free"}})).await;
     let id = contact["id"].as_i64().unwrap();
-    let (status, changed) = app
-        .patch(
-            &format!("/v1/contacts/{id}"),
-            token,
-            json!({"traits": {"plan": "pro"}}),
-        )
-        .await;
+    let (status, changed) = app.patch(&format!("/v1/contacts/{id}"), token, json!({"traits": {"plan": "pro"}})).await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["traits"]["plan"], "pro");
 

@@ -11,8 +11,7 @@ use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
 use crate::ingest_support::{
-    all_contacts, all_events, barrier, contact_by, contact_events, find_contact, wait_applied,
-    wait_job,
+    all_contacts, all_events, barrier, contact_by, contact_events, find_contact, wait_applied, wait_job,
 };
 use crate::support::{MASTER, TestApp, spawn_app, spawn_app_with};
 
@@ -29,10 +28,7 @@ async fn answer(rb: RequestBuilder) -> Answer {
 
 async fn read(r: reqwest::Response) -> Answer {
     let status = r.status().as_u16();
-    let job = r
-        .headers()
-        .get("convene-job-id")
-        .map(|v| v.to_str().unwrap().to_string());
+    let job = r.headers().get("convene-job-id").map(|v| v.to_str().unwrap().to_string());
     let text = r.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     Answer { status, job, body }
@@ -44,12 +40,7 @@ fn url(kind: &str) -> String {
 
 /// `POST /compat/segment/v1/{kind}` with the write key as Basic user name.
 async fn send(app: &TestApp, kind: &str, write_key: &str, body: &Value) -> Answer {
-    answer(
-        app.req(Method::POST, &url(kind))
-            .basic_auth(write_key, Some(""))
-            .json(body),
-    )
-    .await
+    answer(app.req(Method::POST, &url(kind)).basic_auth(write_key, Some("")).json(body)).await
 }
 
 /// Sends, asserts `{"success": true}`, waits for the job to apply; returns it.
@@ -62,11 +53,7 @@ async fn applied(app: &TestApp, kind: &str, write_key: &str, body: Value) -> Val
 fn assert_success(a: &Answer) {
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body, json!({"success": true}));
-    assert!(
-        a.job.as_deref().is_some_and(|j| j.starts_with("job_")),
-        "a Convene-Job-Id header: {:?}",
-        a.job
-    );
+    assert!(a.job.as_deref().is_some_and(|j| j.starts_with("job_")), "a Convene-Job-Id header: {:?}", a.job);
 }
 
 /// Asserts Segment's error shape; returns the message.
@@ -85,33 +72,21 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn time(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().unwrap())
-        .unwrap()
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().with_timezone(&Utc)
 }
 
 #[tokio::test]
 async fn the_write_key_comes_as_basic_user_or_in_the_body() {
     let app = spawn_app().await;
     let (_, key) = app.full_key().await;
-    let a = send(
-        &app,
-        "identify",
-        &key,
-        &json!({"userId": "basic-1", "traits": {"plan": "pro"}}),
-    )
-    .await;
+    let a = send(&app, "identify", &key, &json!({"userId": "basic-1", "traits": {"plan": "pro"}})).await;
     assert_success(&a);
     wait_applied(&app, &key, a.job.as_deref().unwrap()).await;
-    assert_eq!(
-        contact_by(&app, &key, "external_id", "basic-1").await["traits"]["plan"],
-        "pro"
-    );
+    assert_eq!(contact_by(&app, &key, "external_id", "basic-1").await["traits"]["plan"], "pro");
 
     // writeKey in the body, no header.
     let a = answer(
-        app.req(Method::POST, &url("track"))
-            .json(&json!({"writeKey": key, "userId": "basic-1", "event": "Body Key"})),
+        app.req(Method::POST, &url("track")).json(&json!({"writeKey": key, "userId": "basic-1", "event": "Body Key"})),
     )
     .await;
     assert_success(&a);
@@ -120,52 +95,28 @@ async fn the_write_key_comes_as_basic_user_or_in_the_body() {
 
     // An analytics key is a valid write key.
     let ws = app.workspace("analytics").await;
-    let analytics = app
-        .key(&ws, json!({"name": "a", "kind": "analytics"}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    applied(&app, "batch", &analytics, json!({"batch": [{"type": "identify", "userId": "x"}, {"type": "track", "userId": "x", "event": "e"}]}))
-        .await;
+    let analytics =
+        app.key(&ws, json!({"name": "a", "kind": "analytics"})).await["token"].as_str().unwrap().to_string();
+    applied(
+        &app,
+        "batch",
+        &analytics,
+        json!({"batch": [{"type": "identify", "userId": "x"}, {"type": "track", "userId": "x", "event": "e"}]}),
+    )
+    .await;
 
     // Bad and missing keys.
-    assert_failure(
-        &send(&app, "identify", "cvn_wrong", &json!({"userId": "x"})).await,
-        401,
-        "unauthenticated",
-    );
-    let a = answer(
-        app.req(Method::POST, &url("identify"))
-            .json(&json!({"writeKey": "cvn_wrong", "userId": "x"})),
-    )
-    .await;
+    assert_failure(&send(&app, "identify", "cvn_wrong", &json!({"userId": "x"})).await, 401, "unauthenticated");
+    let a =
+        answer(app.req(Method::POST, &url("identify")).json(&json!({"writeKey": "cvn_wrong", "userId": "x"}))).await;
     assert_failure(&a, 401, "unauthenticated");
-    let a = answer(
-        app.req(Method::POST, &url("identify"))
-            .json(&json!({"userId": "x"})),
-    )
-    .await;
+    let a = answer(app.req(Method::POST, &url("identify")).json(&json!({"userId": "x"}))).await;
     assert_failure(&a, 401, "unauthenticated");
     // A key without the scopes: 403.
     let reader = app.key_with_scopes(&ws, &["contacts:read"]).await;
-    assert_failure(
-        &send(&app, "identify", &reader, &json!({"userId": "x"})).await,
-        403,
-        "forbidden",
-    );
+    assert_failure(&send(&app, "identify", &reader, &json!({"userId": "x"})).await, 403, "forbidden");
     let contacts_only = app.key_with_scopes(&ws, &["contacts:write"]).await;
-    assert_failure(
-        &send(
-            &app,
-            "track",
-            &contacts_only,
-            &json!({"userId": "x", "event": "e"}),
-        )
-        .await,
-        403,
-        "forbidden",
-    );
+    assert_failure(&send(&app, "track", &contacts_only, &json!({"userId": "x", "event": "e"})).await, 403, "forbidden");
 }
 
 #[tokio::test]
@@ -188,10 +139,7 @@ async fn gzip_bodies_are_read() {
     wait_applied(&app, &key, &a.job.unwrap()).await;
     let c = contact_by(&app, &key, "email", "gz@x.io").await;
     assert_eq!(c["external_id"], "gz-1", "{c}");
-    assert_eq!(
-        all_events(&app, &key).await[0]["properties"],
-        json!({"ok": true})
-    );
+    assert_eq!(all_events(&app, &key).await[0]["properties"], json!({"ok": true}));
 
     // Garbage that claims to be gzip is a 400, not a crash.
     let a = answer(
@@ -203,14 +151,8 @@ async fn gzip_bodies_are_read() {
     )
     .await;
     let message = assert_failure(&a, 400, "validation_error");
-    assert!(
-        !message.contains("larger than"),
-        "a corrupt body is not a size problem: {message}"
-    );
-    assert!(
-        message.contains("gzip") || message.contains("decompress"),
-        "{message}"
-    );
+    assert!(!message.contains("larger than"), "a corrupt body is not a size problem: {message}");
+    assert!(message.contains("gzip") || message.contains("decompress"), "{message}");
 }
 
 #[tokio::test]
@@ -225,46 +167,21 @@ async fn every_message_type_is_translated() {
     )
     .await;
     let c = contact_by(&app, &key, "external_id", "u-1").await;
-    assert_eq!(
-        c["email"], "u1@x.io",
-        "traits.email is the email identity: {c}"
-    );
+    assert_eq!(c["email"], "u1@x.io", "traits.email is the email identity: {c}");
     assert_eq!(c["traits"]["name"], "Una", "{c}");
     assert_eq!(c["traits"]["logins"], 3, "{c}");
-    assert!(
-        c["traits"].get("email").is_none(),
-        "the identity is not also a trait: {c}"
-    );
+    assert!(c["traits"].get("email").is_none(), "the identity is not also a trait: {c}");
     let id = c["id"].as_i64().unwrap();
 
-    applied(
-        &app,
-        "track",
-        &key,
-        json!({"userId": "u-1", "event": "Order Completed", "properties": {"total": 30}}),
-    )
-    .await;
-    applied(
-        &app,
-        "page",
-        &key,
-        json!({"userId": "u-1", "name": "Pricing", "properties": {"path": "/pricing"}}),
-    )
-    .await;
+    applied(&app, "track", &key, json!({"userId": "u-1", "event": "Order Completed", "properties": {"total": 30}}))
+        .await;
+    applied(&app, "page", &key, json!({"userId": "u-1", "name": "Pricing", "properties": {"path": "/pricing"}})).await;
     applied(&app, "page", &key, json!({"userId": "u-1"})).await;
-    applied(
-        &app,
-        "screen",
-        &key,
-        json!({"userId": "u-1", "name": "Home"}),
-    )
-    .await;
+    applied(&app, "screen", &key, json!({"userId": "u-1", "name": "Home"})).await;
     applied(&app, "screen", &key, json!({"userId": "u-1"})).await;
     let events = contact_events(&app, &key, id).await;
-    let got: Vec<(&str, &str)> = events
-        .iter()
-        .map(|e| (e["kind"].as_str().unwrap(), e["event"].as_str().unwrap()))
-        .collect();
+    let got: Vec<(&str, &str)> =
+        events.iter().map(|e| (e["kind"].as_str().unwrap(), e["event"].as_str().unwrap())).collect();
     assert_eq!(
         got,
         vec![
@@ -278,30 +195,12 @@ async fn every_message_type_is_translated() {
     assert_eq!(events[0]["properties"], json!({"total": 30}));
     assert_eq!(events[1]["properties"], json!({"path": "/pricing"}));
 
-    applied(
-        &app,
-        "group",
-        &key,
-        json!({"userId": "u-1", "groupId": "acme", "traits": {"industry": "rockets"}}),
-    )
-    .await;
+    applied(&app, "group", &key, json!({"userId": "u-1", "groupId": "acme", "traits": {"industry": "rockets"}})).await;
     let c = contact_by(&app, &key, "external_id", "u-1").await;
     assert!(c["company_id"].is_i64(), "{c}");
 
-    applied(
-        &app,
-        "track",
-        &key,
-        json!({"anonymousId": "anon-9", "event": "Visited"}),
-    )
-    .await;
-    applied(
-        &app,
-        "alias",
-        &key,
-        json!({"previousId": "anon-9", "userId": "u-1"}),
-    )
-    .await;
+    applied(&app, "track", &key, json!({"anonymousId": "anon-9", "event": "Visited"})).await;
+    applied(&app, "alias", &key, json!({"previousId": "anon-9", "userId": "u-1"})).await;
     assert_eq!(all_contacts(&app, &key).await.len(), 1);
     assert_eq!(contact_events(&app, &key, id).await.len(), 6);
 
@@ -320,35 +219,13 @@ async fn every_message_type_is_translated() {
         ]}),
     )
     .await;
-    assert_eq!(
-        (job["total"].as_u64(), job["applied"].as_u64()),
-        (Some(6), Some(6)),
-        "{job}"
-    );
+    assert_eq!((job["total"].as_u64(), job["applied"].as_u64()), (Some(6), Some(6)), "{job}");
     let u2 = contact_by(&app, &key, "external_id", "u-2").await;
     assert_eq!(u2["traits"]["plan"], "free");
-    assert_eq!(
-        u2["company_id"], c["company_id"],
-        "the same groupId is the same company"
-    );
-    assert_eq!(
-        contact_events(&app, &key, u2["id"].as_i64().unwrap())
-            .await
-            .len(),
-        3
-    );
-    applied(
-        &app,
-        "import",
-        &key,
-        json!({"batch": [{"type": "identify", "userId": "u-3"}]}),
-    )
-    .await;
-    assert!(
-        find_contact(&app, &key, "external_id", "u-3")
-            .await
-            .is_some()
-    );
+    assert_eq!(u2["company_id"], c["company_id"], "the same groupId is the same company");
+    assert_eq!(contact_events(&app, &key, u2["id"].as_i64().unwrap()).await.len(), 3);
+    applied(&app, "import", &key, json!({"batch": [{"type": "identify", "userId": "u-3"}]})).await;
+    assert!(find_contact(&app, &key, "external_id", "u-3").await.is_some());
 }
 
 #[tokio::test]
@@ -356,21 +233,12 @@ async fn ids_map_to_identities() {
     let app = spawn_app().await;
     let (_, key) = app.full_key().await;
     // Anonymous first: a contact with only an anonymous id.
-    applied(
-        &app,
-        "track",
-        &key,
-        json!({"anonymousId": "anon-1", "event": "Landed"}),
-    )
-    .await;
+    applied(&app, "track", &key, json!({"anonymousId": "anon-1", "event": "Landed"})).await;
     let contacts = all_contacts(&app, &key).await;
     assert_eq!(contacts.len(), 1);
     let anon = &contacts[0];
     assert_eq!(anon["anonymous_id"], "anon-1", "{anon}");
-    assert!(
-        anon["external_id"].is_null() && anon["email"].is_null(),
-        "{anon}"
-    );
+    assert!(anon["external_id"].is_null() && anon["email"].is_null(), "{anon}");
 
     // Identify with both ids: the anonymous contact takes the user id and email.
     applied(
@@ -389,32 +257,10 @@ async fn ids_map_to_identities() {
     assert_eq!(c["email"], "u@x.io", "{c}");
 
     // userId finds first; numeric ids are strings.
-    applied(
-        &app,
-        "track",
-        &key,
-        json!({"userId": "user-1", "anonymousId": "anon-other", "event": "Again"}),
-    )
-    .await;
-    applied(
-        &app,
-        "identify",
-        &key,
-        json!({"userId": 42, "traits": {"n": 1}}),
-    )
-    .await;
-    assert_eq!(
-        contact_by(&app, &key, "external_id", "42").await["traits"]["n"],
-        1
-    );
-    assert_eq!(
-        all_events(&app, &key)
-            .await
-            .iter()
-            .filter(|e| e["contact_id"] == c["id"])
-            .count(),
-        2
-    );
+    applied(&app, "track", &key, json!({"userId": "user-1", "anonymousId": "anon-other", "event": "Again"})).await;
+    applied(&app, "identify", &key, json!({"userId": 42, "traits": {"n": 1}})).await;
+    assert_eq!(contact_by(&app, &key, "external_id", "42").await["traits"]["n"], 1);
+    assert_eq!(all_events(&app, &key).await.iter().filter(|e| e["contact_id"] == c["id"]).count(), 2);
 
     // A message without any id is refused.
     let a = send(&app, "track", &key, &json!({"event": "nobody"})).await;
@@ -427,26 +273,16 @@ async fn size_limits_are_32_kb_per_message_and_500_kb_per_request() {
     let app = spawn_app().await;
     let (_, key) = app.full_key().await;
     // Just under 32 KB passes (traits are not limited to 15).
-    let fits =
-        json!({"userId": "big", "traits": {"a": "x".repeat(15_000), "b": "y".repeat(15_000)}});
+    let fits = json!({"userId": "big", "traits": {"a": "x".repeat(15_000), "b": "y".repeat(15_000)}});
     assert!(fits.to_string().len() < 32 * 1024);
     applied(&app, "identify", &key, fits).await;
 
-    let too_big =
-        json!({"userId": "big", "traits": {"a": "x".repeat(17_000), "b": "y".repeat(17_000)}});
+    let too_big = json!({"userId": "big", "traits": {"a": "x".repeat(17_000), "b": "y".repeat(17_000)}});
     assert!(too_big.to_string().len() > 32 * 1024);
-    let message = assert_failure(
-        &send(&app, "identify", &key, &too_big).await,
-        400,
-        "validation_error",
-    );
+    let message = assert_failure(&send(&app, "identify", &key, &too_big).await, 400, "validation_error");
     assert!(message.contains("32768"), "{message}");
     let batch = json!({"batch": [{"type": "identify", "userId": "ok"}, {"type": "identify", "userId": "big", "traits": too_big["traits"]}]});
-    let message = assert_failure(
-        &send(&app, "batch", &key, &batch).await,
-        400,
-        "validation_error",
-    );
+    let message = assert_failure(&send(&app, "batch", &key, &batch).await, 400, "validation_error");
     assert!(message.contains("item 1"), "{message}");
 
     // A batch over 500 KB of messages that each fit.
@@ -467,32 +303,16 @@ async fn size_limits_are_32_kb_per_message_and_500_kb_per_request() {
     )
     .await;
     let text = assert_failure(&a, 400, "validation_error");
-    assert!(
-        text.contains("512000"),
-        "the limit applies to the decompressed body: {text}"
-    );
+    assert!(text.contains("512000"), "the limit applies to the decompressed body: {text}");
     // Under the limit, the same messages pass.
     let batch = json!({"batch": (0..19).map(message).collect::<Vec<_>>()});
     assert!(batch.to_string().len() < 500 * 1024);
     applied(&app, "batch", &key, batch).await;
 
     barrier(&app, &key).await;
-    assert!(
-        find_contact(&app, &key, "external_id", "ok")
-            .await
-            .is_none(),
-        "refused requests queue nothing"
-    );
-    assert!(
-        find_contact(&app, &key, "external_id", "many-20")
-            .await
-            .is_none()
-    );
-    assert!(
-        find_contact(&app, &key, "external_id", "many-18")
-            .await
-            .is_some()
-    );
+    assert!(find_contact(&app, &key, "external_id", "ok").await.is_none(), "refused requests queue nothing");
+    assert!(find_contact(&app, &key, "external_id", "many-20").await.is_none());
+    assert!(find_contact(&app, &key, "external_id", "many-18").await.is_some());
 }
 
 #[tokio::test]
@@ -504,37 +324,14 @@ async fn an_invalid_message_refuses_the_request() {
         {"type": "identify", "userId": "v-1"},
         {"type": "track", "userId": "v-1", "event": "Too Many", "properties": props}
     ]});
-    let message = assert_failure(
-        &send(&app, "batch", &key, &batch).await,
-        400,
-        "validation_error",
-    );
-    assert!(
-        message.contains("Too Many") && message.contains("item 1"),
-        "{message}"
-    );
+    let message = assert_failure(&send(&app, "batch", &key, &batch).await, 400, "validation_error");
+    assert!(message.contains("Too Many") && message.contains("item 1"), "{message}");
     let batch = json!({"batch": [{"type": "identify", "userId": "v-1"}, {"type": "teleport", "userId": "v-1"}]});
-    let message = assert_failure(
-        &send(&app, "batch", &key, &batch).await,
-        400,
-        "validation_error",
-    );
+    let message = assert_failure(&send(&app, "batch", &key, &batch).await, 400, "validation_error");
     assert!(message.contains("teleport"), "{message}");
-    assert_failure(
-        &send(&app, "group", &key, &json!({"userId": "v-1"})).await,
-        400,
-        "validation_error",
-    );
-    assert_failure(
-        &send(&app, "alias", &key, &json!({"userId": "v-1"})).await,
-        400,
-        "validation_error",
-    );
-    assert_failure(
-        &send(&app, "track", &key, &json!({"userId": "v-1"})).await,
-        400,
-        "validation_error",
-    );
+    assert_failure(&send(&app, "group", &key, &json!({"userId": "v-1"})).await, 400, "validation_error");
+    assert_failure(&send(&app, "alias", &key, &json!({"userId": "v-1"})).await, 400, "validation_error");
+    assert_failure(&send(&app, "track", &key, &json!({"userId": "v-1"})).await, 400, "validation_error");
     let a = answer(
         app.req(Method::POST, &url("track"))
             .basic_auth(&key, Some(""))
@@ -544,11 +341,7 @@ async fn an_invalid_message_refuses_the_request() {
     .await;
     assert_failure(&a, 400, "validation_error");
     barrier(&app, &key).await;
-    assert!(
-        find_contact(&app, &key, "external_id", "v-1")
-            .await
-            .is_none()
-    );
+    assert!(find_contact(&app, &key, "external_id", "v-1").await.is_none());
 }
 
 #[tokio::test]
@@ -572,35 +365,16 @@ async fn group_links_the_contact_to_a_company() {
     )
     .await;
     let contacts = all_contacts(&app, &key).await;
-    let anon = contacts
-        .iter()
-        .find(|c| c["anonymous_id"] == "g-anon")
-        .expect("the anonymous contact");
-    assert_eq!(
-        anon["company_id"], company,
-        "the same group is the same company"
-    );
-    applied(
-        &app,
-        "group",
-        &key,
-        json!({"userId": "g-1", "groupId": "globex"}),
-    )
-    .await;
+    let anon = contacts.iter().find(|c| c["anonymous_id"] == "g-anon").expect("the anonymous contact");
+    assert_eq!(anon["company_id"], company, "the same group is the same company");
+    applied(&app, "group", &key, json!({"userId": "g-1", "groupId": "globex"})).await;
     let moved = contact_by(&app, &key, "external_id", "g-1").await;
-    assert!(
-        moved["company_id"].is_i64() && moved["company_id"] != company,
-        "{moved}"
-    );
+    assert!(moved["company_id"].is_i64() && moved["company_id"] != company, "{moved}");
     // Company traits become company fields, not contact fields.
     let (status, fields) = app.get("/v1/fields?entity=company&limit=1000", &key).await;
     assert_eq!(status, 200, "{fields}");
     assert!(
-        fields["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["name"] == "employees" && f["type"] == "number"),
+        fields["data"].as_array().unwrap().iter().any(|f| f["name"] == "employees" && f["type"] == "number"),
         "{fields}"
     );
 }
@@ -609,13 +383,7 @@ async fn group_links_the_contact_to_a_company() {
 async fn alias_merges_the_anonymous_profile_into_the_user() {
     let app = spawn_app().await;
     let (_, key) = app.full_key().await;
-    applied(
-        &app,
-        "track",
-        &key,
-        json!({"anonymousId": "visitor-7", "event": "Viewed Pricing"}),
-    )
-    .await;
+    applied(&app, "track", &key, json!({"anonymousId": "visitor-7", "event": "Viewed Pricing"})).await;
     applied(
         &app,
         "identify",
@@ -623,87 +391,33 @@ async fn alias_merges_the_anonymous_profile_into_the_user() {
         json!({"anonymousId": "visitor-7", "traits": {"utm_source": "ads", "plan": "trial"}}),
     )
     .await;
-    applied(
-        &app,
-        "identify",
-        &key,
-        json!({"userId": "customer-7", "traits": {"email": "c7@x.io", "plan": "pro"}}),
-    )
-    .await;
-    applied(
-        &app,
-        "track",
-        &key,
-        json!({"userId": "customer-7", "event": "Signed Up"}),
-    )
-    .await;
+    applied(&app, "identify", &key, json!({"userId": "customer-7", "traits": {"email": "c7@x.io", "plan": "pro"}}))
+        .await;
+    applied(&app, "track", &key, json!({"userId": "customer-7", "event": "Signed Up"})).await;
     assert_eq!(all_contacts(&app, &key).await.len(), 2);
 
-    applied(
-        &app,
-        "alias",
-        &key,
-        json!({"previousId": "visitor-7", "userId": "customer-7"}),
-    )
-    .await;
+    applied(&app, "alias", &key, json!({"previousId": "visitor-7", "userId": "customer-7"})).await;
     let contacts = all_contacts(&app, &key).await;
     assert_eq!(contacts.len(), 1, "one contact left: {contacts:?}");
     let c = &contacts[0];
     assert_eq!(c["external_id"], "customer-7", "{c}");
-    assert_eq!(
-        c["anonymous_id"], "visitor-7",
-        "the anonymous id joins the kept profile: {c}"
-    );
+    assert_eq!(c["anonymous_id"], "visitor-7", "the anonymous id joins the kept profile: {c}");
     assert_eq!(c["email"], "c7@x.io", "{c}");
-    assert_eq!(
-        c["traits"]["plan"], "pro",
-        "the kept profile's traits win: {c}"
-    );
-    assert_eq!(
-        c["traits"]["utm_source"], "ads",
-        "traits it lacked are copied: {c}"
-    );
+    assert_eq!(c["traits"]["plan"], "pro", "the kept profile's traits win: {c}");
+    assert_eq!(c["traits"]["utm_source"], "ads", "traits it lacked are copied: {c}");
     let events = contact_events(&app, &key, c["id"].as_i64().unwrap()).await;
-    let names: Vec<&str> = events
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        vec!["Viewed Pricing", "Signed Up"],
-        "events re-pointed"
-    );
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["Viewed Pricing", "Signed Up"], "events re-pointed");
     assert_eq!(all_events(&app, &key).await.len(), 2);
 
     // Later messages with the anonymous id find the merged contact.
-    applied(
-        &app,
-        "track",
-        &key,
-        json!({"anonymousId": "visitor-7", "event": "Came Back"}),
-    )
-    .await;
+    applied(&app, "track", &key, json!({"anonymousId": "visitor-7", "event": "Came Back"})).await;
     assert_eq!(all_contacts(&app, &key).await.len(), 1);
-    assert_eq!(
-        contact_events(&app, &key, c["id"].as_i64().unwrap())
-            .await
-            .len(),
-        3
-    );
+    assert_eq!(contact_events(&app, &key, c["id"].as_i64().unwrap()).await.len(), 3);
 
     // Alias of an unknown previous id just makes sure the user exists.
-    applied(
-        &app,
-        "alias",
-        &key,
-        json!({"previousId": "never-seen", "userId": "customer-8"}),
-    )
-    .await;
-    assert!(
-        find_contact(&app, &key, "external_id", "customer-8")
-            .await
-            .is_some()
-    );
+    applied(&app, "alias", &key, json!({"previousId": "never-seen", "userId": "customer-8"})).await;
+    assert!(find_contact(&app, &key, "external_id", "customer-8").await.is_some());
 }
 
 #[tokio::test]
@@ -713,11 +427,7 @@ async fn a_message_id_applies_once() {
     let track = json!({"userId": "d-1", "event": "Paid", "messageId": "seg-msg-1"});
     applied(&app, "track", &key, track.clone()).await;
     let job = applied(&app, "track", &key, track.clone()).await;
-    assert_eq!(
-        (job["applied"].as_u64(), job["duplicates"].as_u64()),
-        (Some(0), Some(1)),
-        "{job}"
-    );
+    assert_eq!((job["applied"].as_u64(), job["duplicates"].as_u64()), (Some(0), Some(1)), "{job}");
     // In a batch too, next to a new message.
     let mut in_batch = track;
     in_batch["type"] = json!("track");
@@ -728,11 +438,7 @@ async fn a_message_id_applies_once() {
         json!({"batch": [in_batch, {"type": "identify", "userId": "d-1", "traits": {"n": {"$inc": 1}}, "messageId": "seg-msg-2"}]}),
     )
     .await;
-    assert_eq!(
-        (job["applied"].as_u64(), job["duplicates"].as_u64()),
-        (Some(1), Some(1)),
-        "{job}"
-    );
+    assert_eq!((job["applied"].as_u64(), job["duplicates"].as_u64()), (Some(1), Some(1)), "{job}");
     let job = applied(
         &app,
         "identify",
@@ -744,10 +450,7 @@ async fn a_message_id_applies_once() {
     let events = all_events(&app, &key).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["message_id"], "seg-msg-1");
-    assert_eq!(
-        contact_by(&app, &key, "external_id", "d-1").await["traits"]["n"],
-        1
-    );
+    assert_eq!(contact_by(&app, &key, "external_id", "d-1").await["traits"]["n"], 1);
 }
 
 #[tokio::test]
@@ -773,83 +476,28 @@ async fn client_clock_skew_is_corrected_from_sent_at() {
     let events = all_events(&app, &key).await;
     let e = &events[0];
     let (timestamp, received) = (time(&e["timestamp"]), time(&e["received_at"]));
-    assert!(
-        (timestamp - (received - ChronoDuration::seconds(30)))
-            .num_milliseconds()
-            .abs()
-            <= 5,
-        "{e}"
-    );
-    assert!(
-        (timestamp - (Utc::now() - ChronoDuration::seconds(30)))
-            .num_seconds()
-            .abs()
-            <= 3,
-        "{e}"
-    );
-    assert_eq!(
-        time(&events[1]["timestamp"]),
-        time(&json!("2021-06-01T12:00:00Z")),
-        "{}",
-        events[1]
-    );
+    assert!((timestamp - (received - ChronoDuration::seconds(30))).num_milliseconds().abs() <= 5, "{e}");
+    assert!((timestamp - (Utc::now() - ChronoDuration::seconds(30))).num_seconds().abs() <= 3, "{e}");
+    assert_eq!(time(&events[1]["timestamp"]), time(&json!("2021-06-01T12:00:00Z")), "{}", events[1]);
 }
 
 #[tokio::test]
 async fn alias_of_a_previous_user_id_renames_the_profile() {
     let app = spawn_app().await;
     let (_, key) = app.full_key().await;
-    applied(
-        &app,
-        "identify",
-        &key,
-        json!({"userId": "old-id", "traits": {"plan": "pro"}}),
-    )
-    .await;
-    applied(
-        &app,
-        "track",
-        &key,
-        json!({"userId": "old-id", "event": "Before"}),
-    )
-    .await;
-    applied(
-        &app,
-        "alias",
-        &key,
-        json!({"previousId": "old-id", "userId": "new-id"}),
-    )
-    .await;
+    applied(&app, "identify", &key, json!({"userId": "old-id", "traits": {"plan": "pro"}})).await;
+    applied(&app, "track", &key, json!({"userId": "old-id", "event": "Before"})).await;
+    applied(&app, "alias", &key, json!({"previousId": "old-id", "userId": "new-id"})).await;
     let contacts = all_contacts(&app, &key).await;
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     let c = &contacts[0];
     assert_eq!(c["external_id"], "new-id", "{c}");
-    assert!(
-        c["anonymous_id"].is_null(),
-        "a previous user id is not an anonymous id: {c}"
-    );
+    assert!(c["anonymous_id"].is_null(), "a previous user id is not an anonymous id: {c}");
     assert_eq!(c["traits"]["plan"], "pro", "{c}");
-    assert_eq!(
-        contact_events(&app, &key, c["id"].as_i64().unwrap())
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(contact_events(&app, &key, c["id"].as_i64().unwrap()).await.len(), 1);
     // An anonymous previous id with no user profile yet: the user id joins it.
-    applied(
-        &app,
-        "identify",
-        &key,
-        json!({"anonymousId": "anon-x", "traits": {"seen": true}}),
-    )
-    .await;
-    applied(
-        &app,
-        "alias",
-        &key,
-        json!({"previousId": "anon-x", "userId": "user-x"}),
-    )
-    .await;
+    applied(&app, "identify", &key, json!({"anonymousId": "anon-x", "traits": {"seen": true}})).await;
+    applied(&app, "alias", &key, json!({"previousId": "anon-x", "userId": "user-x"})).await;
     let c = contact_by(&app, &key, "external_id", "user-x").await;
     assert_eq!(c["anonymous_id"], "anon-x", "{c}");
     assert_eq!(c["traits"]["seen"], true, "{c}");
@@ -863,19 +511,10 @@ async fn a_full_backlog_is_a_503_with_retry_after() {
     config.ingest.max_backlog = 2;
     let app = spawn_app_with(config, dir).await;
     let (_, key) = app.full_key().await;
-    let batch = json!({"batch": (0..3).map(|i| json!({"type": "identify", "userId": format!("bp-{i}")})).collect::<Vec<_>>()});
-    let r = app
-        .req(Method::POST, &url("batch"))
-        .basic_auth(&key, Some(""))
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        r.headers().get("retry-after").is_some(),
-        "Retry-After: {:?}",
-        r.headers()
-    );
+    let batch =
+        json!({"batch": (0..3).map(|i| json!({"type": "identify", "userId": format!("bp-{i}")})).collect::<Vec<_>>()});
+    let r = app.req(Method::POST, &url("batch")).basic_auth(&key, Some("")).json(&batch).send().await.unwrap();
+    assert!(r.headers().get("retry-after").is_some(), "Retry-After: {:?}", r.headers());
     let a = read(r).await;
     assert_failure(&a, 503, "unavailable");
 }

@@ -11,8 +11,7 @@ use crate::ingest_support::{all_events, contact_events, find_contact};
 use crate::support::{TestApp, spawn_app};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/sdk/segment_sdk.py");
-const INSTALL: &str =
-    "run .ci/run (it installs it) or `python3 -m pip install segment-analytics-python`";
+const INSTALL: &str = "run .ci/run (it installs it) or `python3 -m pip install segment-analytics-python`";
 
 /// Fails (never skips) when python3 or the SDK is missing.
 async fn require_sdk() {
@@ -22,9 +21,7 @@ async fn require_sdk() {
         .output()
         .await
         .unwrap_or_else(|e| {
-            panic!(
-                "python3 is needed for the Segment SDK test ({e}): install Python 3, then {INSTALL}"
-            )
+            panic!("python3 is needed for the Segment SDK test ({e}): install Python 3, then {INSTALL}")
         });
     assert!(
         out.status.success(),
@@ -66,10 +63,7 @@ async fn wait_for_result(app: &TestApp, token: &str) -> (Value, Vec<Value>) {
                 return (c, events);
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "the SDK's messages were not applied within 10 s"
-        );
+        assert!(Instant::now() < deadline, "the SDK's messages were not applied within 10 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -77,56 +71,26 @@ async fn wait_for_result(app: &TestApp, token: &str) -> (Value, Vec<Value>) {
 async fn sdk_round_trip(gzip: bool) {
     let app = spawn_app().await;
     let ws = app.workspace("sdk").await;
-    let write_key = app
-        .key(&ws, json!({"name": "segment", "kind": "analytics"}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let reader = app
-        .key(&ws, json!({"name": "reader", "kind": "full"}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let write_key =
+        app.key(&ws, json!({"name": "segment", "kind": "analytics"})).await["token"].as_str().unwrap().to_string();
+    let reader = app.key(&ws, json!({"name": "reader", "kind": "full"})).await["token"].as_str().unwrap().to_string();
     run_sdk(&app, &write_key, gzip).await;
 
     let (contact, events) = wait_for_result(&app, &reader).await;
     assert_eq!(contact["external_id"], "user-1", "{contact}");
     assert_eq!(contact["email"], "sdk@x.io", "{contact}");
     assert_eq!(contact["traits"]["plan"], "pro", "{contact}");
-    assert!(
-        contact["company_id"].is_i64(),
-        "group linked a company: {contact}"
-    );
+    assert!(contact["company_id"].is_i64(), "group linked a company: {contact}");
 
-    let signed_up = events
-        .iter()
-        .find(|e| e["event"] == "Signed Up")
-        .unwrap_or_else(|| panic!("no Signed Up event: {events:?}"));
+    let signed_up =
+        events.iter().find(|e| e["event"] == "Signed Up").unwrap_or_else(|| panic!("no Signed Up event: {events:?}"));
     assert_eq!(signed_up["kind"], "track", "{signed_up}");
-    assert_eq!(
-        signed_up["properties"],
-        json!({"plan": "pro"}),
-        "{signed_up}"
-    );
-    let message_id = signed_up["message_id"]
-        .as_str()
-        .expect("the SDK's messageId is kept");
+    assert_eq!(signed_up["properties"], json!({"plan": "pro"}), "{signed_up}");
+    let message_id = signed_up["message_id"].as_str().expect("the SDK's messageId is kept");
     assert!(!message_id.is_empty());
-    let ts =
-        chrono::DateTime::parse_from_rfc3339(signed_up["timestamp"].as_str().unwrap()).unwrap();
-    assert!(
-        (chrono::Utc::now() - ts.with_timezone(&chrono::Utc))
-            .num_seconds()
-            .abs()
-            < 60,
-        "{signed_up}"
-    );
-    let page = events
-        .iter()
-        .find(|e| e["kind"] == "page")
-        .unwrap_or_else(|| panic!("no page event: {events:?}"));
+    let ts = chrono::DateTime::parse_from_rfc3339(signed_up["timestamp"].as_str().unwrap()).unwrap();
+    assert!((chrono::Utc::now() - ts.with_timezone(&chrono::Utc)).num_seconds().abs() < 60, "{signed_up}");
+    let page = events.iter().find(|e| e["kind"] == "page").unwrap_or_else(|| panic!("no page event: {events:?}"));
     assert_eq!(page["event"], "Quickstart", "{page}");
     assert_eq!(page["properties"]["path"], "/docs/quickstart", "{page}");
     assert_eq!(all_events(&app, &reader).await.len(), 2);
