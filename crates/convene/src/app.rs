@@ -68,12 +68,13 @@ impl Application {
                 )
             }
         };
+        let metrics = Arc::new(Metrics::default());
         let state = AppState {
             store: store.clone(),
             master_key: Arc::new(master_key),
             key_usage: Arc::new(KeyUsage::default()),
-            metrics: Arc::new(Metrics::default()),
-            ingest: Arc::new(Ingest::new(store.clone(), config.ingest.clone())),
+            metrics: metrics.clone(),
+            ingest: Arc::new(Ingest::new(store.clone(), config.ingest.clone(), metrics)),
             key_cache: Arc::new(KeyCache::new(Duration::from_secs(2))),
         };
         let router = with_layers(crate::api::router(), state.clone(), Duration::from_secs(config.request_timeout_secs));

@@ -11,6 +11,8 @@ use convene_core::ingest::{IngestItem, MAX_ITEMS_PER_REQUEST, QueuedJob, validat
 use convene_core::{Error, Result, Store, ids};
 use tokio::sync::Notify;
 
+use crate::http::metrics::Metrics;
+
 /// Tuning of the ingest pipeline.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -40,12 +42,13 @@ pub struct Ingest {
     store: Arc<dyn Store>,
     settings: IngestSettings,
     wake: Notify,
+    metrics: Arc<Metrics>,
 }
 
 impl Ingest {
     /// The service over a store.
-    pub fn new(store: Arc<dyn Store>, settings: IngestSettings) -> Self {
-        Ingest { store, settings, wake: Notify::new() }
+    pub fn new(store: Arc<dyn Store>, settings: IngestSettings, metrics: Arc<Metrics>) -> Self {
+        Ingest { store, settings, wake: Notify::new(), metrics }
     }
 
     /// Queues `items` as one job of workspace `ws`; returns the job id once
@@ -72,7 +75,9 @@ impl Ingest {
         }
         let job = QueuedJob { id: ids::new_id("job"), workspace_id: ws.to_string(), items, received_at: ids::now() };
         let id = job.id.clone();
+        let items = job.items.len();
         self.store.enqueue(job).await?;
+        self.metrics.observe_accepted(items);
         self.wake.notify_one();
         Ok(id)
     }
@@ -83,10 +88,18 @@ impl Ingest {
         tokio::spawn(async move {
             loop {
                 match self.store.apply_pending(self.settings.apply_batch).await {
-                    Ok(0) => {
+                    Ok(report) if report.items == 0 => {
                         let _ = tokio::time::timeout(Duration::from_millis(100), self.wake.notified()).await;
                     }
-                    Ok(_) => tokio::task::yield_now().await,
+                    Ok(report) => {
+                        let now = ids::now();
+                        let lags = report
+                            .received_at
+                            .iter()
+                            .map(|at| (now - *at).num_microseconds().unwrap_or(0) as f64 / 1e6);
+                        self.metrics.observe_applied(report.items, lags);
+                        tokio::task::yield_now().await
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "applying queued items failed; retrying in 1 s");
                         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -316,7 +316,7 @@ fn track(kind: IdentityKind, value: &str, name: &str, message_id: Option<&str>) 
 }
 
 async fn drain(store: &dyn Store) {
-    while store.apply_pending(1000).await.unwrap() > 0 {}
+    while store.apply_pending(1000).await.unwrap().items > 0 {}
     assert_eq!(store.backlog(), 0);
 }
 

@@ -188,6 +188,15 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// What one applier step did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApplyReport {
+    /// Items processed (applied, duplicate or failed).
+    pub items: usize,
+    /// When each job applied in the step was accepted (for the apply-lag metric).
+    pub received_at: Vec<DateTime<Utc>>,
+}
+
 /// What applying one item did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowOutcome {

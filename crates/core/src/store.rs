@@ -14,7 +14,7 @@ use crate::contact::{Contact, ContactChanges, ContactFilter};
 use crate::error::Result;
 use crate::event::{Event, EventFilter};
 use crate::field::{Entity, Field, FieldType};
-use crate::ingest::{Job, QueuedJob};
+use crate::ingest::{ApplyReport, Job, QueuedJob};
 use crate::page::{Page, PageRequest};
 use crate::token::TokenHash;
 use crate::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace};
@@ -88,8 +88,8 @@ pub trait Store: Send + Sync + 'static {
     /// Items accepted but not yet applied (for back-pressure).
     fn backlog(&self) -> u64;
     /// Applies queued items in arrival order, about `max_items` at most;
-    /// returns how many were processed (0 when the inbox is empty).
-    async fn apply_pending(&self, max_items: usize) -> Result<usize>;
+    /// reports how many were processed (0 when the inbox is empty).
+    async fn apply_pending(&self, max_items: usize) -> Result<ApplyReport>;
     /// A job: queued while in the inbox, then its result.
     async fn get_job(&self, ws: &str, id: &str) -> Result<Job>;
     /// Lists events by id (arrival order).

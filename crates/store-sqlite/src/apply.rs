@@ -8,7 +8,7 @@ use convene_core::event::NewEvent;
 use convene_core::field::{Entity, FieldRegistry, FieldType};
 use convene_core::identity::IdentityKind;
 use convene_core::ids::now;
-use convene_core::ingest::{IngestTx, JobStatus, RowError, RowOutcome, apply_item};
+use convene_core::ingest::{ApplyReport, IngestTx, JobStatus, RowError, RowOutcome, apply_item};
 use convene_core::merge::{TraitOp, apply_traits};
 use convene_core::{Error, Result};
 use rusqlite::params;
@@ -206,10 +206,10 @@ impl IngestTx for SqliteIngestTx<'_> {
 
 /// Applies `entries` in the current transaction; returns how many items
 /// were processed. Writes each job's result and advances the cursor.
-pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Result<usize> {
+pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Result<ApplyReport> {
     let cursor: i64 =
         ctx.conn.query_row("SELECT applied_seq FROM ingest_cursor WHERE id = 1", [], |r| r.get(0)).map_err(storage)?;
-    let mut processed = 0;
+    let mut report = ApplyReport::default();
     let mut last = cursor;
     for entry in entries.iter().filter(|e| e.seq > cursor) {
         let job = &entry.job;
@@ -256,9 +256,10 @@ pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Resul
                 ],
             )
             .map_err(storage)?;
-        processed += job.items.len();
+        report.items += job.items.len();
+        report.received_at.push(job.received_at);
         last = entry.seq;
     }
     ctx.conn.execute("UPDATE ingest_cursor SET applied_seq = ?1 WHERE id = 1", [last]).map_err(storage)?;
-    Ok(processed)
+    Ok(report)
 }

@@ -16,7 +16,7 @@ use convene_core::{Result, Store};
 use std::sync::atomic::Ordering;
 
 use convene_core::event::{Event, EventFilter};
-use convene_core::ingest::{Job, JobStatus, QueuedJob};
+use convene_core::ingest::{ApplyReport, Job, JobStatus, QueuedJob};
 
 use crate::conn::storage;
 use crate::{SqliteStore, apply, contacts, events, keys, workspaces};
@@ -136,7 +136,7 @@ impl Store for SqliteStore {
         self.backlog.load(Ordering::SeqCst)
     }
 
-    async fn apply_pending(&self, max_items: usize) -> Result<usize> {
+    async fn apply_pending(&self, max_items: usize) -> Result<ApplyReport> {
         let _one_applier = self.applying.lock().await;
         let after = self.applied_seq.load(Ordering::SeqCst);
         let inbox = self.inbox.clone();
@@ -144,14 +144,15 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
         let Some(last) = entries.last().map(|e| e.seq) else {
-            return Ok(0);
+            return Ok(ApplyReport::default());
         };
-        let processed = self.writer.run(move |ctx| apply::apply_entries(ctx, &entries)).await?;
+        let report = self.writer.run(move |ctx| apply::apply_entries(ctx, &entries)).await?;
+        let processed = report.items;
         self.applied_seq.store(last, Ordering::SeqCst);
         let _ =
             self.backlog.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(processed as u64)));
         self.inbox.delete_through(last).await?;
-        Ok(processed)
+        Ok(report)
     }
 
     async fn get_job(&self, ws: &str, id: &str) -> Result<Job> {

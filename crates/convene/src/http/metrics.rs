@@ -22,11 +22,43 @@ struct Histogram {
     sum: f64,
 }
 
-/// Counters and histograms of the HTTP traffic.
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        self.count += 1;
+        self.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+    }
+
+    /// Writes the buckets, sum and count; `labels` is `k="v",…` or empty.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}", self.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
+/// Counters and histograms of the HTTP traffic and the ingest pipeline.
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    ingest: Mutex<IngestCounters>,
+}
+
+#[derive(Default)]
+struct IngestCounters {
+    accepted: u64,
+    applied: u64,
+    lag: Histogram,
 }
 
 impl Metrics {
@@ -34,19 +66,43 @@ impl Metrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         *self.requests.lock().entry((method.to_string(), route.to_string(), status)).or_default() += 1;
         let mut latency = self.latency.lock();
-        let h = latency.entry(route.to_string()).or_default();
-        h.count += 1;
-        h.sum += seconds;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
+        latency.entry(route.to_string()).or_default().observe(seconds);
+    }
+
+    /// Records items accepted into the inbox.
+    pub fn observe_accepted(&self, items: usize) {
+        self.ingest.lock().accepted += items as u64;
+    }
+
+    /// Records an applier step: items processed and, per job, the seconds
+    /// from acknowledgement to readable.
+    pub fn observe_applied(&self, items: usize, lags: impl Iterator<Item = f64>) {
+        let mut ingest = self.ingest.lock();
+        ingest.applied += items as u64;
+        for lag in lags {
+            ingest.lag.observe(lag);
         }
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition; `backlog` is the store's current
+    /// count of unapplied items.
+    pub fn render(&self, backlog: u64) -> String {
         let mut out = String::new();
+        {
+            let ingest = self.ingest.lock();
+            out.push_str("# HELP convene_ingest_backlog Items acknowledged and not yet applied.\n");
+            out.push_str("# TYPE convene_ingest_backlog gauge\n");
+            let _ = writeln!(out, "convene_ingest_backlog {backlog}");
+            out.push_str("# HELP convene_ingest_accepted_total Items acknowledged into the inbox.\n");
+            out.push_str("# TYPE convene_ingest_accepted_total counter\n");
+            let _ = writeln!(out, "convene_ingest_accepted_total {}", ingest.accepted);
+            out.push_str("# HELP convene_ingest_applied_total Items applied (including duplicates and failed rows).\n");
+            out.push_str("# TYPE convene_ingest_applied_total counter\n");
+            let _ = writeln!(out, "convene_ingest_applied_total {}", ingest.applied);
+            out.push_str("# HELP convene_ingest_apply_lag_seconds Time from acknowledgement to applied, per job.\n");
+            out.push_str("# TYPE convene_ingest_apply_lag_seconds histogram\n");
+            ingest.lag.render(&mut out, "convene_ingest_apply_lag_seconds", "");
+        }
         out.push_str("# HELP convene_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE convene_http_requests_total counter\n");
         for ((method, route, status), n) in self.requests.lock().iter() {
