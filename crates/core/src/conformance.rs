@@ -35,6 +35,7 @@ macro_rules! store_conformance_tests {
             duplicate_identities_fail_their_row_only,
             alias_merges_profiles,
             group_links_a_company,
+            purge_forgets_old_jobs_and_message_ids,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -444,4 +445,25 @@ pub async fn group_links_a_company(store: &dyn Store) {
     let all = store.list_contacts(&ws.id, ContactFilter::default(), PageRequest::default()).await.unwrap().items;
     assert_eq!(all.len(), 1);
     assert!(all[0].company_id.is_some());
+}
+
+/// Job results and message ids expire after their retention windows.
+pub async fn purge_forgets_old_jobs_and_message_ids(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap();
+    let first = job(&ws.id, vec![track(IdentityKind::ExternalId, "u", "e", Some("m"))]);
+    let first_id = first.id.clone();
+    store.enqueue(first).await.unwrap();
+    drain(store).await;
+    // Nothing is old enough yet.
+    let long_ago = crate::ids::now() - chrono::Duration::days(30);
+    store.purge_ingest(long_ago, long_ago).await.unwrap();
+    assert_eq!(store.get_job(&ws.id, &first_id).await.unwrap().status, JobStatus::Applied);
+    // Everything is now older than the cut-off.
+    let later = crate::ids::now() + chrono::Duration::seconds(1);
+    store.purge_ingest(later, later).await.unwrap();
+    assert!(matches!(store.get_job(&ws.id, &first_id).await, Err(Error::NotFound { .. })));
+    // The message id was forgotten: the same id applies again.
+    store.enqueue(job(&ws.id, vec![track(IdentityKind::ExternalId, "u", "e", Some("m"))])).await.unwrap();
+    drain(store).await;
+    assert_eq!(store.list_events(&ws.id, EventFilter::default(), PageRequest::default()).await.unwrap().items.len(), 2);
 }
