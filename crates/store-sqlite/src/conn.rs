@@ -62,6 +62,15 @@ pub(crate) fn open(path: &Path, options: &SqliteOptions, read_only: bool) -> Res
          PRAGMA temp_store = MEMORY;"
     ))
     .map_err(storage)?;
+    // The query planner stability guarantee: a statement keeps one plan
+    // whatever its bound values. Without it SQLite marks statements whose
+    // plan *could* depend on a bound value (the contact lookups by identity,
+    // against the partial unique indexes, and the API-key lookup), and
+    // since the statement cache clears the bindings of every statement it
+    // hands back, each such statement was re-parsed and re-planned at every
+    // use. The plans are the same either way: no query uses LIKE/GLOB and
+    // there are no ANALYZE statistics.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(storage)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -170,6 +179,12 @@ impl Writer {
     }
 }
 
+/// Runs one transaction-control statement through the statement cache (they
+/// run several times per batch; `execute_batch` would parse them each time).
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn writer_loop(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     loop {
@@ -184,7 +199,7 @@ fn writer_loop(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let mut completions = Vec::with_capacity(batch.len());
-        let began = ctx.conn.execute_batch("BEGIN IMMEDIATE").map_err(storage);
+        let began = control(&ctx.conn, "BEGIN IMMEDIATE").map_err(storage);
         if let Err(e) = began {
             tracing::error!(error = %e, "could not begin a write transaction");
             for job in batch.drain(..) {
@@ -193,21 +208,39 @@ fn writer_loop(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Job>) {
             }
             continue;
         }
-        for job in batch.drain(..) {
-            let savepoint = ctx.conn.execute_batch("SAVEPOINT request");
-            let (ok, completion) = job(Some(&mut ctx));
-            if savepoint.is_ok() {
-                let end = if ok { "RELEASE request" } else { "ROLLBACK TO request; RELEASE request" };
-                if let Err(e) = ctx.conn.execute_batch(end) {
-                    tracing::error!(error = %e, "savepoint end failed");
+        // Requests that arrive while the batch runs join the same
+        // transaction (up to MAX_GROUP), so they share its commit instead of
+        // waiting for it and then paying for one more.
+        loop {
+            for job in batch.drain(..) {
+                let savepoint = control(&ctx.conn, "SAVEPOINT request");
+                let (ok, completion) = job(Some(&mut ctx));
+                if savepoint.is_ok() {
+                    let end = if ok {
+                        control(&ctx.conn, "RELEASE request")
+                    } else {
+                        control(&ctx.conn, "ROLLBACK TO request").and_then(|()| control(&ctx.conn, "RELEASE request"))
+                    };
+                    if let Err(e) = end {
+                        tracing::error!(error = %e, "savepoint end failed");
+                    }
+                }
+                if !ok {
+                    ctx.forget_registries();
+                }
+                completions.push(completion);
+            }
+            while completions.len() + batch.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
             }
-            if !ok {
-                ctx.forget_registries();
+            if batch.is_empty() {
+                break;
             }
-            completions.push(completion);
         }
-        let committed = ctx.conn.execute_batch("COMMIT").map_err(storage);
+        let committed = control(&ctx.conn, "COMMIT").map_err(storage);
         if committed.is_err() {
             let _ = ctx.conn.execute_batch("ROLLBACK");
             ctx.forget_registries();

@@ -175,10 +175,10 @@ impl Server {
             }
             let _ = child.wait();
         }
-        if self.dir.exists() {
-            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-                eprintln!("convene-bench: could not remove {}: {e}", self.dir.display());
-            }
+        if self.dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&self.dir)
+        {
+            eprintln!("convene-bench: could not remove {}: {e}", self.dir.display());
         }
     }
 }
@@ -347,7 +347,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -401,8 +401,8 @@ fn contact_body(i: usize) -> String {
         age = 18 + i % 60,
         ltv = (i % 10_000) as f64 * 1.37 + 0.25,
         visits = i % 100,
-        vip = i % 10 == 0,
-        news = i % 2 == 0,
+        vip = i.is_multiple_of(10),
+        news = i.is_multiple_of(2),
         y = 2015 + i % 10,
         m = 1 + i % 12,
         d = 1 + i % 28,
@@ -610,10 +610,10 @@ async fn wait_ready(client: &reqwest::Client, server: &mut Server) -> Result<Dur
         if !server.running() {
             return Err(format!("the server exited before it was ready; its log:\n{}", server.log_tail()));
         }
-        if let Ok(r) = client.get(&url).send().await {
-            if r.status().is_success() {
-                return Ok(started.elapsed());
-            }
+        if let Ok(r) = client.get(&url).send().await
+            && r.status().is_success()
+        {
+            return Ok(started.elapsed());
         }
         if started.elapsed() > Duration::from_secs(30) {
             return Err(format!("the server was not ready after 30 s; its log:\n{}", server.log_tail()));
