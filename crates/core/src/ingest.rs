@@ -29,7 +29,7 @@ pub type Lookups = Vec<(IdentityKind, String)>;
 
 /// One queued operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum IngestItem {
     /// Create or update a contact.
     Identify {
@@ -209,8 +209,10 @@ pub enum RowOutcome {
 /// What [`apply_item`] needs from a backend's transaction. Every method
 /// runs inside the transaction that applies the item.
 pub trait IngestTx {
-    /// True when `message_id` was applied before; otherwise records it.
-    fn seen_message(&mut self, ws: &str, message_id: &str) -> Result<bool>;
+    /// True when `message_id` was applied before (within the dedupe window).
+    fn message_seen(&mut self, ws: &str, message_id: &str) -> Result<bool>;
+    /// Records that `message_id` was applied.
+    fn record_message(&mut self, ws: &str, message_id: &str) -> Result<()>;
     /// The contact holding an identity.
     fn find_contact(&mut self, ws: &str, kind: IdentityKind, value: &str) -> Result<Option<i64>>;
     /// A contact's current state.
@@ -221,8 +223,10 @@ pub trait IngestTx {
     fn record_fields(&mut self, ws: &str, entity: Entity, fields: &[(String, FieldType)]) -> Result<()>;
     /// Inserts a contact; returns its id.
     fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64>;
-    /// Writes a contact's new state.
-    fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState) -> Result<()>;
+    /// Writes a contact's new state; `identities_changed` is false when
+    /// email, mobile, external id and anonymous id are as they were (so the
+    /// backend need not touch their unique indexes).
+    fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, identities_changed: bool) -> Result<()>;
     /// Records an event.
     fn insert_event(&mut self, ws: &str, contact_id: i64, event: &NewEvent) -> Result<()>;
     /// Moves `from`'s events to `into`, deletes `from`, records the merge.
@@ -234,11 +238,23 @@ pub trait IngestTx {
     fn set_contact_company(&mut self, ws: &str, contact_id: i64, company_id: i64) -> Result<()>;
 }
 
-/// Applies one item. An `Err` fails this row only (the caller rolls it
-/// back alone and reports it in the job).
+impl IngestItem {
+    /// False for identify and track: they check everything before their
+    /// first write, so a row error leaves nothing written and needs no
+    /// savepoint. Alias and group may fail after a write: the caller must
+    /// run them in a savepoint and roll it back on error.
+    pub fn needs_savepoint(&self) -> bool {
+        matches!(self, IngestItem::Alias { .. } | IngestItem::Group { .. })
+    }
+}
+
+/// Applies one item. An `Err` fails this row only: for items whose
+/// [`IngestItem::needs_savepoint`] is false nothing was written; for the
+/// others the caller rolls the row back. Storage errors are not the row's
+/// fault: the caller abandons the whole step.
 pub fn apply_item(tx: &mut dyn IngestTx, ws: &str, item: &IngestItem) -> Result<RowOutcome> {
     if let Some(id) = item.message_id()
-        && tx.seen_message(ws, id)?
+        && tx.message_seen(ws, id)?
     {
         return Ok(RowOutcome::Duplicate);
     }
@@ -256,6 +272,9 @@ pub fn apply_item(tx: &mut dyn IngestTx, ws: &str, item: &IngestItem) -> Result<
             let company = tx.upsert_company(ws, company, traits)?;
             tx.set_contact_company(ws, contact, company)?;
         }
+    }
+    if let Some(id) = item.message_id() {
+        tx.record_message(ws, id)?;
     }
     Ok(RowOutcome::Applied)
 }
@@ -316,15 +335,21 @@ fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &Contac
             return Err(Error::Conflict { entity: "contact", field: kind.field().to_string(), row: None });
         }
     }
+    let identities_before: Vec<Option<String>> =
+        IdentityKind::ALL.iter().map(|k| state.identity(*k).map(str::to_string)).collect();
     let outcome = changes.apply(&mut state, tx.field_registry(ws, Entity::Contact)?)?;
-    tx.record_fields(ws, Entity::Contact, &outcome.new_fields)?;
-    match found {
+    // Every check passed: only writes from here on.
+    let id = match found {
         Some(id) => {
-            tx.update_contact(ws, id, &state)?;
-            Ok(id)
+            let identities_changed =
+                IdentityKind::ALL.iter().zip(&identities_before).any(|(k, before)| state.identity(*k) != before.as_deref());
+            tx.update_contact(ws, id, &state, identities_changed)?;
+            id
         }
-        None => tx.insert_contact(ws, &state),
-    }
+        None => tx.insert_contact(ws, &state)?,
+    };
+    tx.record_fields(ws, Entity::Contact, &outcome.new_fields)?;
+    Ok(id)
 }
 
 fn find_or_create(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<i64> {
@@ -356,7 +381,7 @@ fn alias(tx: &mut dyn IngestTx, ws: &str, previous: &Lookups, lookups: &Lookups)
                 }
             }
             tx.merge_contacts(ws, old, kept)?;
-            tx.update_contact(ws, kept, &state)
+            tx.update_contact(ws, kept, &state, true)
         }
         (Some(_), Some(_)) => Ok(()),
         (Some(old), None) => {

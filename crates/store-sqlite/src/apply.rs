@@ -29,14 +29,23 @@ fn traits_text(state: &ContactState) -> String {
 }
 
 impl IngestTx for SqliteIngestTx<'_> {
-    fn seen_message(&mut self, ws: &str, message_id: &str) -> Result<bool> {
+    fn message_seen(&mut self, ws: &str, message_id: &str) -> Result<bool> {
+        let mut stmt = self
+            .ctx
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM ingest_dedupe WHERE workspace_id = ?1 AND message_id = ?2)")
+            .map_err(storage)?;
+        stmt.query_row(params![ws, message_id], |r| r.get(0)).map_err(storage)
+    }
+
+    fn record_message(&mut self, ws: &str, message_id: &str) -> Result<()> {
         let mut stmt = self
             .ctx
             .conn
             .prepare_cached("INSERT INTO ingest_dedupe (workspace_id, message_id, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
             .map_err(storage)?;
-        let inserted = stmt.execute(params![ws, message_id, t(&now())]).map_err(storage)?;
-        Ok(inserted == 0)
+        stmt.execute(params![ws, message_id, t(&now())]).map_err(storage)?;
+        Ok(())
     }
 
     fn find_contact(&mut self, ws: &str, kind: IdentityKind, value: &str) -> Result<Option<i64>> {
@@ -86,7 +95,21 @@ impl IngestTx for SqliteIngestTx<'_> {
         Ok(self.ctx.conn.last_insert_rowid())
     }
 
-    fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState) -> Result<()> {
+    fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, identities_changed: bool) -> Result<()> {
+        // Naming an indexed column in SET makes SQLite rewrite its index
+        // entry even when the value is unchanged: leave them out when we can.
+        if !identities_changed {
+            let mut stmt = self
+                .ctx
+                .conn
+                .prepare_cached(
+                    "UPDATE contacts SET traits = ?3, subscription_status = ?4, updated_at = ?5 WHERE workspace_id = ?1 AND id = ?2",
+                )
+                .map_err(storage)?;
+            stmt.execute(params![ws, id, traits_text(state), state.subscription_status.as_str(), t(&now())])
+                .map_err(write_error)?;
+            return Ok(());
+        }
         let mut stmt = self
             .ctx
             .conn
@@ -204,6 +227,10 @@ impl IngestTx for SqliteIngestTx<'_> {
     }
 }
 
+fn control(conn: &rusqlite::Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(storage)
+}
+
 /// Applies `entries` in the current transaction; returns how many items
 /// were processed. Writes each job's result and advances the cursor.
 pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Result<ApplyReport> {
@@ -216,18 +243,28 @@ pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Resul
         let (mut applied, mut duplicates) = (0usize, 0usize);
         let mut errors: Vec<RowError> = Vec::new();
         for (row, item) in job.items.iter().enumerate() {
-            ctx.conn.execute_batch("SAVEPOINT item").map_err(storage)?;
+            // Savepoints are costly in a large transaction; identify and
+            // track write only after all their checks, so they need none.
+            let savepoint = item.needs_savepoint();
+            if savepoint {
+                control(&ctx.conn, "SAVEPOINT item")?;
+            }
             let result = apply_item(&mut SqliteIngestTx { ctx }, &job.workspace_id, item);
             match result {
                 Ok(outcome) => {
-                    ctx.conn.execute_batch("RELEASE item").map_err(storage)?;
+                    if savepoint {
+                        control(&ctx.conn, "RELEASE item")?;
+                    }
                     match outcome {
                         RowOutcome::Applied => applied += 1,
                         RowOutcome::Duplicate => duplicates += 1,
                     }
                 }
                 Err(e) => {
-                    ctx.conn.execute_batch("ROLLBACK TO item; RELEASE item").map_err(storage)?;
+                    if savepoint {
+                        control(&ctx.conn, "ROLLBACK TO item")?;
+                        control(&ctx.conn, "RELEASE item")?;
+                    }
                     ctx.forget_registries();
                     if matches!(e, Error::Storage(_) | Error::Internal(_) | Error::Unavailable { .. }) {
                         // Not the row's fault: stop here; the whole step is retried.
