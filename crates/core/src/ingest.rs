@@ -341,8 +341,10 @@ fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &Contac
     // Every check passed: only writes from here on.
     let id = match found {
         Some(id) => {
-            let identities_changed =
-                IdentityKind::ALL.iter().zip(&identities_before).any(|(k, before)| state.identity(*k) != before.as_deref());
+            let identities_changed = IdentityKind::ALL
+                .iter()
+                .zip(&identities_before)
+                .any(|(k, before)| state.identity(*k) != before.as_deref());
             tx.update_contact(ws, id, &state, identities_changed)?;
             id
         }

@@ -52,6 +52,11 @@ struct Args {
     /// The `convene` binary [default: next to this executable].
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Contacts per load request: above 1 the load goes through the queued
+    /// `POST /v1/batch` (identify items) and counts until every contact is
+    /// applied (readable); 1 uses `POST /v1/contacts`, one request each.
+    #[arg(long, default_value_t = 100)]
+    load_batch: usize,
     /// Extra arguments passed to `convene serve` (e.g. `--server-arg=--sqlite-synchronous=normal`).
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
@@ -414,6 +419,7 @@ struct Ctx {
     client: reqwest::Client,
     base: String,
     auth: HeaderValue,
+    load_batch: usize,
 }
 
 #[derive(Deserialize)]
@@ -454,6 +460,31 @@ async fn send(req: reqwest::RequestBuilder) -> Result<impl AsRef<[u8]>, (String,
 
 async fn load_worker(ctx: Arc<Ctx>, next: Arc<AtomicUsize>, done: Arc<AtomicUsize>, total: usize) -> WorkerOut {
     let mut out = WorkerOut { latencies_ns: Vec::with_capacity(total / 32 + 16), ..WorkerOut::default() };
+    if ctx.load_batch > 1 {
+        let url = format!("{}/v1/batch", ctx.base);
+        loop {
+            let first = next.fetch_add(ctx.load_batch, Ordering::Relaxed);
+            if first >= total {
+                return out;
+            }
+            let last = (first + ctx.load_batch).min(total);
+            let items: Vec<String> =
+                (first..last).map(|i| format!("{{\"type\":\"identify\",{}", &contact_body(i)[1..])).collect();
+            let req = ctx
+                .client
+                .post(&url)
+                .header(AUTHORIZATION, ctx.auth.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(format!("{{\"batch\":[{}]}}", items.join(",")));
+            let started = Instant::now();
+            let result = send(req).await;
+            out.latencies_ns.push(started.elapsed().as_nanos() as u64);
+            if let Err((kind, example)) = result {
+                out.errors.add(kind, || example);
+            }
+            done.fetch_add(last - first, Ordering::Relaxed);
+        }
+    }
     let url = format!("{}/v1/contacts", ctx.base);
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -685,6 +716,7 @@ async fn run(args: &Args) -> Result<(), String> {
         client: client.clone(),
         base: server.base.clone(),
         auth: HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?,
+        load_batch: args.load_batch.max(1),
     });
 
     // Load.
@@ -719,14 +751,31 @@ async fn run(args: &Args) -> Result<(), String> {
             }
         })
     };
-    let (load, mut created) = {
+    let load_name = if ctx.load_batch > 1 {
+        format!(
+            "load (`POST /v1/batch`, {} identify items of 10 traits per request, until all applied)",
+            ctx.load_batch
+        )
+    } else {
+        "load (`POST /v1/contacts`, 10 traits)".to_string()
+    };
+    let (mut load, mut created) = {
         let (ctx, next, done) = (ctx.clone(), next.clone(), done.clone());
-        measure("load (`POST /v1/contacts`, 10 traits)".into(), args.concurrency, pid, tck, move |_| {
-            load_worker(ctx.clone(), next.clone(), done.clone(), n)
-        })
-        .await
+        measure(load_name, args.concurrency, pid, tck, move |_| load_worker(ctx.clone(), next.clone(), done.clone(), n))
+            .await
     };
     progress.abort();
+    if ctx.load_batch > 1 {
+        let acknowledged = load.elapsed;
+        let applied = wait_applied(&client, &server.base).await?;
+        load.elapsed = acknowledged + applied;
+        eprintln!(
+            "convene-bench: acknowledged in {:.1} s, all applied {:.1} s later",
+            acknowledged.as_secs_f64(),
+            applied.as_secs_f64()
+        );
+        created = collect_ids(&client, &ctx).await?;
+    }
     created.sort_unstable();
     eprintln!(
         "convene-bench: loaded {} contacts in {:.1} s ({:.0}/s), {} errors",
@@ -849,6 +898,71 @@ async fn run(args: &Args) -> Result<(), String> {
     print!("{out}");
     drop(server);
     Ok(())
+}
+
+/// Waits until the server's ingest backlog is empty; returns how long it took.
+async fn wait_applied(client: &reqwest::Client, base: &str) -> Result<Duration, String> {
+    let started = Instant::now();
+    loop {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        let backlog = text
+            .lines()
+            .find_map(|l| l.strip_prefix("convene_ingest_backlog "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or("no convene_ingest_backlog in /metrics")?;
+        if backlog == 0 {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(format!("{backlog} items still unapplied after 600 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Pages through `GET /v1/contacts` to learn each loaded contact's id (the
+/// index is read back from its email).
+async fn collect_ids(client: &reqwest::Client, ctx: &Ctx) -> Result<Vec<(u32, i64)>, String> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/v1/contacts?limit=1000", ctx.base);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = client
+            .get(&url)
+            .header(AUTHORIZATION, ctx.auth.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        for c in page["data"].as_array().ok_or("no data in a contact page")? {
+            let index = c["email"]
+                .as_str()
+                .and_then(|e| e.strip_prefix("contact"))
+                .and_then(|e| e.split('@').next())
+                .and_then(|i| i.parse::<u32>().ok());
+            if let (Some(index), Some(id)) = (index, c["id"].as_i64()) {
+                out.push((index, id));
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
 }
 
 fn dir_size(dir: &Path) -> u64 {
