@@ -116,7 +116,7 @@ pub struct ServeArgs {
     /// SQLite synchronous setting [default: full].
     #[arg(long, env = "CONVENE_SQLITE_SYNCHRONOUS", value_enum)]
     pub sqlite_synchronous: Option<SyncMode>,
-    /// SQLite page cache of the writer, in MiB [default: 64].
+    /// SQLite page cache of the writer, in MiB [default: 32].
     #[arg(long, env = "CONVENE_SQLITE_CACHE_MIB")]
     pub sqlite_cache_mib: Option<u32>,
     /// Log format [default: text].

@@ -51,8 +51,8 @@ impl Default for SqliteOptions {
         SqliteOptions {
             synchronous: Synchronous::Full,
             readers: 4,
-            writer_cache_mib: 64,
-            reader_cache_mib: 16,
+            writer_cache_mib: 32,
+            reader_cache_mib: 8,
             busy_timeout_ms: 5000,
         }
     }
@@ -85,7 +85,9 @@ impl SqliteStore {
         let writer = Writer::start(write_conn);
         let inbox_path =
             path.with_file_name(format!("{}.inbox.db", path.file_stem().and_then(|s| s.to_str()).unwrap_or("convene")));
-        let inbox = inbox::Inbox::open(&inbox_path, &options)?;
+        // The inbox stays small (applied entries are deleted): small caches.
+        let inbox_options = SqliteOptions { writer_cache_mib: 8, reader_cache_mib: 4, ..options.clone() };
+        let inbox = inbox::Inbox::open(&inbox_path, &inbox_options)?;
         let backlog = inbox.pending_items(applied)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),

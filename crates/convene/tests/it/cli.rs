@@ -1,0 +1,169 @@
+//! The `convene` binary itself: subcommands, start-up refusals, the
+//! generated master key, healthcheck, migrate, and SIGTERM draining.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_convene");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env_remove("CONVENE_MASTER_KEY").output().expect("run convene")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server child, killed on drop if still running.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &std::path::Path, port: u16, extra: &[&str]) -> Server {
+    let child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env_remove("CONVENE_MASTER_KEY")
+        .env("CONVENE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn convene");
+    Server(child)
+}
+
+fn wait_ready(port: u16) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if run(&["healthcheck", "--url", &format!("http://127.0.0.1:{port}")]).status.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server on {port} not ready");
+}
+
+fn stop(mut server: Server) -> (std::process::ExitStatus, String, String) {
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = server.0.wait().unwrap();
+    let (mut out, mut err) = (String::new(), String::new());
+    server.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    server.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, out, err)
+}
+
+#[test]
+fn version_prints_the_version() {
+    let out = run(&["version"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("convene {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn a_public_address_needs_a_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = run(&["serve", "--data-dir", d, "--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without a master key"), "{out:?}");
+    let out = run(&["serve", "--data-dir", d, "--listen", "0.0.0.0:0", "--master-key", "short"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 bytes"), "{out:?}");
+}
+
+#[test]
+fn unsupported_databases_and_bad_config_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = run(&["serve", "--data-dir", d, "--database", "postgres://u@127.0.0.1/db"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PostgreSQL"), "{out:?}");
+    let out = run(&["serve", "--data-dir", d, "--database", "mysql://h/db"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown database URL scheme 'mysql'"), "{out:?}");
+    let config = dir.path().join("convene.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nmaster_kye = \"x\"\n").unwrap();
+    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master_kye"), "{out:?}");
+}
+
+#[test]
+fn migrate_applies_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let first = run(&["migrate", "--data-dir", d]);
+    assert!(first.status.success(), "{first:?}");
+    assert!(String::from_utf8_lossy(&first.stdout).contains("2 migration(s) applied"), "{first:?}");
+    let again = run(&["migrate", "--data-dir", d]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"), "{again:?}");
+}
+
+#[test]
+fn healthcheck_fails_when_nothing_answers() {
+    let out = run(&["healthcheck", "--url", &format!("http://127.0.0.1:{}", free_port()), "--timeout", "2"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"), "{out:?}");
+}
+
+#[test]
+fn a_generated_master_key_is_printed_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = start(dir.path(), port, &[]);
+    wait_ready(port);
+    let (status, out, _) = stop(server);
+    assert!(status.success());
+    let key = std::fs::read_to_string(dir.path().join("master.key")).unwrap().trim().to_string();
+    assert!(key.len() >= 16);
+    assert!(out.contains(&key), "the first start prints the key: {out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("master.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only the owner may read the key file");
+    }
+    // The second start uses it and does not print it.
+    let port = free_port();
+    let server = start(dir.path(), port, &[]);
+    wait_ready(port);
+    let body = raw_http::get_workspaces(port, &key);
+    assert_eq!(body, 200, "the stored key is the master key");
+    let (status, out, _) = stop(server);
+    assert!(status.success());
+    assert!(!out.contains(&key), "printed only once: {out}");
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = start(dir.path(), port, &["--master-key", "cli-test-master-key-0123"]);
+    wait_ready(port);
+    let (status, _, err) = stop(server);
+    assert!(status.success(), "exit status {status:?}: {err}");
+    assert!(err.contains("stopped cleanly"), "{err}");
+    assert!(!err.contains("cli-test-master-key-0123"), "the master key is never logged");
+}
+
+/// A tiny blocking GET of /v1/workspaces with the master key (status only).
+mod raw_http {
+    pub fn get_workspaces(port: u16, key: &str) -> u16 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET /v1/workspaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    }
+}
