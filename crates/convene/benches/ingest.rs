@@ -83,10 +83,10 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 
 async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), String> {
     for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -125,7 +125,7 @@ fn batch_body(start: u64, n: u64, existing_every: u64) -> String {
         .map(|i| {
             let id = start + i;
             // every `existing_every`-th item updates an earlier contact
-            let target = if existing_every > 0 && id % existing_every == 0 && id > 1000 { id / 2 } else { id };
+            let target = if existing_every > 0 && id.is_multiple_of(existing_every) && id > 1000 { id / 2 } else { id };
             json!({
                 "type": "identify", "external_id": format!("u{target}"),
                 "traits": {"plan": "pro", "visits": {"$inc": 1}, "tags": {"add": [format!("t{}", id % 7)]},
@@ -193,6 +193,7 @@ async fn closed_loop(
     (ok, err, lat)
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Open loop: sends `rate` requests per second for `secs` (paced every
 /// 5 ms), each built by `make(seq)`; returns (ok, errors, latencies).
 async fn open_loop(
