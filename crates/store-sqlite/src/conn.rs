@@ -54,6 +54,9 @@ pub(crate) fn open(path: &Path, options: &SqliteOptions, read_only: bool) -> Res
     conn.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms as u64)).map_err(storage)?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(storage)?;
+        // Checkpoints run on a background thread (checkpoint.rs); this is the fallback.
+        conn.pragma_update(None, "wal_autocheckpoint", crate::checkpoint::FALLBACK_AUTOCHECKPOINT_PAGES)
+            .map_err(storage)?;
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync};

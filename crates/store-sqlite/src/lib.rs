@@ -13,6 +13,7 @@
 //! [`Store`]: convene_core::Store
 
 mod apply;
+mod checkpoint;
 mod conn;
 mod contacts;
 mod events;
@@ -70,6 +71,8 @@ pub struct SqliteStore {
     backlog: AtomicU64,
     /// One applier at a time.
     applying: tokio::sync::Mutex<()>,
+    /// Background WAL checkpoints of both files.
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -89,6 +92,7 @@ impl SqliteStore {
         let inbox_options = SqliteOptions { writer_cache_mib: 8, reader_cache_mib: 4, ..options.clone() };
         let inbox = inbox::Inbox::open(&inbox_path, &inbox_options)?;
         let backlog = inbox.pending_items(applied)?;
+        let checkpointer = checkpoint::Checkpointer::start(&[path.to_path_buf(), inbox_path], &options)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer,
@@ -97,6 +101,7 @@ impl SqliteStore {
             applied_seq: AtomicI64::new(applied),
             backlog: AtomicU64::new(backlog),
             applying: tokio::sync::Mutex::new(()),
+            _checkpointer: checkpointer,
         })
     }
 
