@@ -15,17 +15,12 @@ use rusqlite::params;
 use serde_json::{Map, Value};
 
 use crate::conn::{WriteCtx, storage};
-use crate::contacts::write_error;
 use crate::inbox::InboxEntry;
 use crate::rows::{insert_inferred_fields, one, t};
 
 /// core's view of the writer's transaction.
 pub(crate) struct SqliteIngestTx<'a> {
     pub ctx: &'a mut WriteCtx,
-}
-
-fn traits_text(state: &ContactState) -> String {
-    serde_json::to_string(&state.traits).unwrap_or_else(|_| "{}".into())
 }
 
 impl IngestTx for SqliteIngestTx<'_> {
@@ -72,65 +67,11 @@ impl IngestTx for SqliteIngestTx<'_> {
     }
 
     fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64> {
-        let at = t(&now());
-        let mut stmt = self
-            .ctx
-            .conn
-            .prepare_cached(
-                "INSERT INTO contacts (workspace_id, email, mobile, external_id, anonymous_id, traits, subscription_status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-            )
-            .map_err(storage)?;
-        stmt.execute(params![
-            ws,
-            state.email,
-            state.mobile,
-            state.external_id,
-            state.anonymous_id,
-            traits_text(state),
-            state.subscription_status.as_str(),
-            at
-        ])
-        .map_err(write_error)?;
-        Ok(self.ctx.conn.last_insert_rowid())
+        crate::contacts::insert_row(&self.ctx.conn, ws, state, &now())
     }
 
     fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, identities_changed: bool) -> Result<()> {
-        // Naming an indexed column in SET makes SQLite rewrite its index
-        // entry even when the value is unchanged: leave them out when we can.
-        if !identities_changed {
-            let mut stmt = self
-                .ctx
-                .conn
-                .prepare_cached(
-                    "UPDATE contacts SET traits = ?3, subscription_status = ?4, updated_at = ?5 WHERE workspace_id = ?1 AND id = ?2",
-                )
-                .map_err(storage)?;
-            stmt.execute(params![ws, id, traits_text(state), state.subscription_status.as_str(), t(&now())])
-                .map_err(write_error)?;
-            return Ok(());
-        }
-        let mut stmt = self
-            .ctx
-            .conn
-            .prepare_cached(
-                "UPDATE contacts SET email = ?3, mobile = ?4, external_id = ?5, anonymous_id = ?6, traits = ?7,
-                 subscription_status = ?8, updated_at = ?9 WHERE workspace_id = ?1 AND id = ?2",
-            )
-            .map_err(storage)?;
-        stmt.execute(params![
-            ws,
-            id,
-            state.email,
-            state.mobile,
-            state.external_id,
-            state.anonymous_id,
-            traits_text(state),
-            state.subscription_status.as_str(),
-            t(&now())
-        ])
-        .map_err(write_error)?;
-        Ok(())
+        crate::contacts::update_row(&self.ctx.conn, ws, id, state, identities_changed, &now())
     }
 
     fn insert_event(&mut self, ws: &str, contact_id: i64, event: &NewEvent) -> Result<()> {

@@ -56,16 +56,18 @@ pub(crate) fn get(conn: &Connection, ws: &str, id: i64) -> Result<Contact> {
     one(stmt.query_row(params![ws, id], contact_from_row))?.ok_or(Error::NotFound { entity: "contact" })
 }
 
-pub(crate) fn create(ctx: &mut WriteCtx, ws: &str, changes: &ContactChanges) -> Result<Contact> {
-    let mut state = ContactState::default();
-    let outcome = changes.apply(&mut state, ctx.registry(ws, Entity::Contact)?)?;
-    insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
-    let at = now();
-    let mut stmt = ctx
-        .conn
+/// Inserts a contact row; returns its id. The one INSERT of contacts (the
+/// native API and the ingest applier both use it).
+pub(crate) fn insert_row(
+    conn: &Connection,
+    ws: &str,
+    state: &ContactState,
+    at: &chrono::DateTime<chrono::Utc>,
+) -> Result<i64> {
+    let mut stmt = conn
         .prepare_cached(
-            "INSERT INTO contacts (workspace_id, email, mobile, external_id, traits, subscription_status, created_at, updated_at, anonymous_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+            "INSERT INTO contacts (workspace_id, email, mobile, external_id, anonymous_id, traits, subscription_status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
         )
         .map_err(storage)?;
     stmt.execute(params![
@@ -73,44 +75,41 @@ pub(crate) fn create(ctx: &mut WriteCtx, ws: &str, changes: &ContactChanges) -> 
         state.email,
         state.mobile,
         state.external_id,
-        serde_json::Value::Object(state.traits.clone()).to_string(),
+        state.anonymous_id,
+        serde_json::to_string(&state.traits).unwrap_or_else(|_| "{}".into()),
         state.subscription_status.as_str(),
-        t(&at),
-        state.anonymous_id
+        t(at)
     ])
     .map_err(write_error)?;
-    let id = ctx.conn.last_insert_rowid();
-    Ok(Contact { id, state, company_id: None, created_at: at, updated_at: at })
+    Ok(conn.last_insert_rowid())
 }
 
-pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &ContactChanges) -> Result<Contact> {
-    let mut contact = get(&ctx.conn, ws, id)?;
-    let identities_before = identities(&contact.state);
-    let outcome = changes.apply(&mut contact.state, ctx.registry(ws, Entity::Contact)?)?;
-    insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
-    contact.updated_at = now();
-    let state = &contact.state;
-    let traits = serde_json::Value::Object(state.traits.clone()).to_string();
-    if identities(state) == identities_before {
-        // The identity columns are left out when they keep their values:
-        // SQLite rewrites every index on a column named in SET, changed or
-        // not, and the four unique identity indexes tripled the pages (and
-        // WAL) written by a trait-only update.
-        let mut stmt = ctx
-            .conn
+/// Writes a contact's state. The identity columns are left out when they
+/// keep their values: SQLite rewrites every index on a column named in SET,
+/// changed or not, and the four unique identity indexes tripled the pages
+/// (and WAL) written by a trait-only update.
+pub(crate) fn update_row(
+    conn: &Connection,
+    ws: &str,
+    id: i64,
+    state: &ContactState,
+    identities_changed: bool,
+    at: &chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let traits = serde_json::to_string(&state.traits).unwrap_or_else(|_| "{}".into());
+    if !identities_changed {
+        let mut stmt = conn
             .prepare_cached(
                 "UPDATE contacts SET traits = ?3, subscription_status = ?4, updated_at = ?5 WHERE workspace_id = ?1 AND id = ?2",
             )
             .map_err(storage)?;
-        stmt.execute(params![ws, id, traits, state.subscription_status.as_str(), t(&contact.updated_at)])
-            .map_err(write_error)?;
-        return Ok(contact);
+        stmt.execute(params![ws, id, traits, state.subscription_status.as_str(), t(at)]).map_err(write_error)?;
+        return Ok(());
     }
-    let mut stmt = ctx
-        .conn
+    let mut stmt = conn
         .prepare_cached(
-            "UPDATE contacts SET email = ?3, mobile = ?4, external_id = ?5, traits = ?6, subscription_status = ?7, updated_at = ?8,
-             anonymous_id = ?9 WHERE workspace_id = ?1 AND id = ?2",
+            "UPDATE contacts SET email = ?3, mobile = ?4, external_id = ?5, anonymous_id = ?6, traits = ?7,
+             subscription_status = ?8, updated_at = ?9 WHERE workspace_id = ?1 AND id = ?2",
         )
         .map_err(storage)?;
     stmt.execute(params![
@@ -119,18 +118,38 @@ pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &ContactCha
         state.email,
         state.mobile,
         state.external_id,
+        state.anonymous_id,
         traits,
         state.subscription_status.as_str(),
-        t(&contact.updated_at),
-        state.anonymous_id
+        t(at)
     ])
     .map_err(write_error)?;
-    Ok(contact)
+    Ok(())
 }
 
-/// The identity columns of a contact, to tell whether a write changed them.
+/// The four identities, to tell whether a write changed any.
 fn identities(state: &ContactState) -> [Option<String>; 4] {
     [state.email.clone(), state.mobile.clone(), state.external_id.clone(), state.anonymous_id.clone()]
+}
+
+pub(crate) fn create(ctx: &mut WriteCtx, ws: &str, changes: &ContactChanges) -> Result<Contact> {
+    let mut state = ContactState::default();
+    let outcome = changes.apply(&mut state, ctx.registry(ws, Entity::Contact)?)?;
+    let at = now();
+    let id = insert_row(&ctx.conn, ws, &state, &at)?;
+    insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
+    Ok(Contact { id, state, company_id: None, created_at: at, updated_at: at })
+}
+
+pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &ContactChanges) -> Result<Contact> {
+    let mut contact = get(&ctx.conn, ws, id)?;
+    let before = identities(&contact.state);
+    let outcome = changes.apply(&mut contact.state, ctx.registry(ws, Entity::Contact)?)?;
+    contact.updated_at = now();
+    let changed = identities(&contact.state) != before;
+    update_row(&ctx.conn, ws, id, &contact.state, changed, &contact.updated_at)?;
+    insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
+    Ok(contact)
 }
 
 pub(crate) fn delete(conn: &Connection, ws: &str, id: i64) -> Result<()> {
