@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/analytics/identify", post(identify))
         .route("/api/analytics/track", post(track))
+        .fallback(crate::api::ops::not_found)
+        .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
         .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, envelope)))
 }
 

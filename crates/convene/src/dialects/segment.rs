@@ -47,6 +47,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/batch", post(|state: State<AppState>, req: Request| ingest(state, req, None)))
         .route("/v1/import", post(|state: State<AppState>, req: Request| ingest(state, req, None)))
         .layer(RequestDecompressionLayer::new())
+        .fallback(crate::api::ops::not_found)
+        .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
         .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, envelope)))
 }
 

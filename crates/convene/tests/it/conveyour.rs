@@ -418,3 +418,19 @@ async fn a_full_backlog_is_a_503_in_the_vendor_envelope() {
     assert_envelope(&a, 503);
     applied(&app, IDENTIFY, &token, json!([{"id": "a"}, {"id": "b"}])).await;
 }
+
+#[tokio::test]
+async fn unknown_routes_and_methods_under_the_dialect_keep_its_envelope() {
+    let app = spawn_app().await;
+    let (_, token) = app.full_key().await;
+    let a = post(&app, "/compat/conveyour/api/analytics/nope", &token, &json!({})).await;
+    assert_envelope(&a, 404);
+    let r = app.req(Method::GET, "/compat/conveyour/api/analytics/identify").send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "error");
+    let r = app.req(Method::POST, "/compat/segment/v1/nope").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["success"], false, "{v}");
+}
