@@ -141,6 +141,24 @@ struct Target {
     token: String,
 }
 
+/// Posts one JSON body; the latency in µs when answered 2xx, `None` otherwise.
+async fn post_once(client: &reqwest::Client, target: &Target, path: &str, body: String) -> Option<u32> {
+    let started = Instant::now();
+    let r = client
+        .post(format!("{}{path}", target.base))
+        .bearer_auth(&target.token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    let _ = r.bytes().await;
+    Some(started.elapsed().as_micros() as u32)
+}
+
 /// Drives `concurrency` closed-loop workers for `secs`, each sending the
 /// request `make(seq)` builds; returns (requests ok, errors, latencies).
 async fn closed_loop(
@@ -159,22 +177,12 @@ async fn closed_loop(
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut err, mut lat) = (0u64, 0u64, Vec::new());
             while !stop.load(Ordering::Relaxed) {
-                let body = make(seq.fetch_add(1, Ordering::Relaxed));
-                let started = Instant::now();
-                let r = client
-                    .post(format!("{}{path}", target.base))
-                    .bearer_auth(&target.token)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
+                match post_once(&client, &target, path, make(seq.fetch_add(1, Ordering::Relaxed))).await {
+                    Some(us) => {
                         ok += 1;
-                        lat.push(started.elapsed().as_micros() as u32);
+                        lat.push(us);
                     }
-                    _ => err += 1,
+                    None => err += 1,
                 }
             }
             (ok, err, lat)
@@ -227,22 +235,12 @@ async fn open_loop(
             let (ok, err, lat, in_flight) = (ok.clone(), err.clone(), lat.clone(), in_flight.clone());
             in_flight.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
-                let body = make(seq.fetch_add(1, Ordering::Relaxed));
-                let t = Instant::now();
-                let r = client
-                    .post(format!("{}{path}", target.base))
-                    .bearer_auth(&target.token)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
+                match post_once(&client, &target, path, make(seq.fetch_add(1, Ordering::Relaxed))).await {
+                    Some(us) => {
                         ok.fetch_add(1, Ordering::Relaxed);
-                        lat.lock().push(t.elapsed().as_micros() as u32);
+                        lat.lock().push(us);
                     }
-                    _ => {
+                    None => {
                         err.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::api::ingest::{JOB_HEADER, prefix_row};
-use crate::http::auth::{authenticate, presented_token};
+use crate::http::auth::{authenticate, authenticate_token, presented_token};
 use crate::http::error::{ApiError, ApiResult, ErrorInfo};
 use crate::http::json::check_depth;
 use crate::state::AppState;
@@ -126,21 +126,12 @@ async fn ingest(State(state): State<AppState>, req: Request, kind: Option<&'stat
 }
 
 async fn authenticate_segment(state: &AppState, headers: &HeaderMap, body: &Map<String, Value>) -> Result<Principal> {
-    if presented_token(headers)?.is_some() {
-        return authenticate(state, headers).await;
+    if presented_token(headers)?.is_none()
+        && let Some(key) = body.get("writeKey").and_then(Value::as_str)
+    {
+        return authenticate_token(state, key).await;
     }
-    match body.get("writeKey").and_then(Value::as_str) {
-        Some(key) => {
-            let mut h = HeaderMap::new();
-            let value = format!("Bearer {key}");
-            h.insert(
-                axum::http::header::AUTHORIZATION,
-                value.parse().map_err(|_| Error::Unauthenticated { reason: "invalid write key" })?,
-            );
-            authenticate(state, &h).await
-        }
-        None => authenticate(state, headers).await,
-    }
+    authenticate(state, headers).await
 }
 
 fn string_id(m: &Map<String, Value>, key: &str) -> Result<Option<String>> {
