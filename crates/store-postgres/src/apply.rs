@@ -1,0 +1,645 @@
+//! The applier on PostgreSQL.
+//!
+//! A step claims one lane of the inbox (`FOR UPDATE SKIP LOCKED` on its
+//! `ingest_lanes` row, so any node may apply and no two apply the same
+//! lane), reads its oldest entries and applies their items with core's
+//! [`apply_item`] — the one implementation — against [`Applier`], an
+//! [`IngestTx`] that answers from memory and writes behind:
+//!
+//! - before the items, one query per workspace loads (and locks, in id
+//!   order) every contact any item names, and one finds the message ids
+//!   already applied;
+//! - writes are buffered: several updates of one contact become one row
+//!   write; contacts, events, message ids and fields are then written by one
+//!   set-based statement each;
+//! - alias and group items (which may fail after a write) run in a
+//!   savepoint with the buffer flushed around them.
+//!
+//! Job results are written and the applied entries deleted in the same
+//! transaction, so a crash at any point leaves either all of a step or none.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use convene_core::contact::ContactState;
+use convene_core::event::NewEvent;
+use convene_core::field::{Entity, FieldRegistry, FieldType};
+use convene_core::identity::IdentityKind;
+use convene_core::ids::now;
+use convene_core::ingest::{ApplyReport, IngestItem, IngestTx, JobStatus, QueuedJob, RowError, RowOutcome, apply_item};
+use convene_core::merge::{TraitOp, apply_traits};
+use convene_core::{Error, Result};
+use deadpool_postgres::Pool;
+use serde_json::{Map, Value};
+use tokio::runtime::Handle;
+
+use crate::contacts::{self, COLUMNS, RowWrite, contact_from_row, identity_column};
+use crate::db::{Tx, execute, query, query_one, query_opt};
+use crate::events;
+use crate::inbox::LANES;
+use crate::rows::{get, insert_inferred_fields, load_registry};
+
+/// Contact ids reserved from the sequence at a time.
+const ID_CHUNK: usize = 256;
+
+/// Claims a lane with queued work (rotating from `start`) and applies up to
+/// about `max_items` of its items in one transaction.
+pub(crate) async fn apply_step(pool: &Pool, start: i32, max_items: usize) -> Result<ApplyReport> {
+    let tx = Tx::begin(pool).await?;
+    let lane = query_opt(
+        tx.c(),
+        "SELECT l.lane FROM ingest_lanes l
+         WHERE EXISTS (SELECT 1 FROM ingest_inbox i WHERE i.lane = l.lane)
+         ORDER BY (l.lane - $1 + $2) % $2 LIMIT 1 FOR UPDATE OF l SKIP LOCKED",
+        &[&start, &(LANES as i32)],
+    )
+    .await?;
+    let Some(lane) = lane else {
+        tx.rollback().await;
+        return Ok(ApplyReport::default());
+    };
+    let lane: i32 = get(&lane, "lane")?;
+    let rows = query(
+        tx.c(),
+        "SELECT seq, body, item_count FROM ingest_inbox WHERE lane = $1 ORDER BY seq LIMIT 1000",
+        &[&lane],
+    )
+    .await?;
+    let mut entries: Vec<(i64, QueuedJob)> = Vec::new();
+    let mut items = 0usize;
+    for row in &rows {
+        let seq: i64 = get(row, "seq")?;
+        let body: Vec<u8> = get(row, "body")?;
+        let job: QueuedJob = serde_json::from_slice(&body)
+            .map_err(|e| Error::Internal(format!("inbox entry {seq} is unreadable: {e}")))?;
+        items += job.items.len();
+        entries.push((seq, job));
+        if items >= max_items {
+            break;
+        }
+    }
+    let rt = Handle::current();
+    // core's apply_item is synchronous: run the step on a blocking thread,
+    // which drives the queries with `block_on`.
+    let (tx, result) = tokio::task::spawn_blocking(move || {
+        let mut applier = Applier::new(tx, rt);
+        let result = applier.run(lane, &entries);
+        (applier.tx, result)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the applier panicked: {e}")))?;
+    tx.finish(result).await
+}
+
+/// A contact loaded or created in this step.
+struct Cached {
+    state: ContactState,
+    /// Not yet in the table (its id is reserved).
+    new: bool,
+    /// Changed since the last flush.
+    dirty: bool,
+}
+
+type Key = (String, i64);
+
+/// core's view of the step's transaction (see the module doc).
+pub(crate) struct Applier {
+    tx: Tx,
+    rt: Handle,
+    /// Who holds an identity (`None`: nobody), for every identity asked.
+    holders: HashMap<(String, IdentityKind, String), Option<i64>>,
+    contacts: HashMap<Key, Cached>,
+    /// Message ids asked: true when already applied.
+    messages: HashMap<(String, String), bool>,
+    new_messages: Vec<(String, String)>,
+    registries: HashMap<(String, Entity), FieldRegistry>,
+    new_fields: Vec<(String, Entity, String, FieldType)>,
+    events: Vec<(String, i64, NewEvent)>,
+    /// Latest event time per contact since the last flush.
+    seen: HashMap<Key, DateTime<Utc>>,
+    reserved: Vec<i64>,
+}
+
+fn block<F: Future>(rt: &Handle, f: F) -> F::Output {
+    rt.block_on(f)
+}
+
+fn is_step_error(e: &Error) -> bool {
+    matches!(e, Error::Storage(_) | Error::Internal(_) | Error::Unavailable { .. })
+}
+
+impl Applier {
+    fn new(tx: Tx, rt: Handle) -> Self {
+        Applier {
+            tx,
+            rt,
+            holders: HashMap::new(),
+            contacts: HashMap::new(),
+            messages: HashMap::new(),
+            new_messages: Vec::new(),
+            registries: HashMap::new(),
+            new_fields: Vec::new(),
+            events: Vec::new(),
+            seen: HashMap::new(),
+            reserved: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, lane: i32, entries: &[(i64, QueuedJob)]) -> Result<ApplyReport> {
+        self.prefetch(entries)?;
+        let mut report = ApplyReport::default();
+        let mut results = Vec::with_capacity(entries.len());
+        for (_, job) in entries {
+            let ws = job.workspace_id.as_str();
+            let (mut applied, mut duplicates) = (0usize, 0usize);
+            let mut errors: Vec<RowError> = Vec::new();
+            for (row, item) in job.items.iter().enumerate() {
+                let outcome =
+                    if item.needs_savepoint() { self.apply_in_savepoint(ws, item) } else { self.apply_plain(ws, item) };
+                match outcome {
+                    Ok(RowOutcome::Applied) => applied += 1,
+                    Ok(RowOutcome::Duplicate) => duplicates += 1,
+                    Err(e) if is_step_error(&e) => return Err(e),
+                    Err(e) => errors.push(RowError::of(row, &e)),
+                }
+            }
+            results.push((job, applied, duplicates, errors));
+            report.items += job.items.len();
+            report.received_at.push(job.received_at);
+        }
+        self.flush().map_err(race)?;
+        let finished = now();
+        let (mut wss, mut ids, mut statuses, mut totals, mut applieds, mut dups, mut faileds, mut errs, mut received) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        for (job, applied, duplicates, errors) in &results {
+            wss.push(job.workspace_id.as_str());
+            ids.push(job.id.as_str());
+            statuses.push(if errors.is_empty() { JobStatus::Applied } else { JobStatus::Failed }.as_str());
+            totals.push(job.items.len() as i32);
+            applieds.push(*applied as i32);
+            dups.push(*duplicates as i32);
+            faileds.push(errors.len() as i32);
+            errs.push(serde_json::to_string(errors).unwrap_or_else(|_| "[]".into()));
+            received.push(job.received_at);
+        }
+        block(
+            &self.rt,
+            execute(
+                self.tx.c(),
+                "INSERT INTO jobs (workspace_id, id, status, total, applied, duplicates, failed, errors, received_at, finished_at)
+                 SELECT w, i, s, t, a, d, f, e::jsonb, r, $10
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::int[], $8::text[], $9::timestamptz[])
+                      AS v(w, i, s, t, a, d, f, e, r)
+                 ON CONFLICT DO NOTHING",
+                &[&wss, &ids, &statuses, &totals, &applieds, &dups, &faileds, &errs, &received, &finished],
+            ),
+        )?;
+        let seqs: Vec<i64> = entries.iter().map(|(seq, _)| *seq).collect();
+        block(
+            &self.rt,
+            execute(self.tx.c(), "DELETE FROM ingest_inbox WHERE lane = $1 AND seq = ANY($2)", &[&lane, &seqs]),
+        )?;
+        Ok(report)
+    }
+
+    /// Identify and track: checked before any write, so a row error leaves
+    /// nothing buffered; the registry may have been touched, so it is
+    /// reloaded.
+    fn apply_plain(&mut self, ws: &str, item: &IngestItem) -> Result<RowOutcome> {
+        let result = apply_item(self, ws, item);
+        if result.is_err() {
+            self.registries.retain(|(w, _), _| w != ws);
+        }
+        result
+    }
+
+    /// Alias and group: the buffer is flushed, the item runs in a savepoint
+    /// and its writes are flushed inside it; the caches are dropped after
+    /// (a merge or a rollback changes what they describe).
+    fn apply_in_savepoint(&mut self, ws: &str, item: &IngestItem) -> Result<RowOutcome> {
+        self.flush().map_err(race)?;
+        self.control("SAVEPOINT item")?;
+        let result = apply_item(self, ws, item).and_then(|outcome| self.flush().map(|_| outcome));
+        match &result {
+            Ok(_) => self.control("RELEASE SAVEPOINT item")?,
+            Err(e) if is_step_error(e) => {}
+            Err(_) => {
+                self.control("ROLLBACK TO SAVEPOINT item")?;
+                self.control("RELEASE SAVEPOINT item")?;
+            }
+        }
+        self.discard_buffers();
+        self.holders.clear();
+        self.contacts.clear();
+        self.messages.clear();
+        self.registries.clear();
+        result
+    }
+
+    fn control(&mut self, sql: &'static str) -> Result<()> {
+        block(&self.rt, self.tx.c().batch_execute(sql)).map_err(crate::error::db)
+    }
+
+    fn discard_buffers(&mut self) {
+        self.new_messages.clear();
+        self.new_fields.clear();
+        self.events.clear();
+        self.seen.clear();
+    }
+
+    /// Loads and locks every contact the entries name, and the message ids
+    /// already applied, with one query each per workspace.
+    fn prefetch(&mut self, entries: &[(i64, QueuedJob)]) -> Result<()> {
+        #[derive(Default)]
+        struct Wanted {
+            messages: BTreeSet<String>,
+            identities: HashMap<IdentityKind, BTreeSet<String>>,
+        }
+        let mut wanted: HashMap<&str, Wanted> = HashMap::new();
+        for (_, job) in entries {
+            let w = wanted.entry(job.workspace_id.as_str()).or_default();
+            for item in &job.items {
+                if let Some(id) = item.message_id() {
+                    w.messages.insert(id.to_string());
+                }
+                let mut add = |kind: IdentityKind, value: &str| {
+                    w.identities.entry(kind).or_default().insert(value.to_string());
+                };
+                match item {
+                    IngestItem::Identify { lookups, changes, .. } => {
+                        lookups.iter().for_each(|(k, v)| add(*k, v));
+                        changes.identities_set().for_each(|(k, v)| add(k, v));
+                    }
+                    IngestItem::Track { lookups, .. } | IngestItem::Group { lookups, .. } => {
+                        lookups.iter().for_each(|(k, v)| add(*k, v))
+                    }
+                    IngestItem::Alias { previous, lookups, .. } => {
+                        previous.iter().chain(lookups).for_each(|(k, v)| add(*k, v))
+                    }
+                }
+            }
+        }
+        for (ws, w) in wanted {
+            let messages: Vec<&String> = w.messages.iter().collect();
+            if !messages.is_empty() {
+                let seen = block(
+                    &self.rt,
+                    query(
+                        self.tx.c(),
+                        "SELECT message_id FROM ingest_dedupe WHERE workspace_id = $1 AND message_id = ANY($2)",
+                        &[&ws, &messages],
+                    ),
+                )?;
+                for m in &messages {
+                    self.messages.insert((ws.to_string(), m.to_string()), false);
+                }
+                for row in &seen {
+                    self.messages.insert((ws.to_string(), get(row, "message_id")?), true);
+                }
+            }
+            let values = |kind: IdentityKind| -> Vec<&String> {
+                w.identities.get(&kind).map(|s| s.iter().collect()).unwrap_or_default()
+            };
+            let (emails, mobiles, externals, anonymous) = (
+                values(IdentityKind::Email),
+                values(IdentityKind::Mobile),
+                values(IdentityKind::ExternalId),
+                values(IdentityKind::AnonymousId),
+            );
+            for kind in IdentityKind::ALL {
+                for v in values(kind) {
+                    self.holders.insert((ws.to_string(), kind, v.clone()), None);
+                }
+            }
+            // Each arm names its partial unique index's predicate, so the
+            // planner uses the four indexes.
+            let sql = format!(
+                "SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND (
+                    (email IS NOT NULL AND email = ANY($2)) OR (mobile IS NOT NULL AND mobile = ANY($3))
+                 OR (external_id IS NOT NULL AND external_id = ANY($4))
+                 OR (anonymous_id IS NOT NULL AND anonymous_id = ANY($5)))
+                 ORDER BY id FOR UPDATE"
+            );
+            let rows = block(&self.rt, query(self.tx.c(), &sql, &[&ws, &emails, &mobiles, &externals, &anonymous]))?;
+            for row in &rows {
+                let contact = contact_from_row(row)?;
+                self.remember(ws, contact.id, contact.state);
+            }
+        }
+        Ok(())
+    }
+
+    /// Caches a contact read from the table and who holds its identities.
+    fn remember(&mut self, ws: &str, id: i64, state: ContactState) {
+        for kind in IdentityKind::ALL {
+            if let Some(v) = state.identity(kind) {
+                self.holders.insert((ws.to_string(), kind, v.to_string()), Some(id));
+            }
+        }
+        self.contacts.insert((ws.to_string(), id), Cached { state, new: false, dirty: false });
+    }
+
+    /// Writes everything buffered, one set-based statement per table and
+    /// workspace: updated contacts, then new ones, then last-seen times,
+    /// events, message ids and fields.
+    fn flush(&mut self) -> Result<()> {
+        let mut wss: BTreeSet<String> = BTreeSet::new();
+        wss.extend(self.contacts.iter().filter(|(_, c)| c.dirty).map(|((w, _), _)| w.clone()));
+        wss.extend(self.events.iter().map(|(w, _, _)| w.clone()));
+        wss.extend(self.seen.keys().map(|(w, _)| w.clone()));
+        wss.extend(self.new_messages.iter().map(|(w, _)| w.clone()));
+        wss.extend(self.new_fields.iter().map(|(w, _, _, _)| w.clone()));
+        if wss.is_empty() {
+            return Ok(());
+        }
+        let at = now();
+        for ws in &wss {
+            for entity in [Entity::Contact, Entity::Company] {
+                let fields: Vec<(String, FieldType)> = self
+                    .new_fields
+                    .iter()
+                    .filter(|(w, e, _, _)| w == ws && *e == entity)
+                    .map(|(_, _, n, t)| (n.clone(), *t))
+                    .collect();
+                block(&self.rt, insert_inferred_fields(self.tx.c(), ws, entity, &fields))?;
+            }
+            let mut updates = Vec::new();
+            let mut inserts = Vec::new();
+            let mut ordered: Vec<(&Key, &Cached)> =
+                self.contacts.iter().filter(|((w, _), c)| w == ws && c.dirty).collect();
+            ordered.sort_by_key(|((_, id), _)| *id);
+            for (key, cached) in ordered {
+                let row = RowWrite { id: key.1, state: &cached.state, last_seen: self.seen.remove(key) };
+                if cached.new { inserts.push(row) } else { updates.push(row) }
+            }
+            block(&self.rt, contacts::update_rows(self.tx.c(), ws, &updates, at))?;
+            block(&self.rt, contacts::insert_rows(self.tx.c(), ws, &inserts, at))?;
+            let seen: HashMap<i64, DateTime<Utc>> =
+                self.seen.iter().filter(|((w, _), _)| w == ws).map(|((_, id), t)| (*id, *t)).collect();
+            block(&self.rt, contacts::touch_seen(self.tx.c(), ws, &seen))?;
+            let evs: Vec<(i64, &NewEvent)> =
+                self.events.iter().filter(|(w, _, _)| w == ws).map(|(_, c, e)| (*c, e)).collect();
+            block(&self.rt, events::insert(self.tx.c(), ws, &evs))?;
+            let msgs: Vec<&str> = self.new_messages.iter().filter(|(w, _)| w == ws).map(|(_, m)| m.as_str()).collect();
+            if !msgs.is_empty() {
+                block(
+                    &self.rt,
+                    execute(
+                        self.tx.c(),
+                        "INSERT INTO ingest_dedupe (workspace_id, message_id, seen_at)
+                         SELECT $1, m, $3 FROM unnest($2::text[]) AS m ON CONFLICT DO NOTHING",
+                        &[&ws, &msgs, &at],
+                    ),
+                )?;
+            }
+        }
+        for cached in self.contacts.values_mut() {
+            cached.dirty = false;
+            cached.new = false;
+        }
+        self.discard_buffers();
+        Ok(())
+    }
+
+    fn cached_state(&self, ws: &str, id: i64) -> Option<&ContactState> {
+        self.contacts.get(&(ws.to_string(), id)).map(|c| &c.state)
+    }
+}
+
+/// A flush that fails on a unique index means another writer (a native
+/// request, another node) took an identity after the prefetch: the step is
+/// run again and then sees it.
+fn race(e: Error) -> Error {
+    match e {
+        Error::Conflict { .. } => Error::Unavailable {
+            message: "a concurrent write took an identity; the step is retried".into(),
+            retry_after_secs: 1,
+        },
+        other => other,
+    }
+}
+
+impl IngestTx for Applier {
+    fn message_seen(&mut self, ws: &str, message_id: &str) -> Result<bool> {
+        let key = (ws.to_string(), message_id.to_string());
+        if let Some(seen) = self.messages.get(&key) {
+            return Ok(*seen);
+        }
+        let row = block(
+            &self.rt,
+            query_one(
+                self.tx.c(),
+                "SELECT EXISTS (SELECT 1 FROM ingest_dedupe WHERE workspace_id = $1 AND message_id = $2) AS seen",
+                &[&ws, &message_id],
+            ),
+        )?;
+        let seen: bool = get(&row, "seen")?;
+        self.messages.insert(key, seen);
+        Ok(seen)
+    }
+
+    fn record_message(&mut self, ws: &str, message_id: &str) -> Result<()> {
+        self.messages.insert((ws.to_string(), message_id.to_string()), true);
+        self.new_messages.push((ws.to_string(), message_id.to_string()));
+        Ok(())
+    }
+
+    fn find_contact(&mut self, ws: &str, kind: IdentityKind, value: &str) -> Result<Option<i64>> {
+        let key = (ws.to_string(), kind, value.to_string());
+        if let Some(holder) = self.holders.get(&key) {
+            return Ok(*holder);
+        }
+        let column = identity_column(kind);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND {column} IS NOT NULL AND {column} = $2 FOR UPDATE"
+        );
+        let row = block(&self.rt, query_opt(self.tx.c(), &sql, &[&ws, &value]))?;
+        let holder = match row {
+            None => None,
+            Some(row) => {
+                let contact = contact_from_row(&row)?;
+                match self.cached_state(ws, contact.id) {
+                    // The cached state is newer than the table (not flushed yet).
+                    Some(state) => (state.identity(kind) == Some(value)).then_some(contact.id),
+                    None => {
+                        let id = contact.id;
+                        self.remember(ws, id, contact.state);
+                        Some(id)
+                    }
+                }
+            }
+        };
+        self.holders.insert(key, holder);
+        Ok(holder)
+    }
+
+    fn load_contact(&mut self, ws: &str, id: i64) -> Result<ContactState> {
+        if let Some(state) = self.cached_state(ws, id) {
+            return Ok(state.clone());
+        }
+        let sql = format!("SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND id = $2 FOR UPDATE");
+        let row =
+            block(&self.rt, query_opt(self.tx.c(), &sql, &[&ws, &id]))?.ok_or(Error::NotFound { entity: "contact" })?;
+        let contact = contact_from_row(&row)?;
+        self.remember(ws, id, contact.state.clone());
+        Ok(contact.state)
+    }
+
+    fn field_registry(&mut self, ws: &str, entity: Entity) -> Result<&mut FieldRegistry> {
+        let key = (ws.to_string(), entity);
+        if !self.registries.contains_key(&key) {
+            let mut registry = block(&self.rt, load_registry(self.tx.c(), ws, entity))?;
+            for (_, _, name, ty) in self.new_fields.iter().filter(|(w, e, _, _)| w == ws && *e == entity) {
+                registry.insert(name.clone(), *ty);
+            }
+            self.registries.insert(key.clone(), registry);
+        }
+        self.registries.get_mut(&key).ok_or_else(|| Error::Internal("registry vanished".into()))
+    }
+
+    fn record_fields(&mut self, ws: &str, entity: Entity, fields: &[(String, FieldType)]) -> Result<()> {
+        for (name, ty) in fields {
+            if !self.new_fields.iter().any(|(w, e, n, _)| w == ws && *e == entity && n == name) {
+                self.new_fields.push((ws.to_string(), entity, name.clone(), *ty));
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64> {
+        if self.reserved.is_empty() {
+            let mut ids = block(&self.rt, contacts::reserve_ids(self.tx.c(), ID_CHUNK))?;
+            ids.reverse();
+            self.reserved = ids;
+        }
+        let id = self.reserved.pop().ok_or_else(|| Error::Internal("no contact id reserved".into()))?;
+        self.remember(ws, id, state.clone());
+        if let Some(cached) = self.contacts.get_mut(&(ws.to_string(), id)) {
+            cached.new = true;
+            cached.dirty = true;
+        }
+        Ok(id)
+    }
+
+    fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, _identities_changed: bool) -> Result<()> {
+        let key = (ws.to_string(), id);
+        let before = self.contacts.get(&key).map(|c| c.state.clone()).unwrap_or_default();
+        for kind in IdentityKind::ALL {
+            let (old, new) = (before.identity(kind), state.identity(kind));
+            if old != new {
+                if let Some(old) = old {
+                    self.holders.insert((ws.to_string(), kind, old.to_string()), None);
+                }
+                if let Some(new) = new {
+                    self.holders.insert((ws.to_string(), kind, new.to_string()), Some(id));
+                }
+            }
+        }
+        let cached =
+            self.contacts.entry(key).or_insert(Cached { state: ContactState::default(), new: false, dirty: false });
+        cached.state = state.clone();
+        cached.dirty = true;
+        Ok(())
+    }
+
+    fn insert_event(&mut self, ws: &str, contact_id: i64, event: &NewEvent) -> Result<()> {
+        self.events.push((ws.to_string(), contact_id, event.clone()));
+        let seen = self.seen.entry((ws.to_string(), contact_id)).or_insert(event.timestamp);
+        if event.timestamp > *seen {
+            *seen = event.timestamp;
+        }
+        Ok(())
+    }
+
+    fn merge_contacts(&mut self, ws: &str, from: i64, into: i64) -> Result<()> {
+        self.flush()?;
+        let c = self.tx.c();
+        block(&self.rt, async {
+            execute(
+                c,
+                "UPDATE events SET contact_id = $3 WHERE workspace_id = $1 AND contact_id = $2",
+                &[&ws, &from, &into],
+            )
+            .await?;
+            execute(c, "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2", &[&ws, &from]).await?;
+            execute(
+                c,
+                "INSERT INTO contact_merges (workspace_id, from_id, into_id, merged_at) VALUES ($1, $2, $3, $4)",
+                &[&ws, &from, &into, &now()],
+            )
+            .await
+        })?;
+        if let Some(gone) = self.contacts.remove(&(ws.to_string(), from)) {
+            for kind in IdentityKind::ALL {
+                if let Some(v) = gone.state.identity(kind) {
+                    self.holders.insert((ws.to_string(), kind, v.to_string()), None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn upsert_company(&mut self, ws: &str, external_id: &str, traits: &Map<String, Value>) -> Result<i64> {
+        self.flush()?;
+        let existing = block(
+            &self.rt,
+            query_opt(
+                self.tx.c(),
+                "SELECT id, traits FROM companies WHERE workspace_id = $1 AND external_id = $2 FOR UPDATE",
+                &[&ws, &external_id],
+            ),
+        )?;
+        let (id, mut current) = match &existing {
+            Some(row) => {
+                let traits: Value = get(row, "traits")?;
+                (Some(get::<i64>(row, "id")?), traits.as_object().cloned().unwrap_or_default())
+            }
+            None => (None, Map::new()),
+        };
+        let ops = TraitOp::parse_map(traits)?;
+        let outcome = apply_traits(&mut current, &ops, self.field_registry(ws, Entity::Company)?)?;
+        self.record_fields(ws, Entity::Company, &outcome.new_fields)?;
+        let at = now();
+        let value = Value::Object(current);
+        let id: i64 = match id {
+            Some(id) => {
+                block(
+                    &self.rt,
+                    execute(
+                        self.tx.c(),
+                        "UPDATE companies SET traits = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2",
+                        &[&ws, &id, &value, &at],
+                    ),
+                )?;
+                id
+            }
+            None => {
+                let row = block(
+                    &self.rt,
+                    query_one(
+                        self.tx.c(),
+                        "INSERT INTO companies (workspace_id, external_id, traits, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                        &[&ws, &external_id, &value, &at],
+                    ),
+                )?;
+                get(&row, "id")?
+            }
+        };
+        Ok(id)
+    }
+
+    fn set_contact_company(&mut self, ws: &str, contact_id: i64, company_id: i64) -> Result<()> {
+        self.flush()?;
+        block(
+            &self.rt,
+            execute(
+                self.tx.c(),
+                "UPDATE contacts SET company_id = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2",
+                &[&ws, &contact_id, &company_id, &now()],
+            ),
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,234 @@
+//! Contacts: the one INSERT and the one UPDATE of contact rows (set-based,
+//! used by the native API with one row and by the applier with many), and
+//! the native API's load → core merge → write transactions.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use convene_core::contact::{Contact, ContactChanges, ContactFilter, ContactState, SubscriptionStatus};
+use convene_core::field::Entity;
+use convene_core::identity::IdentityKind;
+use convene_core::ids::now;
+use convene_core::page::{Page, PageRequest};
+use convene_core::{Error, Result};
+use deadpool_postgres::{ClientWrapper, Pool};
+use tokio_postgres::Row;
+
+use crate::db::{Tx, conn, execute, query, query_opt};
+use crate::rows::{self, insert_inferred_fields, load_registry, object};
+
+/// Columns read by [`contact_from_row`].
+pub(crate) const COLUMNS: &str =
+    "id, email, mobile, external_id, anonymous_id, traits, subscription_status, company_id, created_at, updated_at";
+
+pub(crate) fn contact_from_row(row: &Row) -> Result<Contact> {
+    let status: String = rows::get(row, "subscription_status")?;
+    Ok(Contact {
+        id: rows::get(row, "id")?,
+        state: ContactState {
+            email: rows::get(row, "email")?,
+            mobile: rows::get(row, "mobile")?,
+            external_id: rows::get(row, "external_id")?,
+            anonymous_id: rows::get(row, "anonymous_id")?,
+            traits: object(row, "traits")?,
+            subscription_status: SubscriptionStatus::parse(&status).unwrap_or_default(),
+        },
+        company_id: rows::get(row, "company_id")?,
+        created_at: rows::get(row, "created_at")?,
+        updated_at: rows::get(row, "updated_at")?,
+    })
+}
+
+/// A contact row to write: its id (reserved from the sequence for new
+/// rows), state, and the latest event time seen in this transaction.
+pub(crate) struct RowWrite<'a> {
+    pub id: i64,
+    pub state: &'a ContactState,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// Column arrays of a set of row writes, bound to `unnest`.
+struct Columns<'a> {
+    ids: Vec<i64>,
+    emails: Vec<Option<&'a str>>,
+    mobiles: Vec<Option<&'a str>>,
+    external_ids: Vec<Option<&'a str>>,
+    anonymous_ids: Vec<Option<&'a str>>,
+    traits: Vec<String>,
+    statuses: Vec<&'static str>,
+    seen: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &[RowWrite<'a>]) -> Self {
+        Columns {
+            ids: rows.iter().map(|r| r.id).collect(),
+            emails: rows.iter().map(|r| r.state.email.as_deref()).collect(),
+            mobiles: rows.iter().map(|r| r.state.mobile.as_deref()).collect(),
+            external_ids: rows.iter().map(|r| r.state.external_id.as_deref()).collect(),
+            anonymous_ids: rows.iter().map(|r| r.state.anonymous_id.as_deref()).collect(),
+            traits: rows
+                .iter()
+                .map(|r| serde_json::to_string(&r.state.traits).unwrap_or_else(|_| "{}".into()))
+                .collect(),
+            statuses: rows.iter().map(|r| r.state.subscription_status.as_str()).collect(),
+            seen: rows.iter().map(|r| r.last_seen).collect(),
+        }
+    }
+}
+
+/// Inserts contact rows with their reserved ids. The one INSERT of contacts.
+pub(crate) async fn insert_rows(cw: &ClientWrapper, ws: &str, rows: &[RowWrite<'_>], at: DateTime<Utc>) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let c = Columns::of(rows);
+    execute(
+        cw,
+        "INSERT INTO contacts (workspace_id, id, email, mobile, external_id, anonymous_id, traits, subscription_status,
+                               last_seen_at, created_at, updated_at)
+         SELECT $1, v.id, v.email, v.mobile, v.external_id, v.anonymous_id, v.traits::jsonb, v.status, v.seen, $10, $10
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+              AS v(id, email, mobile, external_id, anonymous_id, traits, status, seen)",
+        &[&ws, &c.ids, &c.emails, &c.mobiles, &c.external_ids, &c.anonymous_ids, &c.traits, &c.statuses, &c.seen, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes contacts' states (and moves `last_seen_at` forward). The one
+/// UPDATE of contact rows.
+pub(crate) async fn update_rows(cw: &ClientWrapper, ws: &str, rows: &[RowWrite<'_>], at: DateTime<Utc>) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let c = Columns::of(rows);
+    execute(
+        cw,
+        "UPDATE contacts c SET email = v.email, mobile = v.mobile, external_id = v.external_id,
+                anonymous_id = v.anonymous_id, traits = v.traits::jsonb, subscription_status = v.status,
+                last_seen_at = GREATEST(c.last_seen_at, v.seen), updated_at = $10
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+              AS v(id, email, mobile, external_id, anonymous_id, traits, status, seen)
+         WHERE c.workspace_id = $1 AND c.id = v.id",
+        &[&ws, &c.ids, &c.emails, &c.mobiles, &c.external_ids, &c.anonymous_ids, &c.traits, &c.statuses, &c.seen, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Moves `last_seen_at` forward on contacts whose state did not change.
+pub(crate) async fn touch_seen(cw: &ClientWrapper, ws: &str, seen: &HashMap<i64, DateTime<Utc>>) -> Result<()> {
+    if seen.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = seen.keys().copied().collect();
+    let times: Vec<DateTime<Utc>> = ids.iter().filter_map(|id| seen.get(id).copied()).collect();
+    execute(
+        cw,
+        "UPDATE contacts c SET last_seen_at = v.seen FROM unnest($2::bigint[], $3::timestamptz[]) AS v(id, seen)
+         WHERE c.workspace_id = $1 AND c.id = v.id AND (c.last_seen_at IS NULL OR c.last_seen_at < v.seen)",
+        &[&ws, &ids, &times],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reserves `n` contact ids from the sequence.
+pub(crate) async fn reserve_ids(cw: &ClientWrapper, n: usize) -> Result<Vec<i64>> {
+    let rows = query(
+        cw,
+        "SELECT nextval(pg_get_serial_sequence('contacts', 'id')) FROM generate_series(1::bigint, $1::bigint)",
+        &[&(n as i64)],
+    )
+    .await?;
+    rows.iter().map(|r| r.try_get::<_, i64>(0).map_err(crate::error::db)).collect()
+}
+
+async fn load(cw: &ClientWrapper, ws: &str, id: i64, lock: bool) -> Result<Contact> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND id = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row = query_opt(cw, &sql, &[&ws, &id]).await?;
+    row.as_ref().map(contact_from_row).transpose()?.ok_or(Error::NotFound { entity: "contact" })
+}
+
+pub(crate) async fn get(pool: &Pool, ws: &str, id: i64) -> Result<Contact> {
+    let c = conn(pool).await?;
+    load(&c, ws, id, false).await
+}
+
+pub(crate) async fn create(pool: &Pool, ws: &str, changes: &ContactChanges) -> Result<Contact> {
+    let tx = Tx::begin(pool).await?;
+    let result = async {
+        let mut registry = load_registry(tx.c(), ws, Entity::Contact).await?;
+        let mut state = ContactState::default();
+        let outcome = changes.apply(&mut state, &mut registry)?;
+        let at = now();
+        let id =
+            reserve_ids(tx.c(), 1).await?.first().copied().ok_or_else(|| Error::Internal("no id reserved".into()))?;
+        insert_rows(tx.c(), ws, &[RowWrite { id, state: &state, last_seen: None }], at).await?;
+        insert_inferred_fields(tx.c(), ws, Entity::Contact, &outcome.new_fields).await?;
+        Ok(Contact { id, state, company_id: None, created_at: at, updated_at: at })
+    }
+    .await;
+    tx.finish(result).await
+}
+
+pub(crate) async fn update(pool: &Pool, ws: &str, id: i64, changes: &ContactChanges) -> Result<Contact> {
+    let tx = Tx::begin(pool).await?;
+    let result = async {
+        let mut contact = load(tx.c(), ws, id, true).await?;
+        let mut registry = load_registry(tx.c(), ws, Entity::Contact).await?;
+        let outcome = changes.apply(&mut contact.state, &mut registry)?;
+        contact.updated_at = now();
+        update_rows(tx.c(), ws, &[RowWrite { id, state: &contact.state, last_seen: None }], contact.updated_at).await?;
+        insert_inferred_fields(tx.c(), ws, Entity::Contact, &outcome.new_fields).await?;
+        Ok(contact)
+    }
+    .await;
+    tx.finish(result).await
+}
+
+pub(crate) async fn delete(pool: &Pool, ws: &str, id: i64) -> Result<()> {
+    let c = conn(pool).await?;
+    let n = execute(&c, "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2", &[&ws, &id]).await?;
+    if n == 0 {
+        return Err(Error::NotFound { entity: "contact" });
+    }
+    Ok(())
+}
+
+pub(crate) async fn list(pool: &Pool, ws: &str, filter: &ContactFilter, page: &PageRequest) -> Result<Page<Contact>> {
+    let after = page.after_i64()?.unwrap_or(0);
+    let limit = page.limit as i64 + 1;
+    let c = conn(pool).await?;
+    let rows = match &filter.identity {
+        Some((kind, value)) => {
+            let column = identity_column(*kind);
+            let sql = format!(
+                "SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND {column} IS NOT NULL AND {column} = $2
+                 AND id > $3 ORDER BY id LIMIT $4"
+            );
+            query(&c, &sql, &[&ws, value, &after, &limit]).await?
+        }
+        None => {
+            let sql =
+                format!("SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+            query(&c, &sql, &[&ws, &after, &limit]).await?
+        }
+    };
+    let items = rows.iter().map(contact_from_row).collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |c| c.id.to_string()))
+}
+
+/// The column of an identity (a fixed name, never user input).
+pub(crate) fn identity_column(kind: IdentityKind) -> &'static str {
+    match kind {
+        IdentityKind::Email => "email",
+        IdentityKind::Mobile => "mobile",
+        IdentityKind::ExternalId => "external_id",
+        IdentityKind::AnonymousId => "anonymous_id",
+    }
+}

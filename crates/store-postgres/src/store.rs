@@ -1,0 +1,178 @@
+//! `impl Store for PgStore`.
+
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use convene_core::contact::{Contact, ContactChanges, ContactFilter};
+use convene_core::event::{Event, EventFilter};
+use convene_core::field::{Entity, Field};
+use convene_core::ingest::{ApplyReport, Job, JobStatus, QueuedJob};
+use convene_core::page::{Page, PageRequest};
+use convene_core::store::NewField;
+use convene_core::token::TokenHash;
+use convene_core::workspace::{
+    ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace,
+};
+use convene_core::{Result, Store};
+
+use crate::db::conn;
+use crate::error::{db, is_retryable};
+use crate::inbox::LANES;
+use crate::{PgStore, apply, contacts, events, keys, workspaces};
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<()> {
+        let c = conn(&self.pool).await?;
+        c.simple_query("SELECT 1").await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn create_workspace(&self, name: String) -> Result<Workspace> {
+        workspaces::create_workspace(&self.pool, name).await
+    }
+    async fn list_workspaces(&self, page: PageRequest) -> Result<Page<Workspace>> {
+        workspaces::list_workspaces(&self.pool, &page).await
+    }
+    async fn get_workspace(&self, id: &str) -> Result<Workspace> {
+        workspaces::get_workspace(&self.pool, id).await
+    }
+
+    async fn create_service_account(&self, ws: &str, new: NewServiceAccount) -> Result<ServiceAccount> {
+        workspaces::create_service_account(&self.pool, ws, new).await
+    }
+    async fn list_service_accounts(&self, ws: &str, page: PageRequest) -> Result<Page<ServiceAccount>> {
+        workspaces::list_service_accounts(&self.pool, ws, &page).await
+    }
+    async fn get_service_account(&self, ws: &str, id: &str) -> Result<ServiceAccount> {
+        let c = conn(&self.pool).await?;
+        workspaces::get_service_account(&c, ws, id, false).await
+    }
+    async fn update_service_account(&self, ws: &str, id: &str, update: ServiceAccountUpdate) -> Result<ServiceAccount> {
+        workspaces::update_service_account(&self.pool, ws, id, update).await
+    }
+
+    async fn create_key(&self, ws: &str, new: NewKey) -> Result<ApiKey> {
+        keys::create_key(&self.pool, ws, new).await
+    }
+    async fn list_keys(&self, ws: &str, page: PageRequest) -> Result<Page<ApiKey>> {
+        keys::list_keys(&self.pool, ws, &page).await
+    }
+    async fn get_key(&self, ws: &str, id: &str) -> Result<ApiKey> {
+        keys::get_key(&self.pool, ws, id).await
+    }
+    async fn revoke_key(&self, ws: &str, id: &str) -> Result<ApiKey> {
+        keys::revoke_key(&self.pool, ws, id).await
+    }
+    async fn find_key(&self, hash: &TokenHash) -> Result<Option<KeyRecord>> {
+        keys::find_key(&self.pool, hash).await
+    }
+    async fn touch_keys(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<()> {
+        keys::touch_keys(&self.pool, &used).await
+    }
+
+    async fn list_fields(&self, ws: &str, entity: Option<Entity>, page: PageRequest) -> Result<Page<Field>> {
+        workspaces::list_fields(&self.pool, ws, entity, &page).await
+    }
+    async fn create_field(&self, ws: &str, new: NewField) -> Result<Field> {
+        workspaces::create_field(&self.pool, ws, new).await
+    }
+
+    async fn create_contact(&self, ws: &str, changes: ContactChanges) -> Result<Contact> {
+        self.retrying(|| contacts::create(&self.pool, ws, &changes)).await
+    }
+    async fn get_contact(&self, ws: &str, id: i64) -> Result<Contact> {
+        contacts::get(&self.pool, ws, id).await
+    }
+    async fn update_contact(&self, ws: &str, id: i64, changes: ContactChanges) -> Result<Contact> {
+        self.retrying(|| contacts::update(&self.pool, ws, id, &changes)).await
+    }
+    async fn delete_contact(&self, ws: &str, id: i64) -> Result<()> {
+        contacts::delete(&self.pool, ws, id).await
+    }
+    async fn list_contacts(&self, ws: &str, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
+        contacts::list(&self.pool, ws, &filter, &page).await
+    }
+
+    async fn enqueue(&self, job: QueuedJob) -> Result<()> {
+        // Counted before the append: the applier (here or on another node)
+        // may apply the job before this task resumes.
+        let items = job.items.len() as u64;
+        self.backlog.fetch_add(items, Ordering::SeqCst);
+        if let Err(e) = self.inbox.append(&job).await {
+            let _ = self.backlog.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(items)));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::SeqCst)
+    }
+
+    async fn apply_pending(&self, max_items: usize) -> Result<ApplyReport> {
+        let start = self.next_lane.fetch_add(1, Ordering::Relaxed).rem_euclid(LANES as i32);
+        let report = self.retrying(|| apply::apply_step(&self.pool, start, max_items)).await?;
+        if report.items == 0 {
+            // Idle: take the exact figure (other nodes' work included).
+            self.backlog.store(crate::count_backlog(&self.pool).await?, Ordering::SeqCst);
+            return Ok(report);
+        }
+        let done = report.items as u64;
+        let _ = self.backlog.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(done)));
+        Ok(report)
+    }
+
+    async fn get_job(&self, ws: &str, id: &str) -> Result<Job> {
+        if let Some(job) = events::get_job(&self.pool, ws, id).await? {
+            return Ok(job);
+        }
+        if let Some((total, received_at)) = events::find_queued(&self.pool, ws, id).await? {
+            return Ok(Job {
+                id: id.to_string(),
+                status: JobStatus::Queued,
+                total,
+                applied: 0,
+                duplicates: 0,
+                failed: 0,
+                errors: Vec::new(),
+                received_at,
+                finished_at: None,
+            });
+        }
+        // It may have been applied between the two reads.
+        events::get_job(&self.pool, ws, id).await?.ok_or_else(events::no_job)
+    }
+
+    async fn list_events(&self, ws: &str, filter: EventFilter, page: PageRequest) -> Result<Page<Event>> {
+        events::list(&self.pool, ws, &filter, &page).await
+    }
+
+    async fn purge_ingest(&self, jobs_before: DateTime<Utc>, dedupe_before: DateTime<Utc>) -> Result<()> {
+        events::purge(&self.pool, jobs_before, dedupe_before).await
+    }
+}
+
+impl PgStore {
+    /// Runs a transaction again (up to the configured retries, with a short
+    /// growing pause) when the database reports a serialization failure, a
+    /// deadlock or a lost connection.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut tries = 0;
+        loop {
+            match attempt().await {
+                Err(e) if is_retryable(&e) && tries < self.options.retries => {
+                    tries += 1;
+                    tracing::debug!(error = %e, tries, "retrying a transaction");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * (1 << tries.min(6)))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
