@@ -13,6 +13,7 @@ use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use convene_core::{Error, Store};
+use convene_store_postgres::PgStore;
 use convene_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -67,6 +68,7 @@ impl Application {
                         .map_err(|e| StartError::Config(e.to_string()))??,
                 )
             }
+            Database::Postgres(url) => Arc::new(PgStore::connect(url.expose(), config.postgres.clone()).await?),
         };
         let metrics = Arc::new(Metrics::default());
         let state = AppState {

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use convene_store_postgres::PgOptions;
 use convene_store_sqlite::{SqliteOptions, Synchronous};
 use serde::Deserialize;
 
 /// A secret string: usable, never printed.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -119,6 +120,18 @@ pub struct ServeArgs {
     /// SQLite page cache of the writer, in MiB [default: 32].
     #[arg(long, env = "CONVENE_SQLITE_CACHE_MIB")]
     pub sqlite_cache_mib: Option<u32>,
+    /// PostgreSQL: most connections this node opens [default: 16].
+    #[arg(long, env = "CONVENE_PG_MAX_CONNECTIONS")]
+    pub pg_max_connections: Option<u32>,
+    /// PostgreSQL: longest a statement may run, in milliseconds; 0 = no limit [default: 30000].
+    #[arg(long, env = "CONVENE_PG_STATEMENT_TIMEOUT_MS")]
+    pub pg_statement_timeout_ms: Option<u64>,
+    /// PostgreSQL: longest a request waits for a connection, in milliseconds [default: 5000].
+    #[arg(long, env = "CONVENE_PG_ACQUIRE_TIMEOUT_MS")]
+    pub pg_acquire_timeout_ms: Option<u64>,
+    /// PostgreSQL: times a transaction is retried after a serialization failure or deadlock [default: 5].
+    #[arg(long, env = "CONVENE_PG_RETRIES")]
+    pub pg_retries: Option<u32>,
     /// Log format [default: text].
     #[arg(long, env = "CONVENE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -180,6 +193,10 @@ pub struct FileConfig {
     database: Option<String>,
     sqlite_synchronous: Option<SyncMode>,
     sqlite_cache_mib: Option<u32>,
+    pg_max_connections: Option<u32>,
+    pg_statement_timeout_ms: Option<u64>,
+    pg_acquire_timeout_ms: Option<u64>,
+    pg_retries: Option<u32>,
     log_format: Option<LogFormat>,
     request_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
@@ -194,6 +211,8 @@ pub struct FileConfig {
 pub enum Database {
     /// An SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL server (`postgres://…`; the URL may hold a password).
+    Postgres(Secret),
 }
 
 /// A configuration error, said plainly.
@@ -233,6 +252,8 @@ pub struct ServeConfig {
     pub database: Database,
     /// SQLite tuning.
     pub sqlite: SqliteOptions,
+    /// PostgreSQL tuning.
+    pub postgres: PgOptions,
     /// Log format.
     pub log_format: LogFormat,
     /// Request timeout.
@@ -265,12 +286,31 @@ impl ServeConfig {
         if let Some(mib) = args.sqlite_cache_mib.or(file.sqlite_cache_mib) {
             sqlite.writer_cache_mib = mib;
         }
+        let pg_defaults = PgOptions::default();
+        let postgres = PgOptions {
+            max_connections: args
+                .pg_max_connections
+                .or(file.pg_max_connections)
+                .unwrap_or(pg_defaults.max_connections)
+                .max(2),
+            statement_timeout_ms: args
+                .pg_statement_timeout_ms
+                .or(file.pg_statement_timeout_ms)
+                .unwrap_or(pg_defaults.statement_timeout_ms),
+            acquire_timeout_ms: args
+                .pg_acquire_timeout_ms
+                .or(file.pg_acquire_timeout_ms)
+                .unwrap_or(pg_defaults.acquire_timeout_ms)
+                .max(1),
+            retries: args.pg_retries.or(file.pg_retries).unwrap_or(pg_defaults.retries),
+        };
         Ok(ServeConfig {
             data_dir,
             listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             master_key: args.master_key.or(file.master_key),
             database,
             sqlite,
+            postgres,
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             request_timeout_secs: args.request_timeout_secs.or(file.request_timeout_secs).unwrap_or(30),
             shutdown_grace_secs: args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30),
@@ -287,6 +327,7 @@ impl ServeConfig {
             master_key: Some(Secret::new(master_key)),
             database: Database::Sqlite(data_dir.join("convene.db")),
             sqlite: SqliteOptions::default(),
+            postgres: PgOptions::default(),
             log_format: LogFormat::Text,
             request_timeout_secs: 30,
             shutdown_grace_secs: 5,
@@ -315,13 +356,12 @@ pub fn parse_database(url: Option<&str>, data_dir: &Path) -> Result<Database, Co
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(ConfigError::Invalid(
-            "PostgreSQL is not supported by this version of convene yet; omit --database to use the embedded SQLite file".into(),
-        ));
+        return Ok(Database::Postgres(Secret::new(url)));
     }
     let scheme = url.split("://").next().unwrap_or(url);
     Err(ConfigError::Invalid(format!(
-        "unknown database URL scheme '{scheme}': use sqlite:///path/to/file.db (or omit --database for the default)"
+        "unknown database URL scheme '{scheme}': use postgres://user:password@host:port/database or \
+         sqlite:///path/to/file.db (or omit --database for the embedded SQLite default)"
     )))
 }
 
@@ -342,7 +382,9 @@ mod tests {
         let d = Path::new("/d");
         assert_eq!(parse_database(None, d).unwrap(), Database::Sqlite("/d/convene.db".into()));
         assert_eq!(parse_database(Some("sqlite:///x.db"), d).unwrap(), Database::Sqlite("/x.db".into()));
-        assert!(parse_database(Some("postgres://u@h/db"), d).unwrap_err().to_string().contains("PostgreSQL"));
+        let pg = parse_database(Some("postgres://u:pw@h/db"), d).unwrap();
+        assert!(matches!(&pg, Database::Postgres(url) if url.expose() == "postgres://u:pw@h/db"));
+        assert!(!format!("{pg:?}").contains("pw"), "the URL's password never reaches a log");
         assert!(
             parse_database(Some("mysql://h"), d)
                 .unwrap_err()

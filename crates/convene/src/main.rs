@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use convene::app::Application;
 use convene::config::{Cli, Command, Database, LogFormat, ServeConfig};
+use convene_store_postgres::PgStore;
 use convene_store_sqlite::SqliteStore;
 
 fn init_logs(format: LogFormat) {
@@ -44,10 +45,15 @@ async fn main() -> ExitCode {
             if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
                 return fail(&format!("cannot create {}: {e}", config.data_dir.display()));
             }
-            let Database::Sqlite(path) = &config.database;
-            match SqliteStore::migrate(path, &config.sqlite) {
+            let (result, target) = match &config.database {
+                Database::Sqlite(path) => (SqliteStore::migrate(path, &config.sqlite), path.display().to_string()),
+                Database::Postgres(url) => {
+                    (PgStore::migrate(url.expose(), &config.postgres).await, "the PostgreSQL database".to_string())
+                }
+            };
+            match result {
                 Ok(n) => {
-                    println!("convene: {n} migration(s) applied to {}", path.display());
+                    println!("convene: {n} migration(s) applied to {target}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e.to_string()),

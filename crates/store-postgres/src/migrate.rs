@@ -12,7 +12,7 @@ use crate::error::db;
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
 
 /// Advisory lock key of the migrator ("convene" in ASCII).
-const MIGRATION_LOCK: i64 = 0x636f_6e76_656e_65;
+const MIGRATION_LOCK: i64 = 0x0063_6f6e_7665_6e65;
 
 /// Applies the migrations not yet applied; returns how many ran.
 pub(crate) async fn apply(pool: &Pool) -> Result<usize> {

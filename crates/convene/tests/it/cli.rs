@@ -85,9 +85,12 @@ fn a_public_address_needs_a_master_key() {
 fn unsupported_databases_and_bad_config_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let out = run(&["serve", "--data-dir", d, "--database", "postgres://u@127.0.0.1/db"]);
+    // Port 1 on loopback: nothing listens, the start fails with the reason.
+    let out = run(&["serve", "--data-dir", d, "--database", "postgres://u:secretpw@127.0.0.1:1/db"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("PostgreSQL"), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{out:?}");
+    assert!(!stderr.contains("secretpw"), "the password is not printed: {stderr}");
     let out = run(&["serve", "--data-dir", d, "--database", "mysql://h/db"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown database URL scheme 'mysql'"), "{out:?}");
     let config = dir.path().join("convene.toml");

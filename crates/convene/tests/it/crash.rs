@@ -53,11 +53,15 @@ fn free_port() -> u16 {
 }
 
 /// Starts the binary on `data` and waits (15 s at most) for `/readyz`.
-async fn start(data: &Path, logs: &Path, round: usize, client: &Client) -> Server {
+async fn start(data: &Path, database: Option<&str>, logs: &Path, round: usize, client: &Client) -> Server {
     let port = free_port();
     let log = logs.join(format!("server-{round}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_convene"))
-        .arg("serve")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_convene"));
+    command.arg("serve");
+    if let Some(url) = database {
+        command.arg("--database").arg(url);
+    }
+    let child = command
         .arg("--data-dir")
         .arg(data)
         .arg("--listen")
@@ -166,12 +170,15 @@ async fn scenario() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let client = Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    // On PostgreSQL the data directory keeps only the logs; the data is in a scratch database.
+    let database = crate::support::test_database_url().await;
+    let database = database.as_deref();
 
     let mut token = String::new();
     let mut acked: Vec<String> = Vec::new();
     let (mut unanswered, mut refused) = (0, 0);
     for round in 0..ROUNDS {
-        let mut server = start(&data, tmp.path(), round, &client).await;
+        let mut server = start(&data, database, tmp.path(), round, &client).await;
         if round == 0 {
             let ws = master_post(&client, format!("{}/v1/workspaces", server.base), json!({"name": "crash"})).await;
             let ws = ws["id"].as_str().unwrap();
@@ -212,7 +219,7 @@ async fn scenario() {
     assert!(!acked.is_empty(), "no write was acknowledged at all");
 
     // Restart once more and let the backlog drain.
-    let server = start(&data, tmp.path(), ROUNDS, &client).await;
+    let server = start(&data, database, tmp.path(), ROUNDS, &client).await;
     let wanted: HashSet<&str> = acked.iter().map(String::as_str).collect();
     assert_eq!(wanted.len(), acked.len(), "ids are unique");
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use convene::app::Application;
-use convene::config::ServeConfig;
+use convene::config::{Database, Secret, ServeConfig};
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 
@@ -19,6 +19,8 @@ pub struct TestApp {
     pub client: Client,
     /// Its data directory (removed on drop).
     pub dir: tempfile::TempDir,
+    /// Its database (SQLite in `dir`, or a scratch PostgreSQL database).
+    pub database: Database,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     /// The server task.
     pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -38,15 +40,38 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(ServeConfig::for_tests(dir.path(), MASTER), dir).await
 }
 
-/// Starts a server with a given configuration.
-pub async fn spawn_app_with(config: ServeConfig, dir: tempfile::TempDir) -> TestApp {
+/// True when the suite runs on PostgreSQL (`CONVENE_TEST_BACKEND=postgres`;
+/// `.ci/run` runs the suite once per backend).
+pub fn on_postgres() -> bool {
+    std::env::var("CONVENE_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A scratch PostgreSQL database's URL on the test server.
+pub async fn scratch_postgres() -> String {
+    let admin = convene_store_postgres::scratch::test_admin_url();
+    convene_store_postgres::scratch::fresh_database(&admin).await.expect("a scratch PostgreSQL database")
+}
+
+/// The `--database` a test server should use: none (SQLite in the data
+/// directory) or a scratch PostgreSQL database.
+pub async fn test_database_url() -> Option<String> {
+    if on_postgres() { Some(scratch_postgres().await) } else { None }
+}
+
+/// Starts a server with a given configuration (on a scratch PostgreSQL
+/// database instead of its SQLite file when the suite runs on PostgreSQL).
+pub async fn spawn_app_with(mut config: ServeConfig, dir: tempfile::TempDir) -> TestApp {
+    if on_postgres() && matches!(config.database, Database::Sqlite(_)) {
+        config.database = Database::Postgres(Secret::new(scratch_postgres().await));
+    }
+    let database = config.database.clone();
     let app = Application::build(config).await.expect("server builds");
     let addr = app.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
-    TestApp { addr, client: Client::new(), dir, shutdown: Some(tx), task: Some(task) }
+    TestApp { addr, client: Client::new(), dir, database, shutdown: Some(tx), task: Some(task) }
 }
 
 impl TestApp {
@@ -64,12 +89,14 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and starts a new one on the same data
-    /// directory (a new port).
+    /// directory and database (a new port).
     pub async fn restart(mut self) -> TestApp {
         self.shutdown().await.expect("the server stops cleanly");
         let placeholder = tempfile::tempdir().expect("temp dir");
         let dir = std::mem::replace(&mut self.dir, placeholder);
-        spawn_app_with(ServeConfig::for_tests(dir.path(), MASTER), dir).await
+        let mut config = ServeConfig::for_tests(dir.path(), MASTER);
+        config.database = self.database.clone();
+        spawn_app_with(config, dir).await
     }
 
     /// Sends a request with an optional bearer token and JSON body; returns
