@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 use reqwest::Client;
 use serde_json::{Value, json};
 
-const KEY: &str = "crash-test-master-key-0123456789";
+pub(crate) const KEY: &str = "crash-test-master-key-0123456789";
 const ROUNDS: usize = 4;
 const WRITERS: usize = 16;
 
 /// A running `convene serve`; killed (SIGKILL) and reaped when dropped, so a
 /// failing test never leaves it behind.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
@@ -34,14 +34,14 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
     /// SIGKILL, then reap.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill().expect("SIGKILL the server");
         self.child.wait().expect("reap the server");
     }
@@ -53,7 +53,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts the binary on `data` and waits (15 s at most) for `/readyz`.
-async fn start(data: &Path, database: Option<&str>, logs: &Path, round: usize, client: &Client) -> Server {
+pub(crate) async fn start(data: &Path, database: Option<&str>, logs: &Path, round: usize, client: &Client) -> Server {
     let port = free_port();
     let log = logs.join(format!("server-{round}.log"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_convene"));
@@ -92,7 +92,7 @@ async fn start(data: &Path, database: Option<&str>, logs: &Path, round: usize, c
     }
 }
 
-async fn master_post(client: &Client, url: String, body: Value) -> Value {
+pub(crate) async fn master_post(client: &Client, url: String, body: Value) -> Value {
     let r = client.post(url).bearer_auth(KEY).json(&body).send().await.unwrap();
     let status = r.status();
     let body: Value = r.json().await.unwrap();
@@ -102,14 +102,14 @@ async fn master_post(client: &Client, url: String, body: Value) -> Value {
 
 /// What the writers saw.
 #[derive(Default)]
-struct Outcome {
-    acked: Vec<String>,
-    unanswered: usize,
-    refused: usize,
+pub(crate) struct Outcome {
+    pub(crate) acked: Vec<String>,
+    pub(crate) unanswered: usize,
+    pub(crate) refused: usize,
 }
 
 /// One writer: identifies new contacts until stopped or the server is gone.
-async fn writer(client: Client, base: String, token: String, prefix: String, stop: Arc<AtomicBool>) -> Outcome {
+pub(crate) async fn writer(client: Client, base: String, token: String, prefix: String, stop: Arc<AtomicBool>) -> Outcome {
     let mut out = Outcome::default();
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -140,7 +140,7 @@ async fn writer(client: Client, base: String, token: String, prefix: String, sto
 }
 
 /// Every contact, by external id (paging through the list).
-async fn contacts(client: &Client, base: &str, token: &str) -> Vec<Value> {
+pub(crate) async fn contacts(client: &Client, base: &str, token: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

@@ -14,6 +14,7 @@ mod fields;
 mod ingest;
 mod ingest_support;
 mod keys;
+mod multinode;
 mod ops;
 mod scopes;
 mod segment;
