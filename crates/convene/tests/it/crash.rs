@@ -109,7 +109,13 @@ pub(crate) struct Outcome {
 }
 
 /// One writer: identifies new contacts until stopped or the server is gone.
-pub(crate) async fn writer(client: Client, base: String, token: String, prefix: String, stop: Arc<AtomicBool>) -> Outcome {
+pub(crate) async fn writer(
+    client: Client,
+    base: String,
+    token: String,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+) -> Outcome {
     let mut out = Outcome::default();
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {

@@ -65,7 +65,9 @@ async fn scenario() {
     let stop = Arc::new(AtomicBool::new(false));
     let load_client = Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(writer(load_client.clone(), a.base.clone(), token.clone(), format!("w{w}"), stop.clone())))
+        .map(|w| {
+            tokio::spawn(writer(load_client.clone(), a.base.clone(), token.clone(), format!("w{w}"), stop.clone()))
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(rand::random_range(400..900))).await;
     a.kill();
