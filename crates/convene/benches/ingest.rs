@@ -6,12 +6,26 @@
 //! `CONVENE_BENCH_BARE=1`). The load generator runs here, on the same two
 //! cores as the server: the figures are ratios and rates within one run.
 //!
-//! Phases: single-event identify (vs. the bare handler), batches of 100,
-//! ack latency at half the single-event maximum, sustained mixed load with
-//! the backlog watched, apply lag at a fixed rate, resident memory.
+//! Phases: single-event identify (vs. the bare handler), batches of 100 (new
+//! contacts, then half updates of existing ones), each measured acknowledged
+//! and until applied, ack latency at half the single-event maximum,
+//! sustained mixed load with the backlog watched, apply lag at a fixed rate,
+//! resident memory, and the CPU used by convene, PostgreSQL and the bench.
+//!
+//! With `BENCH_POSTGRES_URL` (an admin URL, e.g. from `scripts/test-postgres
+//! start DIR`) the same phases run three times in one run: SQLite, then
+//! PostgreSQL with one node, then PostgreSQL with two `convene serve`
+//! processes on one database (requests spread round-robin over both), each
+//! on a fresh database; then the PostgreSQL ceiling is measured on that
+//! server: a bare `contacts` table upserted by batches of 100 from 8
+//! connections, by `unnest` and by COPY into a staging table.
+//!
 //! Environment: `BENCH_SECONDS` (per phase, default 10),
-//! `BENCH_SUSTAINED_EPS` (default 40000), `BENCH_LAG_EPS` (default 20000).
+//! `BENCH_SUSTAINED_EPS` (default 40000), `BENCH_LAG_EPS` (default 20000),
+//! `BENCH_DRAIN_SECS` (longest wait for the backlog to empty, default 120),
+//! `BENCH_POSTGRES_URL`.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,8 +33,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio_postgres::types::ToSql;
 
 const MASTER: &str = "bench-master-key-0123456789";
+/// Connections of the PostgreSQL ceiling.
+const CEILING_CONNECTIONS: usize = 8;
+/// In mixed batches, batch `i` updates the contacts batch `i - MIXED_LAG`
+/// created (long applied by then).
+const MIXED_LAG: u64 = 64;
 
 fn main() {
     if std::env::var("CONVENE_BENCH_BARE").is_ok() {
@@ -58,6 +78,10 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
 /// A child process killed on drop (only processes this bench started).
 struct Proc(Child);
 
@@ -81,8 +105,125 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+// ---------------------------------------------------------------------------
+// CPU time from /proc.
+
+/// (parent pid, user + system ticks) of a process.
+fn proc_stat(pid: &str) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.get(1)?.parse().ok()?, f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Measures the CPU used by the convene nodes, the PostgreSQL cluster (its
+/// postmaster and every child of it) and this bench.
+#[derive(Clone)]
+struct CpuProbe {
+    convene: Vec<u32>,
+    postmaster: Option<u32>,
+    tck: f64,
+}
+
+struct CpuSnap {
+    at: Instant,
+    convene: u64,
+    postgres: HashMap<u32, u64>,
+    bench: u64,
+    machine: u64,
+}
+
+/// Cores used over an interval; `other` is what the rest of the machine
+/// used (other builds: the machine is shared).
+struct CpuUse {
+    convene: f64,
+    postgres: f64,
+    bench: f64,
+    other: f64,
+}
+
+/// Busy ticks of the whole machine (all CPUs), from /proc/stat.
+fn machine_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    cpu.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum()
+}
+
+impl CpuProbe {
+    fn postgres_ticks(&self) -> HashMap<u32, u64> {
+        let Some(pm) = self.postmaster else { return HashMap::new() };
+        let mut out = HashMap::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            if let Some((ppid, ticks)) = proc_stat(&pid.to_string())
+                && (pid == pm || ppid == pm)
+            {
+                out.insert(pid, ticks);
+            }
+        }
+        out
+    }
+
+    fn snap(&self) -> CpuSnap {
+        CpuSnap {
+            at: Instant::now(),
+            convene: self.convene.iter().filter_map(|p| proc_stat(&p.to_string())).map(|(_, t)| t).sum(),
+            postgres: self.postgres_ticks(),
+            bench: proc_stat("self").map(|(_, t)| t).unwrap_or(0),
+            machine: machine_busy_ticks(),
+        }
+    }
+
+    fn since(&self, before: &CpuSnap) -> CpuUse {
+        let now = self.snap();
+        let secs = now.at.duration_since(before.at).as_secs_f64().max(1e-3);
+        // Backends that started in between count whole.
+        let pg: u64 =
+            now.postgres.iter().map(|(pid, t)| t.saturating_sub(*before.postgres.get(pid).unwrap_or(&0))).sum();
+        let convene = now.convene.saturating_sub(before.convene);
+        let bench = now.bench.saturating_sub(before.bench);
+        let machine = now.machine.saturating_sub(before.machine);
+        let cores = |ticks: u64| ticks as f64 / self.tck / secs;
+        CpuUse {
+            convene: cores(convene),
+            postgres: cores(pg),
+            bench: cores(bench),
+            other: cores(machine.saturating_sub(convene + pg + bench)),
+        }
+    }
+}
+
+impl CpuUse {
+    fn text(&self, with_pg: bool) -> String {
+        if with_pg {
+            format!(
+                "convene {:.2}, PostgreSQL {:.2}, bench {:.2}, other {:.2} cores",
+                self.convene, self.postgres, self.bench, self.other
+            )
+        } else {
+            format!("convene {:.2}, bench {:.2}, other {:.2} cores", self.convene, self.bench, self.other)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Requests.
+
 async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), String> {
-    for _ in 0..200 {
+    for _ in 0..600 {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await
             && r.status().is_success()
         {
@@ -120,32 +261,67 @@ fn identify_body(id: u64, rng: u64) -> String {
     .to_string()
 }
 
+fn batch_item(external_id: String, id: u64) -> Value {
+    json!({
+        "type": "identify", "external_id": external_id,
+        "traits": {"plan": "pro", "visits": {"$inc": 1}, "tags": {"add": [format!("t{}", id % 7)]},
+                   "score": id % 1000, "city": "Lyon"}
+    })
+}
+
 fn batch_body(start: u64, n: u64, existing_every: u64) -> String {
     let items: Vec<Value> = (0..n)
         .map(|i| {
             let id = start + i;
             // every `existing_every`-th item updates an earlier contact
             let target = if existing_every > 0 && id.is_multiple_of(existing_every) && id > 1000 { id / 2 } else { id };
-            json!({
-                "type": "identify", "external_id": format!("u{target}"),
-                "traits": {"plan": "pro", "visits": {"$inc": 1}, "tags": {"add": [format!("t{}", id % 7)]},
-                           "score": id % 1000, "city": "Lyon"}
-            })
+            batch_item(format!("u{target}"), id)
         })
         .collect();
     json!({ "batch": items }).to_string()
 }
 
+/// The contact keys of mixed batch `i` (convene's mixed phase and the
+/// PostgreSQL ceiling): 50 new ones and, interleaved, the 50 that batch
+/// `i - MIXED_LAG` created (new ones too for the first batches).
+fn mixed_keys(i: u64) -> Vec<u64> {
+    (0..50)
+        .flat_map(|k| {
+            let old = if i >= MIXED_LAG { (i - MIXED_LAG) * 50 + k } else { (1 << 40) + i * 50 + k };
+            [i * 50 + k, old]
+        })
+        .collect()
+}
+
+fn mixed_batch_body(i: u64) -> String {
+    let items: Vec<Value> = mixed_keys(i).into_iter().map(|k| batch_item(format!("m{k}"), k)).collect();
+    json!({ "batch": items }).to_string()
+}
+
+/// Builds request body `i` of a closed loop.
+type BodyFn = fn(u64) -> String;
+
+/// Where requests go: round-robin over the nodes.
 struct Target {
-    base: String,
+    bases: Vec<String>,
     token: String,
+    next: AtomicUsize,
+}
+
+impl Target {
+    fn new(bases: Vec<String>, token: String) -> Arc<Target> {
+        Arc::new(Target { bases, token, next: AtomicUsize::new(0) })
+    }
+    fn base(&self) -> &str {
+        &self.bases[self.next.fetch_add(1, Ordering::Relaxed) % self.bases.len()]
+    }
 }
 
 /// Posts one JSON body; the latency in µs when answered 2xx, `None` otherwise.
 async fn post_once(client: &reqwest::Client, target: &Target, path: &str, body: String) -> Option<u32> {
     let started = Instant::now();
     let r = client
-        .post(format!("{}{path}", target.base))
+        .post(format!("{}{path}", target.base()))
         .bearer_auth(&target.token)
         .header("content-type", "application/json")
         .body(body)
@@ -167,7 +343,7 @@ async fn closed_loop(
     path: &'static str,
     concurrency: usize,
     secs: u64,
-    make: fn(u64) -> String,
+    make: BodyFn,
     seq: Arc<AtomicU64>,
 ) -> (u64, u64, Latencies) {
     let stop = Arc::new(AtomicBool::new(false));
@@ -259,6 +435,9 @@ async fn open_loop(
     (ok.load(Ordering::Relaxed), err.load(Ordering::Relaxed), latencies)
 }
 
+// ---------------------------------------------------------------------------
+// /metrics.
+
 /// Reads one metric (a plain `name value` line) from /metrics.
 async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
     let text = match client.get(format!("{base}/metrics")).send().await {
@@ -272,21 +451,38 @@ async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The apply-lag histogram's cumulative buckets (le, count).
-async fn lag_buckets(client: &reqwest::Client, base: &str) -> Vec<(f64, f64)> {
-    let text = client.get(format!("{base}/metrics")).send().await.ok();
-    let text = match text {
-        Some(r) => r.text().await.unwrap_or_default(),
-        None => String::new(),
-    };
-    text.lines()
-        .filter(|l| l.starts_with("convene_ingest_apply_lag_seconds_bucket"))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
-            Some((le, l.split_whitespace().last()?.parse().ok()?))
-        })
-        .collect()
+/// A counter summed over the nodes.
+async fn metric_sum(client: &reqwest::Client, bases: &[String], name: &str) -> f64 {
+    let mut sum = 0.0;
+    for base in bases {
+        sum += metric(client, base, name).await;
+    }
+    sum
+}
+
+/// The apply-lag histogram's cumulative buckets (le, count), summed over the nodes.
+async fn lag_buckets(client: &reqwest::Client, bases: &[String]) -> Vec<(f64, f64)> {
+    let mut sum: Vec<(f64, f64)> = Vec::new();
+    for base in bases {
+        let text = client.get(format!("{base}/metrics")).send().await.ok();
+        let text = match text {
+            Some(r) => r.text().await.unwrap_or_default(),
+            None => String::new(),
+        };
+        let buckets =
+            text.lines().filter(|l| l.starts_with("convene_ingest_apply_lag_seconds_bucket")).filter_map(|l| {
+                let le = l.split("le=\"").nth(1)?.split('"').next()?;
+                let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+                Some((le, l.split_whitespace().last()?.parse::<f64>().ok()?))
+            });
+        for (le, n) in buckets {
+            match sum.iter_mut().find(|(l, _)| *l == le) {
+                Some(entry) => entry.1 += n,
+                None => sum.push((le, n)),
+            }
+        }
+    }
+    sum
 }
 
 fn bucket_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
@@ -298,45 +494,150 @@ fn bucket_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
     deltas.iter().find(|(_, n)| *n >= total * q).map(|(le, _)| *le).unwrap_or(f64::NAN)
 }
 
-async fn run() -> Result<(), String> {
-    let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let sustained_eps: f64 = std::env::var("BENCH_SUSTAINED_EPS").ok().and_then(|s| s.parse().ok()).unwrap_or(40_000.0);
-    let lag_eps: f64 = std::env::var("BENCH_LAG_EPS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000.0);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().map_err(|e| e.to_string())?;
-
-    // The bare reference server.
-    let bare_port = free_port();
-    let _bare = Proc(
-        Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-            .env("CONVENE_BENCH_BARE", "1")
-            .env("CONVENE_BENCH_LISTEN", format!("127.0.0.1:{bare_port}"))
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?,
-    );
-    let bare = Arc::new(Target { base: format!("http://127.0.0.1:{bare_port}"), token: "x".into() });
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", bare_port)).is_ok() {
-            break;
+/// Waits until every node's backlog is empty (at most `BENCH_DRAIN_SECS`);
+/// returns how long it took, `None` when it did not empty in time.
+async fn drain(client: &reqwest::Client, bases: &[String]) -> Option<Duration> {
+    let limit = Duration::from_secs(env_or("BENCH_DRAIN_SECS", 120));
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let mut empty = true;
+        for base in bases {
+            if metric(client, base, "convene_ingest_backlog").await != 0.0 {
+                empty = false;
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        if empty {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("  warning: backlog not drained after {} s", limit.as_secs());
+    None
+}
+
+// ---------------------------------------------------------------------------
+// The convene deployments measured.
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres { nodes: usize },
+}
+
+impl Backend {
+    fn label(self) -> String {
+        match self {
+            Backend::Sqlite => "SQLite".into(),
+            Backend::Postgres { nodes: 1 } => "PostgreSQL, 1 node".into(),
+            Backend::Postgres { nodes } => format!("PostgreSQL, {nodes} nodes"),
+        }
+    }
+}
+
+/// Running convene nodes (killed on drop) and their directory.
+struct Cluster {
+    procs: Vec<Proc>,
+    bases: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start(client: &reqwest::Client, backend: Backend, database: Option<&str>) -> Result<Cluster, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let nodes = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres { nodes } => nodes,
+        };
+        let mut cluster = Cluster { procs: Vec::new(), bases: Vec::new(), _dir: dir };
+        // One after the other: the first one applies the migrations.
+        for node in 0..nodes {
+            let port = free_port();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_convene"));
+            cmd.args(["serve", "--data-dir"])
+                .arg(cluster._dir.path().join(format!("node{node}")))
+                .args(["--listen", &format!("127.0.0.1:{port}"), "--master-key", MASTER])
+                .env("CONVENE_LOG", "warn")
+                .stdout(Stdio::null());
+            if let Some(url) = database {
+                cmd.args(["--database", url]);
+            }
+            let child = cmd.spawn().map_err(|e| e.to_string())?;
+            cluster.procs.push(Proc(child));
+            let base = format!("http://127.0.0.1:{port}");
+            wait_ready(client, &base).await?;
+            cluster.bases.push(base);
+        }
+        Ok(cluster)
     }
 
-    // convene.
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_convene"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--master-key", MASTER])
-        .env("CONVENE_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let pid = child.id();
-    let _server = Proc(child);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&client, &base).await?;
+    fn pids(&self) -> Vec<u32> {
+        self.procs.iter().map(|p| p.0.id()).collect()
+    }
+
+    /// (highest VmRSS now, highest VmHWM) over the nodes, KiB.
+    fn rss(&self) -> (u64, u64) {
+        self.pids().into_iter().map(rss_kib).fold((0, 0), |(r, h), (r2, h2)| (r.max(r2), h.max(h2)))
+    }
+}
+
+/// One figure of a backend: the text shown and the number compared.
+struct Row {
+    key: String,
+    text: String,
+    value: Option<f64>,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    fn text(&mut self, key: &str, text: String) {
+        self.rows.push(Row { key: key.into(), text, value: None });
+    }
+    fn num(&mut self, key: &str, text: String, value: f64) {
+        self.rows.push(Row { key: key.into(), text, value: Some(value) });
+    }
+    fn get(&self, key: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.key == key)
+    }
+    fn value(&self, key: &str) -> Option<f64> {
+        self.get(key).and_then(|r| r.value)
+    }
+}
+
+const K_SINGLE: &str = "convene single identify (acknowledged, durable), 64 connections";
+const K_BATCH_ACK: &str = "identify events/s, batches of 100 (new contacts), acknowledged";
+const K_BATCH_APPLIED: &str = "identify events/s, batches of 100 (new contacts), acknowledged and applied";
+const K_MIXED_ACK: &str = "identify events/s, batches of 100 (half updates), acknowledged";
+const K_MIXED_APPLIED: &str = "identify events/s, batches of 100 (half updates), acknowledged and applied";
+const K_ACK_P99: &str = "ack latency at half the single-event maximum";
+const K_SUSTAINED_APPLIED: &str = "sustained mixed load: applied events/s";
+const K_LAG: &str = "apply lag (acknowledged → readable)";
+const K_RSS: &str = "server RSS at end / peak (VmHWM), per node";
+
+struct Settings {
+    secs: u64,
+    sustained_eps: f64,
+    lag_eps: f64,
+}
+
+/// Measures one deployment; `bare_rps` is the bare handler's rate.
+async fn measure_backend(
+    client: &reqwest::Client,
+    backend: Backend,
+    cluster: &Cluster,
+    bare_rps: f64,
+    settings: &Settings,
+    postmaster: Option<u32>,
+) -> Result<Report, String> {
+    let Settings { secs, sustained_eps, lag_eps } = *settings;
+    let with_pg = matches!(backend, Backend::Postgres { .. });
+    let probe = CpuProbe { convene: cluster.pids(), postmaster, tck: clock_ticks_per_sec() };
+    let bases = cluster.bases.clone();
+    let base = bases[0].clone();
     let ws: Value = client
         .post(format!("{base}/v1/workspaces"))
         .bearer_auth(MASTER)
@@ -357,67 +658,107 @@ async fn run() -> Result<(), String> {
         .json()
         .await
         .map_err(|e| e.to_string())?;
-    let target = Arc::new(Target { base: base.clone(), token: key["token"].as_str().unwrap_or_default().to_string() });
-    let mut rows: Vec<(String, String)> = Vec::new();
+    let target = Target::new(bases.clone(), key["token"].as_str().unwrap_or_default().to_string());
+    let mut report = Report::default();
     let seq = Arc::new(AtomicU64::new(1));
     let single = |i: u64| identify_body(i, i.wrapping_mul(2654435761));
+    let label = backend.label();
 
-    eprintln!("phase 1: single-event identify, bare handler vs convene ({secs} s each, 64 connections)");
-    let (bare_ok, _, _) =
-        closed_loop(&client, &bare, "/v1/identify", 64, secs, single, Arc::new(AtomicU64::new(1))).await;
-    let (ok, err, mut lat) = closed_loop(&client, &target, "/v1/identify", 64, secs, single, seq.clone()).await;
-    let (bare_rps, rps) = (bare_ok as f64 / secs as f64, ok as f64 / secs as f64);
-    rows.push(("bare axum handler, single identify".into(), format!("{bare_rps:.0} req/s")));
-    rows.push((
-        "convene single identify (acknowledged, durable)".into(),
+    eprintln!("[{label}] phase 1: single-event identify ({secs} s, 64 connections)");
+    let cpu = probe.snap();
+    let (ok, err, mut lat) = closed_loop(client, &target, "/v1/identify", 64, secs, single, seq.clone()).await;
+    let cpu = probe.since(&cpu);
+    let rps = ok as f64 / secs as f64;
+    report.num(
+        K_SINGLE,
         format!(
             "{rps:.0} req/s = {:.0}% of bare; p50 {:.2} ms, p99 {:.2} ms; {err} errors",
             100.0 * rps / bare_rps,
             lat.pct(0.5),
             lat.pct(0.99)
         ),
-    ));
-    eprintln!("  bare {bare_rps:.0} req/s, convene {rps:.0} req/s");
-    drain(&client, &base).await;
+        rps,
+    );
+    report.text("CPU during single identify", cpu.text(with_pg));
+    eprintln!("  {rps:.0} req/s");
+    drain(client, &bases).await;
 
-    eprintln!("phase 2: batches of 100 ({secs} s, 16 connections)");
-    let batch = |i: u64| batch_body(1_000_000_000 + i * 100, 100, 0);
-    let (ok, err, mut lat) =
-        closed_loop(&client, &target, "/v1/batch", 16, secs, batch, Arc::new(AtomicU64::new(0))).await;
-    let eps = ok as f64 * 100.0 / secs as f64;
-    rows.push((
-        "acknowledged identify events/s, batches of 100".into(),
-        format!("{eps:.0} events/s; p99 {:.2} ms; {err} errors", lat.pct(0.99)),
-    ));
-    eprintln!("  {eps:.0} events/s acknowledged");
-    let t = Instant::now();
-    drain(&client, &base).await;
-    rows.push(("drain after phase 2".into(), format!("{:.1} s", t.elapsed().as_secs_f64())));
+    // Batches, closed loop, then until applied.
+    let batch_phases: [(&str, &str, &str, BodyFn); 2] = [
+        ("new contacts", K_BATCH_ACK, K_BATCH_APPLIED, |i| batch_body(1_000_000_000 + i * 100, 100, 0)),
+        ("half updates of existing contacts", K_MIXED_ACK, K_MIXED_APPLIED, mixed_batch_body),
+    ];
+    for (n, (what, k_ack, k_applied, make)) in batch_phases.into_iter().enumerate() {
+        eprintln!("[{label}] phase 2{}: batches of 100, {what} ({secs} s, 16 connections)", ["a", "b"][n]);
+        let applied0 = metric_sum(client, &bases, "convene_ingest_applied_total").await;
+        let cpu = probe.snap();
+        let started = Instant::now();
+        let (ok, err, mut lat) =
+            closed_loop(client, &target, "/v1/batch", 16, secs, make, Arc::new(AtomicU64::new(0))).await;
+        let acked_in = started.elapsed().as_secs_f64();
+        let cpu_ack = probe.since(&cpu);
+        let drained = drain(client, &bases).await;
+        let total = started.elapsed().as_secs_f64();
+        let cpu_all = probe.since(&cpu);
+        let applied = metric_sum(client, &bases, "convene_ingest_applied_total").await - applied0;
+        let events = ok as f64 * 100.0;
+        let eps = events / acked_in;
+        report.num(k_ack, format!("{eps:.0} events/s; p99 {:.2} ms; {err} errors", lat.pct(0.99)), eps);
+        match drained {
+            Some(d) => {
+                let sustained = events / total;
+                report.num(
+                    k_applied,
+                    format!(
+                        "{sustained:.0} events/s ({events:.0} events acknowledged in {acked_in:.1} s, all applied {:.1} s later)",
+                        d.as_secs_f64()
+                    ),
+                    sustained,
+                );
+            }
+            None => {
+                let sustained = applied / total;
+                report.num(
+                    k_applied,
+                    format!("{sustained:.0} events/s applied; backlog NOT drained after {total:.0} s"),
+                    sustained,
+                );
+            }
+        }
+        report.text(
+            &format!("CPU, batches of 100 ({what}): while acknowledging / until applied"),
+            format!("{} / {}", cpu_ack.text(with_pg), cpu_all.text(with_pg)),
+        );
+        eprintln!("  {eps:.0} events/s acknowledged, {:.0} until applied", report.value(k_applied).unwrap_or(0.0));
+    }
 
-    eprintln!("phase 3: ack latency at half the single-event maximum ({:.0} req/s)", rps / 2.0);
+    eprintln!("[{label}] phase 3: ack latency at half the single-event maximum ({:.0} req/s)", rps / 2.0);
     let make: Arc<dyn Fn(u64) -> String + Send + Sync> =
         Arc::new(move |i| identify_body(i, i.wrapping_mul(2654435761)));
     let (ok, err, mut lat) =
-        open_loop(&client, &target, "/v1/identify", rps / 2.0, secs, make, seq.clone(), || {}).await;
-    rows.push((
-        format!("ack latency at {:.0} req/s (half max)", rps / 2.0),
+        open_loop(client, &target, "/v1/identify", rps / 2.0, secs, make, seq.clone(), || {}).await;
+    let p99 = lat.pct(0.99);
+    report.num(
+        K_ACK_P99,
         format!(
-            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {ok} ok, {err} errors",
+            "at {:.0} req/s: p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms; {ok} ok, {err} errors",
+            rps / 2.0,
             lat.pct(0.5),
-            lat.pct(0.99),
             lat.pct(1.0)
         ),
-    ));
-    drain(&client, &base).await;
+        p99,
+    );
+    drain(client, &bases).await;
 
     eprintln!(
-        "phase 4: sustained {sustained_eps:.0} events/s, batches of 100, half updates of existing contacts ({} s)",
+        "[{label}] phase 4: sustained {sustained_eps:.0} events/s, batches of 100, half updates of existing contacts ({} s)",
         secs * 2
     );
-    let applied_before = metric(&client, &base, "convene_ingest_applied_total").await;
+    let applied_before = metric_sum(client, &bases, "convene_ingest_applied_total").await;
     let backlog_max = Arc::new(AtomicU64::new(0));
     let samples = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let make: Arc<dyn Fn(u64) -> String + Send + Sync> = Arc::new(|i| batch_body(2_000_000_000 + i * 100, 100, 2));
+    let cpu = probe.snap();
     let started = Instant::now();
     let sampler = {
         let (client, base, backlog_max, samples) = (client.clone(), base.clone(), backlog_max.clone(), samples.clone());
@@ -437,7 +778,7 @@ async fn run() -> Result<(), String> {
     };
     let mut mem_peak = 0;
     let (ok, err, _) = open_loop(
-        &client,
+        client,
         &target,
         "/v1/batch",
         sustained_eps / 100.0,
@@ -445,64 +786,383 @@ async fn run() -> Result<(), String> {
         make,
         Arc::new(AtomicU64::new(0)),
         || {
-            mem_peak = mem_peak.max(rss_kib(pid).0);
+            mem_peak = mem_peak.max(cluster.rss().0);
         },
     )
     .await;
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = probe.since(&cpu);
     sampler.0.store(true, Ordering::Relaxed);
     let _ = sampler.1.await;
-    let applied_during = metric(&client, &base, "convene_ingest_applied_total").await - applied_before;
-    let backlog_end = metric(&client, &base, "convene_ingest_backlog").await;
+    let applied_during = metric_sum(client, &bases, "convene_ingest_applied_total").await - applied_before;
+    let backlog_end = metric(client, &base, "convene_ingest_backlog").await;
     let t = Instant::now();
-    drain(&client, &base).await;
+    let drained = drain(client, &bases).await;
     let trace: Vec<u64> = samples.lock().clone();
-    rows.push((
-        format!("sustained mixed load, target {sustained_eps:.0} events/s"),
+    let applied_eps = applied_during / elapsed;
+    report.num(
+        K_SUSTAINED_APPLIED,
         format!(
-            "accepted {:.0} events/s, applied {:.0} events/s; backlog max {}, at end {backlog_end:.0} (drained in {:.1} s); {err} errors",
+            "target {sustained_eps:.0}: accepted {:.0} events/s, applied {applied_eps:.0} events/s; backlog max {}, at end {backlog_end:.0} ({}); {err} errors",
             ok as f64 * 100.0 / (secs * 2) as f64,
-            applied_during / elapsed,
             backlog_max.load(Ordering::Relaxed),
-            t.elapsed().as_secs_f64()
+            match drained {
+                Some(_) => format!("drained in {:.1} s", t.elapsed().as_secs_f64()),
+                None => format!("NOT drained after {:.0} s", t.elapsed().as_secs_f64()),
+            }
         ),
-    ));
-    rows.push(("backlog samples (1/s)".into(), format!("{trace:?}")));
-    rows.push(("server RSS peak during sustained load".into(), format!("{} MiB", mem_peak / 1024)));
+        applied_eps,
+    );
+    report.text("backlog samples (1/s)", format!("{trace:?}"));
+    report.text("CPU during sustained load", cpu.text(with_pg));
+    report.num("server RSS peak during sustained load", format!("{} MiB", mem_peak / 1024), mem_peak as f64 / 1024.0);
 
-    eprintln!("phase 5: apply lag at {lag_eps:.0} events/s ({secs} s)");
-    let before = lag_buckets(&client, &base).await;
+    eprintln!("[{label}] phase 5: apply lag at {lag_eps:.0} events/s ({secs} s)");
+    let before = lag_buckets(client, &bases).await;
     let make: Arc<dyn Fn(u64) -> String + Send + Sync> = Arc::new(|i| batch_body(3_000_000_000 + i * 100, 100, 2));
     let (ok, err, _) =
-        open_loop(&client, &target, "/v1/batch", lag_eps / 100.0, secs, make, Arc::new(AtomicU64::new(0)), || {}).await;
-    drain(&client, &base).await;
-    let after = lag_buckets(&client, &base).await;
-    rows.push((
-        format!("apply lag (acknowledged → readable) at {lag_eps:.0} events/s"),
+        open_loop(client, &target, "/v1/batch", lag_eps / 100.0, secs, make, Arc::new(AtomicU64::new(0)), || {}).await;
+    drain(client, &bases).await;
+    let after = lag_buckets(client, &bases).await;
+    let p99 = bucket_quantile(&before, &after, 0.99);
+    report.num(
+        K_LAG,
         format!(
-            "p50 ≤ {} s, p99 ≤ {} s (histogram bucket bounds); {ok} batches, {err} errors",
+            "at {lag_eps:.0} events/s: p50 ≤ {} s, p99 ≤ {p99} s (histogram bucket bounds); {ok} batches, {err} errors",
             bucket_quantile(&before, &after, 0.5),
-            bucket_quantile(&before, &after, 0.99)
         ),
-    ));
-    let (rss, hwm) = rss_kib(pid);
-    rows.push(("server RSS at end / peak (VmHWM)".into(), format!("{} MiB / {} MiB", rss / 1024, hwm / 1024)));
+        p99,
+    );
+    let rss: Vec<String> = cluster
+        .pids()
+        .into_iter()
+        .map(rss_kib)
+        .map(|(rss, hwm)| format!("{} MiB / {} MiB", rss / 1024, hwm / 1024))
+        .collect();
+    report.num(K_RSS, rss.join("; "), cluster.rss().1 as f64 / 1024.0);
+    Ok(report)
+}
 
-    println!("\n| measure | result |\n| --- | --- |");
-    for (k, v) in rows {
-        println!("| {k} | {v} |");
+// ---------------------------------------------------------------------------
+// PostgreSQL: scratch databases and the ceiling.
+
+async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The database name of a URL.
+fn database_name(url: &str) -> String {
+    let path = url.split('?').next().unwrap_or(url);
+    path.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// Drops a scratch database (its server processes first) and checkpoints,
+/// so the next measurement starts from a quiet server.
+async fn drop_database(admin: &str, url: &str) {
+    let name = database_name(url);
+    match pg_connect(admin).await {
+        Ok(c) => {
+            // Two statements: DROP DATABASE cannot run in the implicit
+            // transaction of a multi-statement query.
+            for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), "CHECKPOINT".into()] {
+                if let Err(e) = c.batch_execute(&sql).await {
+                    eprintln!("  warning: `{sql}` failed: {}", e.as_db_error().map(|d| d.message()).unwrap_or("?"));
+                }
+            }
+        }
+        Err(e) => eprintln!("  warning: {e}"),
     }
+}
+
+/// The pid of the server's postmaster (to add up its processes' CPU).
+async fn postmaster_pid(admin: &str) -> Option<u32> {
+    let c = pg_connect(admin).await.ok()?;
+    let row = c.query_one("SHOW data_directory", &[]).await.ok()?;
+    let dir: String = row.get(0);
+    let pid = std::fs::read_to_string(format!("{dir}/postmaster.pid")).ok()?;
+    pid.lines().next()?.trim().parse().ok()
+}
+
+/// The rows of ceiling batch `i`: (workspace id, external id, 5 traits).
+fn ceiling_rows(i: u64) -> (Vec<String>, Vec<String>, Vec<Value>) {
+    let keys = mixed_keys(i);
+    let ws = vec!["ws_bench".to_string(); keys.len()];
+    let ext = keys.iter().map(|k| format!("m{k}")).collect();
+    let traits = keys
+        .iter()
+        .map(|k| json!({"plan": "pro", "visits": i % 100, "tags": [format!("t{}", k % 7)], "score": k % 1000, "city": "Lyon"}))
+        .collect();
+    (ws, ext, traits)
+}
+
+#[derive(Clone, Copy)]
+enum CeilingMode {
+    /// `INSERT … SELECT … FROM unnest(…) ON CONFLICT … DO UPDATE`.
+    Unnest,
+    /// COPY into a temporary table, then one upsert from it.
+    Copy,
+}
+
+const CEILING_TABLE: &str = "DROP TABLE IF EXISTS contacts;
+    CREATE TABLE contacts (workspace_id text, external_id text, traits jsonb, PRIMARY KEY (workspace_id, external_id));
+    CHECKPOINT";
+const UPSERT_CONFLICT: &str =
+    "ON CONFLICT (workspace_id, external_id) DO UPDATE SET traits = contacts.traits || excluded.traits";
+
+/// One ceiling connection: upserts batches until `stop`; returns rows written.
+async fn ceiling_worker(
+    url: String,
+    mode: CeilingMode,
+    seq: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> Result<u64, String> {
+    let mut c = pg_connect(&url).await?;
+    let unnest = c
+        .prepare(&format!(
+            "INSERT INTO contacts (workspace_id, external_id, traits)
+             SELECT w, e, t FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS v(w, e, t) {UPSERT_CONFLICT}"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    c.batch_execute(
+        "CREATE TEMP TABLE staging (workspace_id text, external_id text, traits jsonb) ON COMMIT DELETE ROWS",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let from_staging = c
+        .prepare(&format!(
+            "INSERT INTO contacts (workspace_id, external_id, traits)
+             SELECT workspace_id, external_id, traits FROM staging {UPSERT_CONFLICT}"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    let types =
+        [tokio_postgres::types::Type::TEXT, tokio_postgres::types::Type::TEXT, tokio_postgres::types::Type::JSONB];
+    let mut rows = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let (ws, ext, traits) = ceiling_rows(seq.fetch_add(1, Ordering::Relaxed));
+        match mode {
+            CeilingMode::Unnest => {
+                c.execute(&unnest, &[&ws, &ext, &traits]).await.map_err(|e| e.to_string())?;
+            }
+            CeilingMode::Copy => {
+                let tx = c.transaction().await.map_err(|e| e.to_string())?;
+                let sink = tx.copy_in("COPY staging FROM STDIN (FORMAT binary)").await.map_err(|e| e.to_string())?;
+                let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+                let mut writer = std::pin::pin!(writer);
+                for ((w, e), t) in ws.iter().zip(&ext).zip(&traits) {
+                    writer.as_mut().write(&[w as &(dyn ToSql + Sync), e, t]).await.map_err(|e| e.to_string())?;
+                }
+                writer.finish().await.map_err(|e| e.to_string())?;
+                tx.execute(&from_staging, &[]).await.map_err(|e| e.to_string())?;
+                tx.commit().await.map_err(|e| e.to_string())?;
+            }
+        }
+        rows += ws.len() as u64;
+    }
+    Ok(rows)
+}
+
+/// Runs the ceiling on a fresh database: rows/s, and the CPU used.
+async fn ceiling(admin: &str, mode: CeilingMode, secs: u64, probe: &CpuProbe) -> Result<(f64, CpuUse), String> {
+    let url = convene_store_postgres::scratch::fresh_database(admin).await.map_err(|e| e.to_string())?;
+    let result = async {
+        pg_connect(&url).await?.batch_execute(CEILING_TABLE).await.map_err(|e| e.to_string())?;
+        let (seq, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let cpu = probe.snap();
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..CEILING_CONNECTIONS)
+            .map(|_| tokio::spawn(ceiling_worker(url.clone(), mode, seq.clone(), stop.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut rows = 0;
+        for t in tasks {
+            rows += t.await.map_err(|e| e.to_string())??;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        Ok::<_, String>((rows as f64 / elapsed, probe.since(&cpu)))
+    }
+    .await;
+    drop_database(admin, &url).await;
+    result
+}
+
+// ---------------------------------------------------------------------------
+// The run.
+
+async fn run() -> Result<(), String> {
+    let settings = Settings {
+        secs: env_or("BENCH_SECONDS", 10),
+        sustained_eps: env_or("BENCH_SUSTAINED_EPS", 40_000.0),
+        lag_eps: env_or("BENCH_LAG_EPS", 20_000.0),
+    };
+    let secs = settings.secs;
+    let admin = std::env::var("BENCH_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+    let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().map_err(|e| e.to_string())?;
+    let run_started = Instant::now();
+
+    // The bare reference server.
+    let bare_port = free_port();
+    let bare_proc = Proc(
+        Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+            .env("CONVENE_BENCH_BARE", "1")
+            .env("CONVENE_BENCH_LISTEN", format!("127.0.0.1:{bare_port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?,
+    );
+    let bare = Target::new(vec![format!("http://127.0.0.1:{bare_port}")], "x".into());
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", bare_port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let single = |i: u64| identify_body(i, i.wrapping_mul(2654435761));
+    eprintln!("bare axum handler, single identify ({secs} s, 64 connections)");
+    let (bare_ok, _, _) =
+        closed_loop(&client, &bare, "/v1/identify", 64, secs, single, Arc::new(AtomicU64::new(1))).await;
+    let bare_rps = bare_ok as f64 / secs as f64;
+    eprintln!("  {bare_rps:.0} req/s");
+    drop(bare_proc);
+
+    let mut backends = vec![Backend::Sqlite];
+    let mut postmaster = None;
+    if let Some(admin) = &admin {
+        backends.push(Backend::Postgres { nodes: 1 });
+        backends.push(Backend::Postgres { nodes: 2 });
+        postmaster = postmaster_pid(admin).await;
+        if postmaster.is_none() {
+            eprintln!("warning: cannot find the PostgreSQL postmaster's pid; its CPU is not measured");
+        }
+    }
+    let mut reports: Vec<(Backend, Report)> = Vec::new();
+    for backend in backends {
+        let started = Instant::now();
+        let database = match (&admin, backend) {
+            (Some(admin), Backend::Postgres { .. }) => Some(
+                convene_store_postgres::scratch::fresh_database(admin)
+                    .await
+                    .map_err(|e| format!("cannot create a database: {e}"))?,
+            ),
+            _ => None,
+        };
+        let outcome = async {
+            let cluster = Cluster::start(&client, backend, database.as_deref()).await?;
+            let pm = if database.is_some() { postmaster } else { None };
+            measure_backend(&client, backend, &cluster, bare_rps, &settings, pm).await
+        }
+        .await;
+        if let (Some(admin), Some(url)) = (&admin, &database) {
+            drop_database(admin, url).await;
+        }
+        reports.push((backend, outcome?));
+        eprintln!("[{}] done in {:.0} s", backend.label(), started.elapsed().as_secs_f64());
+    }
+
+    // The PostgreSQL ceiling.
+    let mut ceilings: Vec<(&str, f64, CpuUse)> = Vec::new();
+    if let Some(admin) = &admin {
+        let probe = CpuProbe { convene: Vec::new(), postmaster, tck: clock_ticks_per_sec() };
+        for (name, mode) in [
+            ("(a) `INSERT … SELECT … FROM unnest(…) ON CONFLICT DO UPDATE`", CeilingMode::Unnest),
+            ("(b) COPY (binary) into a temporary table + one upsert from it, one transaction", CeilingMode::Copy),
+        ] {
+            eprintln!("PostgreSQL ceiling {name} ({secs} s, {CEILING_CONNECTIONS} connections)");
+            let (rate, cpu) = ceiling(admin, mode, secs, &probe).await?;
+            eprintln!("  {rate:.0} rows/s");
+            ceilings.push((name, rate, cpu));
+        }
+    }
+
+    print_reports(bare_rps, &reports, &ceilings);
+    eprintln!("whole run: {:.0} s", run_started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// Waits until the server's backlog is empty (at most 120 s).
-async fn drain(client: &reqwest::Client, base: &str) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
-        if metric(client, base, "convene_ingest_backlog").await == 0.0 {
-            return;
+fn print_reports(bare_rps: f64, reports: &[(Backend, Report)], ceilings: &[(&str, f64, CpuUse)]) {
+    let first = &reports[0].1;
+    if reports.len() == 1 {
+        println!("\n| measure | result |\n| --- | --- |");
+        println!("| bare axum handler, single identify | {bare_rps:.0} req/s |");
+        for row in &first.rows {
+            println!("| {} | {} |", row.key, row.text);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        return;
     }
-    eprintln!("warning: backlog not drained after 120 s");
+    let labels: Vec<String> = reports.iter().map(|(b, _)| b.label()).collect();
+    println!("\nbare axum handler, single identify: {bare_rps:.0} req/s\n");
+    println!("| measure | {} |", labels.join(" | "));
+    println!("| --- |{}", " --- |".repeat(labels.len()));
+    for row in &first.rows {
+        let cells: Vec<&str> =
+            reports.iter().map(|(_, r)| r.get(&row.key).map(|x| x.text.as_str()).unwrap_or("")).collect();
+        println!("| {} | {} |", row.key, cells.join(" | "));
+    }
+
+    println!("\nRatios to SQLite (same run):\n");
+    let mut header = vec!["measure".to_string(), labels[0].clone()];
+    for l in &labels[1..] {
+        header.push(l.clone());
+        header.push(format!("{l} / SQLite"));
+    }
+    println!("| {} |", header.join(" | "));
+    println!("| --- |{}", " --: |".repeat(header.len() - 1));
+    for row in first.rows.iter().filter(|r| r.value.is_some()) {
+        let base = row.value.unwrap_or(f64::NAN);
+        let mut cells = vec![row.key.clone(), fmt_num(base)];
+        for (_, r) in &reports[1..] {
+            let v = r.value(&row.key).unwrap_or(f64::NAN);
+            cells.push(fmt_num(v));
+            cells.push(format!("{:.2}", v / base));
+        }
+        println!("| {} |", cells.join(" | "));
+    }
+
+    if let (Some((_, ceiling, _)), Some((_, pg1))) =
+        (ceilings.first(), reports.iter().find(|(b, _)| *b == Backend::Postgres { nodes: 1 }))
+    {
+        println!(
+            "\nPostgreSQL ceiling (same server, fresh database, {CEILING_CONNECTIONS} connections, batches of 100 rows of 5 traits, half new, half existing):\n"
+        );
+        println!("| measure | rows/s | CPU |\n| --- | --: | --- |");
+        for (name, rate, cpu) in ceilings {
+            println!("| {name} | {rate:.0} | {} |", cpu.text(true));
+        }
+        let applied = pg1.value(K_MIXED_APPLIED).unwrap_or(0.0);
+        let acked = pg1.value(K_MIXED_ACK).unwrap_or(0.0);
+        let new_applied = pg1.value(K_BATCH_APPLIED).unwrap_or(0.0);
+        println!(
+            "\n| convene, PostgreSQL 1 node, identify in batches of 100 | events/s | of ceiling (a) |\n| --- | --: | --: |"
+        );
+        println!("| half updates, acknowledged and applied | {applied:.0} | {:.0}% |", 100.0 * applied / ceiling);
+        println!("| half updates, acknowledged only | {acked:.0} | {:.0}% |", 100.0 * acked / ceiling);
+        println!(
+            "| new contacts, acknowledged and applied | {new_applied:.0} | {:.0}% |",
+            100.0 * new_applied / ceiling
+        );
+        let met = applied >= 30_000.0 && applied >= 0.6 * ceiling;
+        println!(
+            "\nTarget (≥ 30,000 events/s acknowledged and applied, ≥ 60% of ceiling (a) = {:.0}): {}",
+            0.6 * ceiling,
+            if met { "met" } else { "NOT met" }
+        );
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
 }

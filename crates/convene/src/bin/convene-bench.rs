@@ -10,11 +10,17 @@
 //! sampled from `/proc`. It prints a Markdown table on stdout (progress on
 //! stderr), stops the server it started and removes the directory.
 //!
+//! With `--postgres URL` (an admin URL, e.g. from `scripts/test-postgres
+//! start DIR`) the whole run is done three times: SQLite, then PostgreSQL
+//! with one node, then PostgreSQL with two `convene serve` processes on the
+//! same database (requests spread round-robin over both), each on a fresh
+//! database; a table of the ratios to SQLite follows the three tables.
+//!
 //! ```text
 //! cargo build --release --bin convene --bin convene-bench && target/release/convene-bench
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,6 +66,10 @@ struct Args {
     /// Extra arguments passed to `convene serve` (e.g. `--server-arg=--sqlite-synchronous=normal`).
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// A PostgreSQL admin URL: after SQLite, run again on PostgreSQL with
+    /// one node and with two nodes, each on a fresh database created there.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -215,13 +225,45 @@ fn read_mem(pid: u32) -> Option<Mem> {
     Some(Mem { rss_kib: field("VmRSS:")?, hwm_kib: field("VmHWM:")? })
 }
 
-/// User + system CPU time of a process, in clock ticks.
-fn read_cpu_ticks(pid: &str) -> Option<u64> {
+/// The highest RSS and VmHWM over several processes (the nodes).
+fn read_mem_max(pids: &[u32]) -> Mem {
+    pids.iter()
+        .filter_map(|p| read_mem(*p))
+        .fold(Mem::default(), |a, m| Mem { rss_kib: a.rss_kib.max(m.rss_kib), hwm_kib: a.hwm_kib.max(m.hwm_kib) })
+}
+
+/// (parent pid, user + system CPU time in clock ticks) of a process.
+fn read_stat(pid: &str) -> Option<(u32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start at field 3.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    Some((fields.get(1)?.parse().ok()?, fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?))
+}
+
+/// User + system CPU time of a process, in clock ticks.
+fn read_cpu_ticks(pid: &str) -> Option<u64> {
+    read_stat(pid).map(|(_, ticks)| ticks)
+}
+
+/// CPU ticks of a PostgreSQL cluster's processes (the postmaster and its
+/// children), by pid.
+fn postgres_ticks(postmaster: u32) -> HashMap<u32, u64> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if let Some((ppid, ticks)) = read_stat(&pid.to_string())
+            && (pid == postmaster || ppid == postmaster)
+        {
+            out.insert(pid, ticks);
+        }
+    }
+    out
+}
+
+/// Ticks used since `before` (processes that started in between count whole).
+fn postgres_ticks_since(postmaster: u32, before: &HashMap<u32, u64>) -> u64 {
+    postgres_ticks(postmaster).iter().map(|(pid, t)| t.saturating_sub(*before.get(pid).unwrap_or(&0))).sum()
 }
 
 fn clock_ticks_per_sec() -> f64 {
@@ -242,29 +284,26 @@ struct MemSampler {
 }
 
 impl MemSampler {
-    fn start(pid: u32) -> MemSampler {
-        let peak = Arc::new(AtomicU64::new(read_mem(pid).map(|m| m.rss_kib).unwrap_or(0)));
+    /// Samples the highest RSS of any of `pids` (the nodes).
+    fn start(pids: Vec<u32>) -> MemSampler {
+        let peak = Arc::new(AtomicU64::new(read_mem_max(&pids).rss_kib));
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (peak.clone(), stop.clone());
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             while !s.load(Ordering::Relaxed) {
                 tick.tick().await;
-                if let Some(m) = read_mem(pid) {
-                    p.fetch_max(m.rss_kib, Ordering::Relaxed);
-                }
+                p.fetch_max(read_mem_max(&pids).rss_kib, Ordering::Relaxed);
             }
         });
         MemSampler { peak_rss_kib: peak, stop, task }
     }
 
     /// The highest RSS seen while sampling.
-    async fn finish(self, pid: u32) -> u64 {
+    async fn finish(self, pids: &[u32]) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
-        if let Some(m) = read_mem(pid) {
-            self.peak_rss_kib.fetch_max(m.rss_kib, Ordering::Relaxed);
-        }
+        self.peak_rss_kib.fetch_max(read_mem_max(pids).rss_kib, Ordering::Relaxed);
         self.peak_rss_kib.load(Ordering::Relaxed)
     }
 }
@@ -315,6 +354,8 @@ struct PhaseResult {
     after: Mem,
     server_cpu: f64,
     bench_cpu: f64,
+    /// CPU of the PostgreSQL cluster's processes (PostgreSQL runs only).
+    db_cpu: Option<f64>,
 }
 
 impl PhaseResult {
@@ -417,9 +458,18 @@ fn contact_body(i: usize) -> String {
 /// The shared context of the workers.
 struct Ctx {
     client: reqwest::Client,
-    base: String,
+    /// The nodes' base URLs; requests go round-robin over them.
+    bases: Vec<String>,
+    next_base: AtomicUsize,
     auth: HeaderValue,
     load_batch: usize,
+}
+
+impl Ctx {
+    /// The node the next request goes to.
+    fn base(&self) -> &str {
+        &self.bases[self.next_base.fetch_add(1, Ordering::Relaxed) % self.bases.len()]
+    }
 }
 
 #[derive(Deserialize)]
@@ -461,7 +511,6 @@ async fn send(req: reqwest::RequestBuilder) -> Result<impl AsRef<[u8]>, (String,
 async fn load_worker(ctx: Arc<Ctx>, next: Arc<AtomicUsize>, done: Arc<AtomicUsize>, total: usize) -> WorkerOut {
     let mut out = WorkerOut { latencies_ns: Vec::with_capacity(total / 32 + 16), ..WorkerOut::default() };
     if ctx.load_batch > 1 {
-        let url = format!("{}/v1/batch", ctx.base);
         loop {
             let first = next.fetch_add(ctx.load_batch, Ordering::Relaxed);
             if first >= total {
@@ -472,7 +521,7 @@ async fn load_worker(ctx: Arc<Ctx>, next: Arc<AtomicUsize>, done: Arc<AtomicUsiz
                 (first..last).map(|i| format!("{{\"type\":\"identify\",{}", &contact_body(i)[1..])).collect();
             let req = ctx
                 .client
-                .post(&url)
+                .post(format!("{}/v1/batch", ctx.base()))
                 .header(AUTHORIZATION, ctx.auth.clone())
                 .header(CONTENT_TYPE, "application/json")
                 .body(format!("{{\"batch\":[{}]}}", items.join(",")));
@@ -485,7 +534,6 @@ async fn load_worker(ctx: Arc<Ctx>, next: Arc<AtomicUsize>, done: Arc<AtomicUsiz
             done.fetch_add(last - first, Ordering::Relaxed);
         }
     }
-    let url = format!("{}/v1/contacts", ctx.base);
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         if i >= total {
@@ -493,7 +541,7 @@ async fn load_worker(ctx: Arc<Ctx>, next: Arc<AtomicUsize>, done: Arc<AtomicUsiz
         }
         let req = ctx
             .client
-            .post(&url)
+            .post(format!("{}/v1/contacts", ctx.base()))
             .header(AUTHORIZATION, ctx.auth.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(contact_body(i));
@@ -540,10 +588,10 @@ async fn timed_worker(
     while Instant::now() < deadline {
         let (index, id) = contacts[rng.below(contacts.len())];
         let req = match op {
-            Op::GetById => ctx.client.get(format!("{}/v1/contacts/{id}", ctx.base)),
+            Op::GetById => ctx.client.get(format!("{}/v1/contacts/{id}", ctx.base())),
             Op::GetByEmail => ctx.client.get(format!(
                 "{}/v1/contacts?email={}",
-                ctx.base,
+                ctx.base(),
                 email_of(index as usize).replace('@', "%40")
             )),
             Op::Patch => {
@@ -554,7 +602,7 @@ async fn timed_worker(
                     PLANS[(r >> 8) % PLANS.len()]
                 );
                 ctx.client
-                    .patch(format!("{}/v1/contacts/{id}", ctx.base))
+                    .patch(format!("{}/v1/contacts/{id}", ctx.base()))
                     .header(CONTENT_TYPE, "application/json")
                     .body(body)
             }
@@ -584,17 +632,18 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 async fn measure<F, Fut>(
     name: String,
     concurrency: usize,
-    pid: u32,
-    tck: f64,
+    probe: &Probe,
     spawn_worker: F,
 ) -> (PhaseResult, Vec<(u32, i64)>)
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = WorkerOut> + Send + 'static,
 {
-    let sampler = MemSampler::start(pid);
-    let pid_s = pid.to_string();
-    let (server_cpu0, bench_cpu0) = (read_cpu_ticks(&pid_s).unwrap_or(0), read_cpu_ticks("self").unwrap_or(0));
+    let pids = &probe.pids;
+    let sampler = MemSampler::start(pids.clone());
+    let server_ticks = || pids.iter().map(|p| read_cpu_ticks(&p.to_string()).unwrap_or(0)).sum::<u64>();
+    let (server_cpu0, bench_cpu0) = (server_ticks(), read_cpu_ticks("self").unwrap_or(0));
+    let db_cpu0 = probe.postmaster.map(postgres_ticks);
     let started = Instant::now();
     let handles: Vec<_> = (0..concurrency).map(|w| tokio::spawn(spawn_worker(w))).collect();
     let mut merged = WorkerOut::default();
@@ -610,10 +659,15 @@ where
     }
     let elapsed = started.elapsed();
     let secs = elapsed.as_secs_f64();
-    let server_cpu = read_cpu_ticks(&pid_s).unwrap_or(0).saturating_sub(server_cpu0) as f64 / tck / secs;
+    let tck = probe.tck;
+    let server_cpu = server_ticks().saturating_sub(server_cpu0) as f64 / tck / secs;
     let bench_cpu = read_cpu_ticks("self").unwrap_or(0).saturating_sub(bench_cpu0) as f64 / tck / secs;
-    let peak_rss_kib = sampler.finish(pid).await;
-    let after = read_mem(pid).unwrap_or_default();
+    let db_cpu = match (probe.postmaster, &db_cpu0) {
+        (Some(pm), Some(before)) => Some(postgres_ticks_since(pm, before) as f64 / tck / secs),
+        _ => None,
+    };
+    let peak_rss_kib = sampler.finish(pids).await;
+    let after = read_mem_max(pids);
     let mut latencies = merged.latencies_ns;
     latencies.sort_unstable();
     let result = PhaseResult {
@@ -627,8 +681,17 @@ where
         after,
         server_cpu,
         bench_cpu,
+        db_cpu,
     };
     (result, merged.created)
+}
+
+/// What `measure` samples: the nodes, and the PostgreSQL cluster's
+/// postmaster when the run is on PostgreSQL.
+struct Probe {
+    pids: Vec<u32>,
+    postmaster: Option<u32>,
+    tck: f64,
 }
 
 // ---------------------------------------------------------------------------
@@ -668,6 +731,31 @@ async fn post_json(
     serde_json::from_str(&text).map_err(|e| format!("POST {url}: {e}: {text}"))
 }
 
+/// Where the data lives in one pass of the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres { nodes: usize },
+}
+
+impl Backend {
+    fn label(self) -> String {
+        match self {
+            Backend::Sqlite => "SQLite".into(),
+            Backend::Postgres { nodes: 1 } => "PostgreSQL, 1 node".into(),
+            Backend::Postgres { nodes } => format!("PostgreSQL, {nodes} nodes"),
+        }
+    }
+}
+
+/// One pass: its report (summary and table) and figures for the comparison.
+struct Pass {
+    backend: Backend,
+    report: String,
+    phases: Vec<PhaseResult>,
+    contacts_per_sec: f64,
+}
+
 async fn run(args: &Args) -> Result<(), String> {
     let bin = match &args.server {
         Some(p) => p.clone(),
@@ -675,17 +763,176 @@ async fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("cannot find my own executable: {e}"))?
             .with_file_name("convene"),
     };
+    let mut backends = vec![Backend::Sqlite];
+    let mut postmaster = None;
+    if let Some(admin) = &args.postgres {
+        backends.push(Backend::Postgres { nodes: 1 });
+        backends.push(Backend::Postgres { nodes: 2 });
+        postmaster = postmaster_pid(admin).await;
+        if postmaster.is_none() {
+            eprintln!("convene-bench: cannot find the PostgreSQL postmaster's pid; its CPU is not measured");
+        }
+    }
+    let mut passes = Vec::new();
+    for backend in backends {
+        let database = match (&args.postgres, backend) {
+            (Some(admin), Backend::Postgres { .. }) => Some(
+                convene_store_postgres::scratch::fresh_database(admin)
+                    .await
+                    .map_err(|e| format!("cannot create a database on {admin}: {e}"))?,
+            ),
+            _ => None,
+        };
+        let pass = run_pass(args, &bin, backend, database.as_deref(), postmaster).await;
+        if let (Some(admin), Some(url)) = (&args.postgres, &database) {
+            drop_database(admin, url).await;
+        }
+        passes.push(pass?);
+    }
+    if passes.len() == 1 {
+        print!("{}", passes[0].report);
+        return Ok(());
+    }
+    let mut out = String::new();
+    for pass in &passes {
+        let _ = writeln!(
+            out,
+            "### {}\n\n{}",
+            pass.backend.label(),
+            pass.report.replace("## convene-bench results\n\n", "")
+        );
+    }
+    out.push_str(&compare(&passes));
+    print!("{out}");
+    Ok(())
+}
+
+/// The ratios of every pass to the first (SQLite), phase by phase.
+fn compare(passes: &[Pass]) -> String {
+    let base = &passes[0];
+    let mut out = String::new();
+    let _ = writeln!(out, "### Ratios to {} (same run)\n", base.backend.label());
+    let mut header = format!("| Phase | Conc. | {} req/s |", base.backend.label());
+    let mut rule = "|---|--:|--:|".to_string();
+    for p in &passes[1..] {
+        let _ = write!(header, " {} req/s (× {}) |", p.backend.label(), base.backend.label());
+        rule.push_str("--:|");
+    }
+    let _ = write!(header, " {} p50 / p99 |", base.backend.label());
+    rule.push_str("--:|");
+    for p in &passes[1..] {
+        let _ = write!(header, " {} p50 / p99 (× p99) |", p.backend.label());
+        rule.push_str("--:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}", a / b) } else { "–".into() };
+    let _ = write!(
+        out,
+        "| load, contacts/s (until all applied) | {} | {:.0} |",
+        base.phases[0].concurrency, base.contacts_per_sec
+    );
+    for p in &passes[1..] {
+        let _ = write!(out, " {:.0} ({}) |", p.contacts_per_sec, ratio(p.contacts_per_sec, base.contacts_per_sec));
+    }
+    out.push_str(&" |".repeat(passes.len()));
+    out.push('\n');
+    for (i, phase) in base.phases.iter().enumerate() {
+        let _ = write!(out, "| {} | {} | {} |", phase.name, phase.concurrency, thousands(phase.rate().round() as u64));
+        for p in &passes[1..] {
+            match p.phases.get(i) {
+                Some(q) => {
+                    let _ =
+                        write!(out, " {} ({}) |", thousands(q.rate().round() as u64), ratio(q.rate(), phase.rate()));
+                }
+                None => out.push_str(" – |"),
+            }
+        }
+        let _ = write!(out, " {} / {} |", ms(phase.percentile(50.0)), ms(phase.percentile(99.0)));
+        for p in &passes[1..] {
+            match p.phases.get(i) {
+                Some(q) => {
+                    let _ = write!(
+                        out,
+                        " {} / {} ({}) |",
+                        ms(q.percentile(50.0)),
+                        ms(q.percentile(99.0)),
+                        ratio(q.percentile(99.0).as_secs_f64(), phase.percentile(99.0).as_secs_f64())
+                    );
+                }
+                None => out.push_str(" – |"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A PostgreSQL client on `url` (its connection driven by a task).
+async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| format!("cannot connect: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The pid of the server's postmaster, to add up its processes' CPU.
+async fn postmaster_pid(admin: &str) -> Option<u32> {
+    let c = pg_connect(admin).await.ok()?;
+    let row = c.query_one("SHOW data_directory", &[]).await.ok()?;
+    let dir: String = row.get(0);
+    let pid = std::fs::read_to_string(format!("{dir}/postmaster.pid")).ok()?;
+    pid.lines().next()?.trim().parse().ok()
+}
+
+/// The database name of a URL.
+fn database_name(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// Drops a database made for a pass and checkpoints, so that the next pass
+/// starts on a quiet server.
+async fn drop_database(admin: &str, url: &str) {
+    let name = database_name(url);
+    let c = match pg_connect(admin).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("convene-bench: could not drop {name}: {e}");
+            return;
+        }
+    };
+    // Two statements: DROP DATABASE cannot run in the implicit transaction
+    // of a multi-statement query.
+    for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), "CHECKPOINT".into()] {
+        if let Err(e) = c.batch_execute(&sql).await {
+            eprintln!("convene-bench: `{sql}` failed: {}", e.as_db_error().map(|d| d.message()).unwrap_or("?"));
+        }
+    }
+}
+
+/// Bytes of a PostgreSQL database.
+async fn database_bytes(url: &str) -> Option<u64> {
+    let c = pg_connect(url).await.ok()?;
+    let row = c.query_one("SELECT pg_database_size(current_database())", &[]).await.ok()?;
+    Some(row.get::<_, i64>(0).max(0) as u64)
+}
+
+/// One pass of the run on `backend`: starts the node(s), loads, measures.
+async fn run_pass(
+    args: &Args,
+    bin: &Path,
+    backend: Backend,
+    database: Option<&str>,
+    postmaster: Option<u32>,
+) -> Result<Pass, String> {
+    let label = backend.label();
     let tck = clock_ticks_per_sec();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let mut server = Server::start(&bin, &args.server_args)?;
-    let pid = server.pid;
-    eprintln!(
-        "convene-bench: started {} (pid {pid}) on {} with data in {}",
-        bin.display(),
-        server.base,
-        server.dir.display()
-    );
-
+    let nodes = match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres { nodes } => nodes,
+    };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency.max(args.latency_concurrency.iter().copied().max().unwrap_or(0)))
         .no_proxy()
@@ -693,39 +940,57 @@ async fn run(args: &Args) -> Result<(), String> {
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let ready_in = wait_ready(&client, &mut server).await?;
-    let idle_start = read_mem(pid).unwrap_or_default();
+    // One node after the other: the first applies the migrations.
+    let mut servers: Vec<Server> = Vec::new();
+    let mut ready_in = Duration::ZERO;
+    for _ in 0..nodes {
+        let mut extra = args.server_args.clone();
+        if let Some(url) = database {
+            extra.extend(["--database".to_string(), url.to_string()]);
+        }
+        let mut server = Server::start(bin, &extra)?;
+        eprintln!(
+            "convene-bench [{label}]: started {} (pid {}) on {} with data in {}",
+            bin.display(),
+            server.pid,
+            server.base,
+            server.dir.display()
+        );
+        ready_in = ready_in.max(wait_ready(&client, &mut server).await?);
+        servers.push(server);
+    }
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
+    let probe = Probe { pids: pids.clone(), postmaster: if database.is_some() { postmaster } else { None }, tck };
+    let idle_start = read_mem_max(&pids);
 
-    let ws = post_json(
-        &client,
-        &format!("{}/v1/workspaces", server.base),
-        &server.master_key,
-        serde_json::json!({"name": "bench"}),
-    )
-    .await?;
+    let (base, master_key) = (servers[0].base.clone(), servers[0].master_key.clone());
+    let ws =
+        post_json(&client, &format!("{base}/v1/workspaces"), &master_key, serde_json::json!({"name": "bench"})).await?;
     let ws_id = ws["id"].as_str().ok_or("no workspace id")?.to_string();
+    // Every node has its own master key; the workspace key works on all.
     let key = post_json(
         &client,
-        &format!("{}/v1/workspaces/{ws_id}/keys", server.base),
-        &server.master_key,
+        &format!("{base}/v1/workspaces/{ws_id}/keys"),
+        &master_key,
         serde_json::json!({"name": "bench", "kind": "full"}),
     )
     .await?;
     let token = key["token"].as_str().ok_or("no token in the key")?.to_string();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        base: server.base.clone(),
+        bases: servers.iter().map(|s| s.base.clone()).collect(),
+        next_base: AtomicUsize::new(0),
         auth: HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?,
         load_batch: args.load_batch.max(1),
     });
 
     // Load.
     let n = args.contacts;
-    eprintln!("convene-bench: loading {} contacts with {} workers", thousands(n as u64), args.concurrency);
+    eprintln!("convene-bench [{label}]: loading {} contacts with {} workers", thousands(n as u64), args.concurrency);
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let progress = {
-        let done = done.clone();
+        let (done, pids) = (done.clone(), pids.clone());
         let every = Duration::from_secs(args.progress_every.max(1));
         tokio::spawn(async move {
             let started = Instant::now();
@@ -735,7 +1000,7 @@ async fn run(args: &Args) -> Result<(), String> {
                 let d = done.load(Ordering::Relaxed);
                 let now = Instant::now();
                 let recent = (d - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
-                let m = read_mem(pid).unwrap_or_default();
+                let m = read_mem_max(&pids);
                 eprintln!(
                     "  [load {:>5.1} s] {}/{} ({:.1}%)  {:.0}/s overall, {:.0}/s last {} s  server RSS {}",
                     started.elapsed().as_secs_f64(),
@@ -761,16 +1026,16 @@ async fn run(args: &Args) -> Result<(), String> {
     };
     let (mut load, mut created) = {
         let (ctx, next, done) = (ctx.clone(), next.clone(), done.clone());
-        measure(load_name, args.concurrency, pid, tck, move |_| load_worker(ctx.clone(), next.clone(), done.clone(), n))
+        measure(load_name, args.concurrency, &probe, move |_| load_worker(ctx.clone(), next.clone(), done.clone(), n))
             .await
     };
     progress.abort();
     if ctx.load_batch > 1 {
         let acknowledged = load.elapsed;
-        let applied = wait_applied(&client, &server.base).await?;
+        let applied = wait_applied(&client, &ctx.bases).await?;
         load.elapsed = acknowledged + applied;
         eprintln!(
-            "convene-bench: acknowledged in {:.1} s, all applied {:.1} s later",
+            "convene-bench [{label}]: acknowledged in {:.1} s, all applied {:.1} s later",
             acknowledged.as_secs_f64(),
             applied.as_secs_f64()
         );
@@ -778,7 +1043,7 @@ async fn run(args: &Args) -> Result<(), String> {
     }
     created.sort_unstable();
     eprintln!(
-        "convene-bench: loaded {} contacts in {:.1} s ({:.0}/s), {} errors",
+        "convene-bench [{label}]: loaded {} contacts in {:.1} s ({:.0}/s), {} errors",
         thousands(created.len() as u64),
         load.elapsed.as_secs_f64(),
         created.len() as f64 / load.elapsed.as_secs_f64(),
@@ -799,10 +1064,10 @@ async fn run(args: &Args) -> Result<(), String> {
         plan.push((Op::GetByEmail, c));
     }
     for (op, c) in plan {
-        eprintln!("convene-bench: {} at concurrency {c} for {} s", op.name(), args.seconds);
+        eprintln!("convene-bench [{label}]: {} at concurrency {c} for {} s", op.name(), args.seconds);
         let (ctx, contacts) = (ctx.clone(), contacts.clone());
         let deadline = Instant::now() + deadline_in;
-        let (r, _) = measure(op.name().into(), c, pid, tck, move |w| {
+        let (r, _) = measure(op.name().into(), c, &probe, move |w| {
             timed_worker(ctx.clone(), op, contacts.clone(), 0x5EED_0000 + w as u64 * 7919 + c as u64, deadline)
         })
         .await;
@@ -817,8 +1082,11 @@ async fn run(args: &Args) -> Result<(), String> {
         phases.push(r);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_end = read_mem(pid).unwrap_or_default();
-    let db_bytes = dir_size(&server.dir.join("data"));
+    let idle_end = read_mem_max(&pids);
+    let db_bytes = match database {
+        Some(url) => database_bytes(url).await.unwrap_or(0),
+        None => dir_size(&servers[0].dir.join("data")),
+    };
 
     // Report.
     let mut out = String::new();
@@ -832,17 +1100,27 @@ async fn run(args: &Args) -> Result<(), String> {
     );
     let _ = writeln!(
         out,
-        "- {cores} logical CPUs shared by the server and the load generator ({} runtime threads); server ready in {}",
+        "- {cores} logical CPUs shared by the server{}, the load generator ({} runtime threads){}; server ready in {}",
+        if nodes > 1 { "s" } else { "" },
         args.client_threads,
+        if database.is_some() { " and PostgreSQL" } else { "" },
         ms(ready_in)
     );
+    if nodes > 1 {
+        let _ = writeln!(
+            out,
+            "- {nodes} `convene serve` nodes on one PostgreSQL database, requests spread round-robin; \
+             server RSS is the highest of the nodes, server CPU the sum"
+        );
+    }
     let _ = writeln!(
         out,
-        "- load: {} contacts in {:.1} s = **{:.0} contacts/s**; database {} on disk after the run",
+        "- load: {} contacts in {:.1} s = **{:.0} contacts/s**; database {} {} after the run",
         thousands(contacts.len() as u64),
         phases[0].elapsed.as_secs_f64(),
         contacts.len() as f64 / phases[0].elapsed.as_secs_f64(),
-        mib(db_bytes / 1024)
+        mib(db_bytes / 1024),
+        if database.is_some() { "in PostgreSQL (pg_database_size)" } else { "on disk" }
     );
     let _ = writeln!(
         out,
@@ -855,13 +1133,16 @@ async fn run(args: &Args) -> Result<(), String> {
         let _ = writeln!(out, "- server flags: `{}`", args.server_args.join(" "));
     }
     let _ = writeln!(out);
+    let with_db = args.postgres.is_some();
     let _ = writeln!(
         out,
-        "| Phase | Conc. | Requests | Errors | Req/s | p50 | p90 | p99 | max | Server RSS peak | RSS after | VmHWM after | Server CPU | Bench CPU |"
+        "| Phase | Conc. | Requests | Errors | Req/s | p50 | p90 | p99 | max | Server RSS peak | RSS after | VmHWM after | Server CPU | Bench CPU |{}",
+        if with_db { " PostgreSQL CPU |" } else { "" }
     );
-    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ =
+        writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|{}", if with_db { "--:|" } else { "" });
     for p in &phases {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} cores | {:.2} cores |",
             p.name,
@@ -879,6 +1160,15 @@ async fn run(args: &Args) -> Result<(), String> {
             p.server_cpu,
             p.bench_cpu
         );
+        if with_db {
+            match p.db_cpu {
+                Some(c) => {
+                    let _ = write!(out, " {c:.2} cores |");
+                }
+                None => out.push_str(" – |"),
+            }
+        }
+        out.push('\n');
     }
     let failing: Vec<&PhaseResult> = phases.iter().filter(|p| p.errors.total() > 0).collect();
     if !failing.is_empty() {
@@ -895,28 +1185,32 @@ async fn run(args: &Args) -> Result<(), String> {
             }
         }
     }
-    print!("{out}");
-    drop(server);
-    Ok(())
+    let _ = writeln!(out);
+    let contacts_per_sec = contacts.len() as f64 / phases[0].elapsed.as_secs_f64();
+    drop(servers);
+    Ok(Pass { backend, report: out, phases, contacts_per_sec })
 }
 
-/// Waits until the server's ingest backlog is empty; returns how long it took.
-async fn wait_applied(client: &reqwest::Client, base: &str) -> Result<Duration, String> {
+/// Waits until every node's ingest backlog is empty; returns how long it took.
+async fn wait_applied(client: &reqwest::Client, bases: &[String]) -> Result<Duration, String> {
     let started = Instant::now();
     loop {
-        let text = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
-        let backlog = text
-            .lines()
-            .find_map(|l| l.strip_prefix("convene_ingest_backlog "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or("no convene_ingest_backlog in /metrics")?;
+        let mut backlog = 0;
+        for base in bases {
+            let text = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            backlog += text
+                .lines()
+                .find_map(|l| l.strip_prefix("convene_ingest_backlog "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or("no convene_ingest_backlog in /metrics")?;
+        }
         if backlog == 0 {
             return Ok(started.elapsed());
         }
@@ -933,7 +1227,7 @@ async fn collect_ids(client: &reqwest::Client, ctx: &Ctx) -> Result<Vec<(u32, i6
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = format!("{}/v1/contacts?limit=1000", ctx.base);
+        let mut url = format!("{}/v1/contacts?limit=1000", ctx.bases[0]);
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
