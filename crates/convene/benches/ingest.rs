@@ -18,7 +18,8 @@
 //! processes on one database (requests spread round-robin over both), each
 //! on a fresh database; then the PostgreSQL ceiling is measured on that
 //! server: a bare `contacts` table upserted by batches of 100 from 8
-//! connections, by `unnest` and by COPY into a staging table.
+//! connections, by `unnest` and by COPY (binary: the text-format sink needs
+//! the `futures` Sink trait) into a staging table.
 //!
 //! Environment: `BENCH_SECONDS` (per phase, default 10),
 //! `BENCH_SUSTAINED_EPS` (default 40000), `BENCH_LAG_EPS` (default 20000),
