@@ -188,6 +188,23 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl Job {
+    /// A job still in the inbox: nothing applied yet.
+    pub fn queued(id: String, total: usize, received_at: DateTime<Utc>) -> Self {
+        Job {
+            id,
+            status: JobStatus::Queued,
+            total,
+            applied: 0,
+            duplicates: 0,
+            failed: 0,
+            errors: Vec::new(),
+            received_at,
+            finished_at: None,
+        }
+    }
+}
+
 /// What one applier step did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ApplyReport {

@@ -65,6 +65,26 @@ pub struct ServiceAccountUpdate {
     pub scopes: Option<Vec<Scope>>,
 }
 
+impl ServiceAccount {
+    /// Applies an update: each given part replaces the current one; the
+    /// update time is set to `at`.
+    pub fn apply(&mut self, update: ServiceAccountUpdate, at: DateTime<Utc>) {
+        if let Some(name) = update.name {
+            self.name = name;
+        }
+        if let Some(description) = update.description {
+            self.description = description;
+        }
+        if let Some(teams) = update.teams {
+            self.teams = teams;
+        }
+        if let Some(scopes) = update.scopes {
+            self.scopes = scopes;
+        }
+        self.updated_at = at;
+    }
+}
+
 /// An API key as stored and listed: never its token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKey {

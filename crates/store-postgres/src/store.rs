@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use convene_core::contact::{Contact, ContactChanges, ContactFilter};
 use convene_core::event::{Event, EventFilter};
 use convene_core::field::{Entity, Field};
-use convene_core::ingest::{ApplyReport, Job, JobStatus, QueuedJob};
+use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 use convene_core::page::{Page, PageRequest};
 use convene_core::store::NewField;
 use convene_core::token::TokenHash;
@@ -129,17 +129,7 @@ impl Store for PgStore {
             return Ok(job);
         }
         if let Some((total, received_at)) = events::find_queued(&self.pool, ws, id).await? {
-            return Ok(Job {
-                id: id.to_string(),
-                status: JobStatus::Queued,
-                total,
-                applied: 0,
-                duplicates: 0,
-                failed: 0,
-                errors: Vec::new(),
-                received_at,
-                finished_at: None,
-            });
+            return Ok(Job::queued(id.to_string(), total, received_at));
         }
         // It may have been applied between the two reads.
         events::get_job(&self.pool, ws, id).await?.ok_or_else(events::no_job)

@@ -137,19 +137,7 @@ pub(crate) async fn update_service_account(
     let tx = Tx::begin(pool).await?;
     let result = async {
         let mut sa = get_service_account(tx.c(), ws, id, true).await?;
-        if let Some(name) = update.name {
-            sa.name = name;
-        }
-        if let Some(description) = update.description {
-            sa.description = description;
-        }
-        if let Some(teams) = update.teams {
-            sa.teams = teams;
-        }
-        if let Some(scopes) = update.scopes {
-            sa.scopes = scopes;
-        }
-        sa.updated_at = now();
+        sa.apply(update, now());
         execute(
             tx.c(),
             "UPDATE service_accounts SET name = $3, description = $4, teams = $5, scopes = $6, updated_at = $7

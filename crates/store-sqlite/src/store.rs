@@ -16,7 +16,7 @@ use convene_core::{Result, Store};
 use std::sync::atomic::Ordering;
 
 use convene_core::event::{Event, EventFilter};
-use convene_core::ingest::{ApplyReport, Job, JobStatus, QueuedJob};
+use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 
 use crate::conn::storage;
 use crate::{SqliteStore, apply, contacts, events, keys, workspaces};
@@ -167,17 +167,11 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
         if let Some((total, received)) = queued {
-            return Ok(Job {
+            return Ok(Job::queued(
                 id,
-                status: JobStatus::Queued,
                 total,
-                applied: 0,
-                duplicates: 0,
-                failed: 0,
-                errors: Vec::new(),
-                received_at: convene_core::ids::parse_time(&received).unwrap_or_else(convene_core::ids::now),
-                finished_at: None,
-            });
+                convene_core::ids::parse_time(&received).unwrap_or_else(convene_core::ids::now),
+            ));
         }
         // It may have been applied between the two reads.
         self.readers.run(move |c| events::get_job(c, &ws, &id)).await?.ok_or_else(events::no_job)

@@ -126,19 +126,7 @@ pub(crate) fn update_service_account(
     update: ServiceAccountUpdate,
 ) -> Result<ServiceAccount> {
     let mut sa = get_service_account(conn, ws, id)?;
-    if let Some(name) = update.name {
-        sa.name = name;
-    }
-    if let Some(description) = update.description {
-        sa.description = description;
-    }
-    if let Some(teams) = update.teams {
-        sa.teams = teams;
-    }
-    if let Some(scopes) = update.scopes {
-        sa.scopes = scopes;
-    }
-    sa.updated_at = now();
+    sa.apply(update, now());
     conn.execute(
         "UPDATE service_accounts SET name = ?3, description = ?4, teams = ?5, scopes = ?6, updated_at = ?7
          WHERE workspace_id = ?1 AND id = ?2",

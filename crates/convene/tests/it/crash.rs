@@ -228,22 +228,8 @@ async fn scenario() {
     let server = start(&data, database, tmp.path(), ROUNDS, &client).await;
     let wanted: HashSet<&str> = acked.iter().map(String::as_str).collect();
     assert_eq!(wanted.len(), acked.len(), "ids are unique");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let all = loop {
-        let all = contacts(&client, &server.base, &token).await;
-        let present: HashSet<&str> = all.iter().filter_map(|c| c["external_id"].as_str()).collect();
-        let missing = wanted.iter().filter(|id| !present.contains(**id)).count();
-        if missing == 0 {
-            break all;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} acknowledged writes were lost after the restarts:\n{}",
-            wanted.len(),
-            server.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let all =
+        wait_until_present(&client, &server, &token, &wanted, "acknowledged writes were lost after the restarts").await;
 
     let mut by_id: HashMap<&str, Vec<&Value>> = HashMap::new();
     for c in &all {
@@ -267,4 +253,27 @@ async fn scenario() {
         all.len(),
         started.elapsed()
     );
+}
+
+/// Pages every contact through `server` until each id in `wanted` is present
+/// (20 s at most; then fails with `lost`, the count and the server's log);
+/// returns the contacts.
+pub(crate) async fn wait_until_present(
+    client: &Client,
+    server: &Server,
+    token: &str,
+    wanted: &HashSet<&str>,
+    lost: &str,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let all = contacts(client, &server.base, token).await;
+        let present: HashSet<&str> = all.iter().filter_map(|c| c["external_id"].as_str()).collect();
+        let missing = wanted.iter().filter(|id| !present.contains(**id)).count();
+        if missing == 0 {
+            return all;
+        }
+        assert!(Instant::now() < deadline, "{missing} of {} {lost}:\n{}", wanted.len(), server.log_tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::Client;
 use serde_json::{Value, json};
 
-use crate::crash::{contacts, master_post, start, writer};
+use crate::crash::{master_post, start, wait_until_present, writer};
 
 const WRITERS: usize = 12;
 
@@ -80,22 +80,8 @@ async fn scenario() {
 
     // Only B is left: it must apply everything A acknowledged, once.
     let wanted: HashSet<&str> = acked.iter().map(String::as_str).collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let all = loop {
-        let all = contacts(&client, &b.base, &token).await;
-        let present: HashSet<&str> = all.iter().filter_map(|c| c["external_id"].as_str()).collect();
-        let missing = wanted.iter().filter(|id| !present.contains(**id)).count();
-        if missing == 0 {
-            break all;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} writes acknowledged by A were never applied by B:\n{}",
-            wanted.len(),
-            b.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let all =
+        wait_until_present(&client, &b, &token, &wanted, "writes acknowledged by A were never applied by B").await;
     let mut by_id: HashMap<&str, usize> = HashMap::new();
     for c in &all {
         if let Some(id) = c["external_id"].as_str() {
