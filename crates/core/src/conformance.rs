@@ -5,6 +5,8 @@
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::batch::{BatchOptions, CompanyUpsert, ContactUpsert, RowStatus};
+use crate::company::{CompanyChanges, CompanyFilter};
 use crate::contact::{ContactChanges, ContactFilter, SubscriptionStatus};
 use crate::event::{EventFilter, EventKind, NewEvent};
 use crate::field::{Entity, FieldType};
@@ -36,6 +38,12 @@ macro_rules! store_conformance_tests {
             alias_merges_profiles,
             group_links_a_company,
             purge_forgets_old_jobs_and_message_ids,
+            companies_round_trip_and_unlink_on_delete,
+            contact_batches_report_each_row,
+            all_or_nothing_and_dry_run_batches_write_nothing,
+            company_batches_upsert_by_external_id,
+            subscription_changes_are_recorded,
+            events_are_recorded_on_a_known_contact,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -258,7 +266,7 @@ pub async fn contact_lists_page_and_filter(store: &dyn Store) {
         }
     }
     assert_eq!(seen, ids);
-    let filter = ContactFilter { identity: Some((IdentityKind::Email, "u4@x.io".into())) };
+    let filter = ContactFilter { identity: Some((IdentityKind::Email, "u4@x.io".into())), ..Default::default() };
     let found = store.list_contacts(&ws.id, filter, PageRequest::default()).await.unwrap();
     assert_eq!(found.items.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[4]]);
 }
@@ -466,4 +474,279 @@ pub async fn purge_forgets_old_jobs_and_message_ids(store: &dyn Store) {
     store.enqueue(job(&ws.id, vec![track(IdentityKind::ExternalId, "u", "e", Some("m"))])).await.unwrap();
     drain(store).await;
     assert_eq!(store.list_events(&ws.id, EventFilter::default(), PageRequest::default()).await.unwrap().items.len(), 2);
+}
+
+fn company(v: Value) -> CompanyChanges {
+    CompanyChanges::from_json(v.as_object().expect("object").clone()).expect("valid company")
+}
+
+fn by_email(row: usize, email: &str, traits: Value) -> ContactUpsert {
+    let mut c = changes(json!({ "email": email, "traits": traits }));
+    c.source = Some("test".into());
+    ContactUpsert { row, lookups: vec![(IdentityKind::Email, email.into())], changes: c, create: true }
+}
+
+/// Companies: create, conflict on external id, filters, update, delete
+/// (contacts stay, unlinked), workspace isolation.
+pub async fn companies_round_trip_and_unlink_on_delete(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let other = store.create_workspace("o".into()).await.unwrap().id;
+    let acme = store
+        .create_company(&ws, company(json!({"external_id": "c1", "domain": "Acme.com", "traits": {"size": 50}})))
+        .await
+        .unwrap();
+    assert_eq!((acme.external_id.as_str(), acme.domain.as_deref()), ("c1", Some("acme.com")));
+    assert_eq!(acme.traits["size"], json!(50));
+    let taken = store.create_company(&ws, company(json!({"external_id": "c1"}))).await.unwrap_err();
+    assert!(matches!(taken, Error::Conflict { .. }), "{taken:?}");
+    store.create_company(&other, company(json!({"external_id": "c1"}))).await.unwrap();
+    store.create_company(&ws, company(json!({"external_id": "c2", "domain": "beta.io"}))).await.unwrap();
+    let by_domain = store
+        .list_companies(
+            &ws,
+            CompanyFilter { domain: Some("acme.com".into()), ..Default::default() },
+            PageRequest::parse(None, None).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_domain.items.iter().map(|c| c.id).collect::<Vec<_>>(), vec![acme.id]);
+    let by_id = store
+        .list_companies(
+            &ws,
+            CompanyFilter { external_id: Some("c2".into()), ..Default::default() },
+            PageRequest::parse(None, None).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_id.items.len(), 1);
+    let all = store.list_companies(&ws, CompanyFilter::default(), PageRequest { after: None, limit: 1 }).await.unwrap();
+    assert_eq!(all.items.len(), 1);
+    assert!(all.next_cursor.is_some());
+    let updated = store
+        .update_company(&ws, acme.id, company(json!({"traits": {"size": {"$inc": 5}}, "domain": null})))
+        .await
+        .unwrap();
+    assert_eq!((updated.traits["size"].clone(), updated.domain), (json!(55), None));
+    assert!(matches!(store.get_company(&other, acme.id).await, Err(Error::NotFound { .. })));
+    let mut link = changes(json!({"email": "a@x.io"}));
+    link.company = Some(Some(acme.id));
+    let contact = store.create_contact(&ws, link).await.unwrap();
+    assert_eq!(contact.company_id, Some(acme.id));
+    let mut foreign = changes(json!({"email": "b@x.io"}));
+    foreign.company = Some(Some(acme.id));
+    assert!(store.create_contact(&other, foreign).await.is_err(), "another workspace's company cannot be linked");
+    let members = store
+        .list_contacts(
+            &ws,
+            ContactFilter { company_id: Some(acme.id), ..Default::default() },
+            PageRequest::parse(None, None).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(members.items.iter().map(|c| c.id).collect::<Vec<_>>(), vec![contact.id]);
+    store.delete_company(&ws, acme.id).await.unwrap();
+    assert!(matches!(store.delete_company(&ws, acme.id).await, Err(Error::NotFound { .. })));
+    assert_eq!(store.get_contact(&ws, contact.id).await.unwrap().company_id, None);
+}
+
+/// A batch creates and updates by identity and reports a failed row while
+/// keeping the others.
+pub async fn contact_batches_report_each_row(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    store.create_contact(&ws, changes(json!({"email": "old@x.io", "traits": {"score": 1}}))).await.unwrap();
+    store.create_contact(&ws, changes(json!({"email": "held@x.io", "external_id": "e-1"}))).await.unwrap();
+    store
+        .create_field(
+            &ws,
+            NewField { entity: Entity::Contact, name: "age".into(), label: None, field_type: FieldType::Integer },
+        )
+        .await
+        .unwrap();
+    let mut conflicting = by_email(2, "new2@x.io", json!({}));
+    conflicting.changes.identities.push((IdentityKind::ExternalId, Some("e-1".into())));
+    let rows = vec![
+        by_email(0, "new@x.io", json!({"plan": "pro"})),
+        by_email(1, "old@x.io", json!({"score": {"$inc": 2}})),
+        conflicting,
+        by_email(3, "bad@x.io", json!({"age": "not a number"})),
+        by_email(4, "new@x.io", json!({"seats": 3})),
+    ];
+    let outcome = store.upsert_contacts(&ws, rows, BatchOptions::default()).await.unwrap();
+    assert!(outcome.written);
+    let statuses: Vec<_> =
+        outcome.rows.iter().map(|r| r.outcome.as_ref().map(|(s, _)| *s).map_err(|e| e.code())).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            Ok(RowStatus::Created),
+            Ok(RowStatus::Updated),
+            Err(crate::ErrorCode::Conflict),
+            Err(crate::ErrorCode::InvalidValue),
+            Ok(RowStatus::Updated),
+        ]
+    );
+    let old = &outcome.rows[1].outcome.as_ref().unwrap().1;
+    assert_eq!(old.state.traits["score"], json!(3));
+    let new = &outcome.rows[4].outcome.as_ref().unwrap().1;
+    assert_eq!((new.state.traits["plan"].clone(), new.state.traits["seats"].clone()), (json!("pro"), json!(3)));
+    let find =
+        |email: &str| ContactFilter { identity: Some((IdentityKind::Email, email.into())), ..Default::default() };
+    for (email, present) in [("new@x.io", true), ("new2@x.io", false), ("bad@x.io", false)] {
+        let page = store.list_contacts(&ws, find(email), PageRequest::parse(None, None).unwrap()).await.unwrap();
+        assert_eq!(page.items.len(), present as usize, "{email}");
+    }
+    let mut missing = by_email(0, "nobody@x.io", json!({}));
+    missing.create = false;
+    let outcome = store.upsert_contacts(&ws, vec![missing], BatchOptions::default()).await.unwrap();
+    assert!(matches!(outcome.rows[0].outcome, Err(Error::NotFound { .. })));
+}
+
+/// A dry run, or an all-or-nothing batch with a failed row, writes nothing
+/// (not even inferred fields) but reports what would have happened.
+pub async fn all_or_nothing_and_dry_run_batches_write_nothing(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    store.create_contact(&ws, changes(json!({"email": "held@x.io", "external_id": "e-1"}))).await.unwrap();
+    let dry = store
+        .upsert_contacts(
+            &ws,
+            vec![by_email(0, "a@x.io", json!({"fresh_field": 1}))],
+            BatchOptions { dry_run: true, all_or_nothing: false },
+        )
+        .await
+        .unwrap();
+    assert!(!dry.written);
+    assert_eq!(dry.count(RowStatus::Created), 1);
+    let mut conflicting = by_email(1, "b@x.io", json!({"other_field": "x"}));
+    conflicting.changes.identities.push((IdentityKind::ExternalId, Some("e-1".into())));
+    let atomic = store
+        .upsert_contacts(
+            &ws,
+            vec![by_email(0, "c@x.io", json!({"third_field": true})), conflicting],
+            BatchOptions { dry_run: false, all_or_nothing: true },
+        )
+        .await
+        .unwrap();
+    assert!(!atomic.written);
+    assert_eq!(atomic.failed(), 1);
+    let all =
+        store.list_contacts(&ws, ContactFilter::default(), PageRequest::parse(None, None).unwrap()).await.unwrap();
+    assert_eq!(all.items.len(), 1, "only the contact made before the batches");
+    let fields =
+        store.list_fields(&ws, Some(Entity::Contact), PageRequest::parse(None, Some(1000)).unwrap()).await.unwrap();
+    for name in ["fresh_field", "other_field", "third_field"] {
+        assert!(!fields.items.iter().any(|f| f.name == name), "{name} was not written");
+    }
+    // The same rows, kept, work afterwards (the registry cache was not poisoned).
+    let kept = store
+        .upsert_contacts(&ws, vec![by_email(0, "a@x.io", json!({"fresh_field": 1}))], BatchOptions::default())
+        .await
+        .unwrap();
+    assert!(kept.written);
+    let fields =
+        store.list_fields(&ws, Some(Entity::Contact), PageRequest::parse(None, Some(1000)).unwrap()).await.unwrap();
+    assert!(fields.items.iter().any(|f| f.name == "fresh_field"));
+}
+
+/// Company batches create or update by external id; a dry run writes nothing.
+pub async fn company_batches_upsert_by_external_id(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    store.create_company(&ws, company(json!({"external_id": "c1", "traits": {"industry": "retail"}}))).await.unwrap();
+    let row = |row: usize, id: &str, v: Value| CompanyUpsert { row, external_id: id.into(), changes: company(v) };
+    let dry = store
+        .upsert_companies(
+            &ws,
+            vec![row(0, "c9", json!({"domain": "nine.io"}))],
+            BatchOptions { dry_run: true, all_or_nothing: false },
+        )
+        .await
+        .unwrap();
+    assert!(!dry.written && dry.count(RowStatus::Created) == 1);
+    let outcome = store
+        .upsert_companies(
+            &ws,
+            vec![
+                row(0, "c1", json!({"domain": "one.io", "traits": {"size": "11-50"}})),
+                row(1, "c2", json!({"traits": {"industry": "media"}})),
+                row(2, "c2", json!({"traits": {"size": "1-10"}})),
+            ],
+            BatchOptions::default(),
+        )
+        .await
+        .unwrap();
+    let statuses: Vec<_> = outcome.rows.iter().map(|r| r.outcome.as_ref().map(|(s, _)| *s).ok()).collect();
+    assert_eq!(statuses, vec![Some(RowStatus::Updated), Some(RowStatus::Created), Some(RowStatus::Updated)]);
+    let c1 = &outcome.rows[0].outcome.as_ref().unwrap().1;
+    assert_eq!((c1.domain.as_deref(), c1.traits["industry"].clone()), (Some("one.io"), json!("retail")));
+    let all =
+        store.list_companies(&ws, CompanyFilter::default(), PageRequest::parse(None, None).unwrap()).await.unwrap();
+    let ids: Vec<_> = all.items.iter().map(|c| c.external_id.as_str()).collect();
+    assert_eq!(ids, vec!["c1", "c2"], "the dry run left nothing");
+    assert_eq!(all.items[1].traits, json!({"industry": "media", "size": "1-10"}).as_object().unwrap().clone());
+}
+
+/// Every change of status is recorded with its source; an unchanged or
+/// unnamed status is not.
+pub async fn subscription_changes_are_recorded(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let c =
+        store.create_contact(&ws, changes(json!({"email": "a@x.io", "subscription_status": "PENDING"}))).await.unwrap();
+    store.update_contact(&ws, c.id, changes(json!({"traits": {"x": 1}}))).await.unwrap();
+    store.update_contact(&ws, c.id, changes(json!({"subscription_status": "PENDING"}))).await.unwrap();
+    store.update_contact(&ws, c.id, changes(json!({"subscription_status": "SUBSCRIBED"}))).await.unwrap();
+    let mut unsub = by_email(0, "a@x.io", json!({}));
+    unsub.changes.subscription_status = Some(SubscriptionStatus::Unsubscribed);
+    store.upsert_contacts(&ws, vec![unsub], BatchOptions::default()).await.unwrap();
+    let history = store.subscription_history(&ws, c.id, PageRequest::parse(None, None).unwrap()).await.unwrap();
+    let seen: Vec<_> = history.items.iter().map(|h| (h.previous, h.status, h.source.as_str())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (None, SubscriptionStatus::Pending, "api"),
+            (Some(SubscriptionStatus::Pending), SubscriptionStatus::Subscribed, "api"),
+            (Some(SubscriptionStatus::Subscribed), SubscriptionStatus::Unsubscribed, "test"),
+        ]
+    );
+    let paged = store.subscription_history(&ws, c.id, PageRequest { after: None, limit: 2 }).await.unwrap();
+    assert_eq!(paged.items.len(), 2);
+    assert!(paged.next_cursor.is_some());
+    let other = store.create_workspace("o".into()).await.unwrap().id;
+    assert!(matches!(
+        store.subscription_history(&other, c.id, PageRequest::parse(None, None).unwrap()).await,
+        Err(Error::NotFound { .. })
+    ));
+    // Through the ingest path too.
+    let mut item = identify_item(vec![(IdentityKind::Email, "a@x.io".into())], serde_json::Map::new(), None).unwrap();
+    if let IngestItem::Identify { changes, .. } = &mut item {
+        changes.subscription_status = Some(SubscriptionStatus::Pending);
+    }
+    store.enqueue(job(&ws, vec![item])).await.unwrap();
+    drain(store).await;
+    let history = store.subscription_history(&ws, c.id, PageRequest::parse(None, None).unwrap()).await.unwrap();
+    assert_eq!(history.items.last().map(|h| h.status), Some(SubscriptionStatus::Pending));
+}
+
+/// An event recorded synchronously lands on the contact; an unknown
+/// contact is not found and nothing is written.
+pub async fn events_are_recorded_on_a_known_contact(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let c = store.create_contact(&ws, changes(json!({"email": "a@x.io"}))).await.unwrap();
+    let at = crate::ids::now();
+    let data = json!({"outcome": "won", "tags": ["a"]}).as_object().unwrap().clone();
+    let event = crate::event::new_engagement("Demo", "Showed the product", data, at).unwrap();
+    let recorded = store.record_event(&ws, (IdentityKind::Email, "a@x.io".into()), event.clone()).await.unwrap();
+    assert_eq!((recorded.contact_id, recorded.event.kind), (c.id, EventKind::Engagement));
+    let missing = store.record_event(&ws, (IdentityKind::Email, "b@x.io".into()), event).await.unwrap_err();
+    assert!(matches!(missing, Error::NotFound { .. }));
+    let events = store
+        .list_events(
+            &ws,
+            EventFilter { contact_id: Some(c.id), ..Default::default() },
+            PageRequest::parse(None, None).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert_eq!(events.items[0].id, recorded.id);
+    assert_eq!(events.items[0].event.description.as_deref(), Some("Showed the product"));
+    assert_eq!(events.items[0].event.properties["outcome"], json!("won"));
 }

@@ -109,11 +109,31 @@ pub struct ContactChanges {
     pub traits: TraitOps,
     /// New subscription status.
     pub subscription_status: Option<SubscriptionStatus>,
+    /// The company to link (`Some(None)` unlinks); the store checks it exists.
+    #[serde(default)]
+    pub company: Option<Option<i64>>,
+    /// What made the change (`api`, `ingest`, `conversion`, …), recorded with
+    /// subscription changes; `api` when unset.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// One recorded change of a contact's subscription status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionChange {
+    /// The status set.
+    pub status: SubscriptionStatus,
+    /// The status before (`None` for a new contact).
+    pub previous: Option<SubscriptionStatus>,
+    /// What made the change.
+    pub source: String,
+    /// When.
+    pub changed_at: DateTime<Utc>,
 }
 
 /// Keys of the contact JSON that the server owns: accepted and ignored on
 /// input so a client may send back what it read.
-pub const READ_ONLY_KEYS: [&str; 6] = ["id", "workspace_id", "created_at", "updated_at", "last_seen_at", "company_id"];
+pub const READ_ONLY_KEYS: [&str; 5] = ["id", "workspace_id", "created_at", "updated_at", "last_seen_at"];
 
 impl ContactChanges {
     /// Reads the native API's contact body: `email`, `mobile`,
@@ -136,12 +156,19 @@ impl ContactChanges {
                 "subscription_status" => {
                     changes.subscription_status = Some(parse_subscription(&value)?);
                 }
+                "company_id" => {
+                    changes.company = Some(match value {
+                        Value::Null => None,
+                        Value::Number(n) if n.as_i64().is_some() => n.as_i64(),
+                        _ => return Err(Error::validation("company_id", "company_id must be a company's id or null")),
+                    });
+                }
                 k if READ_ONLY_KEYS.contains(&k) => {}
                 other => {
                     return Err(Error::validation(
                         other,
                         format!(
-                            "unknown field '{other}'; a contact has email, mobile, external_id, traits and subscription_status"
+                            "unknown field '{other}'; a contact has email, mobile, external_id, traits, subscription_status and company_id"
                         ),
                     ));
                 }
@@ -205,7 +232,28 @@ impl ContactChanges {
     }
 }
 
-fn parse_subscription(value: &Value) -> Result<SubscriptionStatus, Error> {
+impl ContactChanges {
+    /// The subscription change this write makes to a contact whose status
+    /// was `before` (`None`: the contact is new) and is now `after`: only a
+    /// write that names a status records one, and only when it differs.
+    pub fn subscription_change(
+        &self,
+        before: Option<SubscriptionStatus>,
+        after: SubscriptionStatus,
+        at: DateTime<Utc>,
+    ) -> Option<SubscriptionChange> {
+        self.subscription_status?;
+        (before != Some(after)).then(|| SubscriptionChange {
+            status: after,
+            previous: before,
+            source: self.source.clone().unwrap_or_else(|| "api".to_string()),
+            changed_at: at,
+        })
+    }
+}
+
+/// Reads a subscription status from JSON, naming `subscription_status`.
+pub fn parse_subscription(value: &Value) -> Result<SubscriptionStatus, Error> {
     value.as_str().and_then(SubscriptionStatus::parse).ok_or_else(|| {
         Error::validation("subscription_status", "subscription_status must be SUBSCRIBED, UNSUBSCRIBED or PENDING")
     })
@@ -216,6 +264,8 @@ fn parse_subscription(value: &Value) -> Result<SubscriptionStatus, Error> {
 pub struct ContactFilter {
     /// Only the contact with this identity (normalised).
     pub identity: Option<(IdentityKind, String)>,
+    /// Only the contacts linked to this company.
+    pub company_id: Option<i64>,
 }
 
 #[cfg(test)]
@@ -242,6 +292,28 @@ mod tests {
         assert_eq!(err.field(), Some("emial"));
         let ok = ContactChanges::from_json(body(json!({"id": 5, "created_at": "x", "email": null}))).unwrap();
         assert_eq!(ok.identities, vec![(IdentityKind::Email, None)]);
+    }
+
+    #[test]
+    fn only_a_named_and_different_status_is_a_change() {
+        let at = crate::ids::now();
+        let none = ContactChanges::default();
+        assert_eq!(none.subscription_change(None, SubscriptionStatus::Subscribed, at), None);
+        let set = ContactChanges { subscription_status: Some(SubscriptionStatus::Pending), ..Default::default() };
+        assert_eq!(set.subscription_change(Some(SubscriptionStatus::Pending), SubscriptionStatus::Pending, at), None);
+        let change = set.subscription_change(Some(SubscriptionStatus::Subscribed), SubscriptionStatus::Pending, at);
+        assert_eq!(change.map(|c| (c.previous, c.source)), Some((Some(SubscriptionStatus::Subscribed), "api".into())));
+        let new = set.subscription_change(None, SubscriptionStatus::Pending, at).unwrap();
+        assert_eq!((new.status, new.previous), (SubscriptionStatus::Pending, None));
+    }
+
+    #[test]
+    fn company_id_is_read() {
+        let c = ContactChanges::from_json(body(json!({"company_id": 7}))).unwrap();
+        assert_eq!(c.company, Some(Some(7)));
+        let c = ContactChanges::from_json(body(json!({"company_id": null}))).unwrap();
+        assert_eq!(c.company, Some(None));
+        assert!(ContactChanges::from_json(body(json!({"company_id": "x"}))).is_err());
     }
 
     #[test]

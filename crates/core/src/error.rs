@@ -49,6 +49,26 @@ pub enum Error {
         /// The row concerned in a batch.
         row: Option<usize>,
     },
+    /// A batch row names an object that does not exist (404).
+    #[error("{message}")]
+    RowNotFound {
+        /// What is missing, and where.
+        message: String,
+        /// The field that names it.
+        field: String,
+        /// The row.
+        row: usize,
+    },
+    /// The same unique value appears twice in one request (409).
+    #[error("{message}")]
+    Duplicate {
+        /// The unique field.
+        field: String,
+        /// Which value, and where else it appears.
+        message: String,
+        /// The row concerned in a batch.
+        row: Option<usize>,
+    },
     /// No credential, or one that is malformed, unknown, expired or revoked (401).
     #[error("{reason}")]
     Unauthenticated {
@@ -204,8 +224,8 @@ impl Error {
         match self {
             Error::Validation { .. } => ErrorCode::Validation,
             Error::InvalidValue { .. } => ErrorCode::InvalidValue,
-            Error::NotFound { .. } | Error::RouteNotFound { .. } => ErrorCode::NotFound,
-            Error::Conflict { .. } => ErrorCode::Conflict,
+            Error::NotFound { .. } | Error::RouteNotFound { .. } | Error::RowNotFound { .. } => ErrorCode::NotFound,
+            Error::Conflict { .. } | Error::Duplicate { .. } => ErrorCode::Conflict,
             Error::Unauthenticated { .. } => ErrorCode::Unauthenticated,
             Error::Forbidden { .. } | Error::MasterKeyRequired => ErrorCode::Forbidden,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
@@ -221,7 +241,10 @@ impl Error {
     pub fn field(&self) -> Option<&str> {
         match self {
             Error::Validation { field, .. } => field.as_deref(),
-            Error::InvalidValue { field, .. } | Error::Conflict { field, .. } => Some(field),
+            Error::InvalidValue { field, .. }
+            | Error::Conflict { field, .. }
+            | Error::Duplicate { field, .. }
+            | Error::RowNotFound { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -229,7 +252,11 @@ impl Error {
     /// The batch row this error names, if any.
     pub fn row(&self) -> Option<usize> {
         match self {
-            Error::Validation { row, .. } | Error::InvalidValue { row, .. } | Error::Conflict { row, .. } => *row,
+            Error::Validation { row, .. }
+            | Error::InvalidValue { row, .. }
+            | Error::Conflict { row, .. }
+            | Error::Duplicate { row, .. } => *row,
+            Error::RowNotFound { row, .. } => Some(*row),
             _ => None,
         }
     }
@@ -237,9 +264,10 @@ impl Error {
     /// The same error, attributed to batch row `index`.
     pub fn at_row(mut self, index: usize) -> Self {
         match &mut self {
-            Error::Validation { row, .. } | Error::InvalidValue { row, .. } | Error::Conflict { row, .. } => {
-                *row = Some(index)
-            }
+            Error::Validation { row, .. }
+            | Error::InvalidValue { row, .. }
+            | Error::Conflict { row, .. }
+            | Error::Duplicate { row, .. } => *row = Some(index),
             _ => {}
         }
         self

@@ -124,6 +124,45 @@ pub fn validate_properties(event: &str, properties: &Map<String, Value>) -> Resu
     Ok(())
 }
 
+/// Longest engagement description.
+pub const MAX_ENGAGEMENT_DESCRIPTION_LEN: usize = 10_000;
+
+/// Builds an engagement: a name (as event names), a description of 1 to
+/// 10,000 characters, and free JSON data (any keys, at most 32 KiB).
+pub fn new_engagement(
+    name: &str,
+    description: &str,
+    data: Map<String, Value>,
+    at: DateTime<Utc>,
+) -> Result<NewEvent, Error> {
+    let name = validate_name(name).map_err(|_| {
+        Error::validation(
+            "name",
+            format!("name must have 1 to {MAX_EVENT_NAME_LEN} characters and no control characters"),
+        )
+    })?;
+    let description = description.trim();
+    if description.is_empty() || description.chars().count() > MAX_ENGAGEMENT_DESCRIPTION_LEN {
+        return Err(Error::validation(
+            "description",
+            format!("description must have 1 to {MAX_ENGAGEMENT_DESCRIPTION_LEN} characters"),
+        ));
+    }
+    let size = serde_json::to_vec(&data).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_PROPERTIES_BYTES {
+        return Err(Error::validation("data", format!("data is larger than {MAX_PROPERTIES_BYTES} bytes")));
+    }
+    Ok(NewEvent {
+        name,
+        kind: EventKind::Engagement,
+        properties: data,
+        description: Some(description.to_string()),
+        timestamp: at,
+        received_at: at,
+        message_id: None,
+    })
+}
+
 /// The event time: as sent; when the client also sends `sent_at` and the
 /// `original` timestamp, its clock skew is corrected as Segment does
 /// (`timestamp = received_at − (sent_at − original)`).
@@ -154,6 +193,22 @@ mod tests {
         props.insert("p15".into(), Value::from(15));
         let err = validate_properties("made_sale", &props).unwrap_err();
         assert!(err.to_string().contains("made_sale"));
+    }
+
+    #[test]
+    fn engagements_need_a_name_and_a_description_and_take_any_data_keys() {
+        let at = Utc::now();
+        let mut data = Map::new();
+        for i in 0..40 {
+            data.insert(format!("k{i}"), Value::from(i));
+        }
+        let e = new_engagement(" Demo call ", "Walked through pricing", data, at).unwrap();
+        assert_eq!((e.name.as_str(), e.kind, e.properties.len()), ("Demo call", EventKind::Engagement, 40));
+        assert_eq!(new_engagement("", "x", Map::new(), at).unwrap_err().field(), Some("name"));
+        assert_eq!(new_engagement("n", "  ", Map::new(), at).unwrap_err().field(), Some("description"));
+        let mut big = Map::new();
+        big.insert("blob".into(), Value::String("x".repeat(MAX_PROPERTIES_BYTES)));
+        assert_eq!(new_engagement("n", "d", big, at).unwrap_err().field(), Some("data"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::contact::{ContactChanges, ContactState};
+use crate::contact::{ContactChanges, ContactState, SubscriptionChange};
 use crate::error::{Error, Result};
 use crate::event::NewEvent;
 use crate::field::{Entity, FieldRegistry, FieldType};
@@ -253,6 +253,8 @@ pub trait IngestTx {
     fn upsert_company(&mut self, ws: &str, external_id: &str, traits: &Map<String, Value>) -> Result<i64>;
     /// Links a contact to a company.
     fn set_contact_company(&mut self, ws: &str, contact_id: i64, company_id: i64) -> Result<()>;
+    /// Records a change of a contact's subscription status.
+    fn record_subscription(&mut self, ws: &str, contact_id: i64, change: &SubscriptionChange) -> Result<()>;
 }
 
 impl IngestItem {
@@ -309,6 +311,21 @@ fn resolve(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<Option<
 /// `changes` on it (the same merge as the native API). Identities set on the
 /// contact must not be held by another contact (a duplicate error).
 fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &ContactChanges) -> Result<i64> {
+    upsert_contact(tx, ws, lookups, changes, true).map(|(id, _)| id)
+}
+
+/// Finds the contact by `lookups` (in order) and applies `changes` to it;
+/// when none holds any lookup identity, creates it (or, when `create` is
+/// false, fails as not found). Everything is checked before the first
+/// write. Returns the id and whether the contact is new. Used by identify
+/// items and batch upserts alike.
+pub fn upsert_contact(
+    tx: &mut dyn IngestTx,
+    ws: &str,
+    lookups: &Lookups,
+    changes: &ContactChanges,
+    create: bool,
+) -> Result<(i64, bool)> {
     // Who holds each identity, asked once per item.
     let mut holders: Vec<(IdentityKind, String, Option<i64>)> = Vec::new();
     let mut holder = |tx: &mut dyn IngestTx, kind: IdentityKind, value: &str| -> Result<Option<i64>> {
@@ -328,8 +345,10 @@ fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &Contac
     }
     let mut state = match found {
         Some(id) => tx.load_contact(ws, id)?,
-        None => ContactState::default(),
+        None if create => ContactState::default(),
+        None => return Err(Error::NotFound { entity: "contact" }),
     };
+    let status_before = found.map(|_| state.subscription_status);
     let mut changes = changes.clone();
     for (kind, value) in lookups {
         let set_by_write = changes.identities.iter().any(|(k, _)| k == kind);
@@ -368,7 +387,10 @@ fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &Contac
         None => tx.insert_contact(ws, &state)?,
     };
     tx.record_fields(ws, Entity::Contact, &outcome.new_fields)?;
-    Ok(id)
+    if let Some(change) = changes.subscription_change(status_before, state.subscription_status, crate::ids::now()) {
+        tx.record_subscription(ws, id, &change)?;
+    }
+    Ok((id, found.is_none()))
 }
 
 fn find_or_create(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<i64> {

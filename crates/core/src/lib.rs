@@ -22,6 +22,8 @@
 //! ```
 
 pub mod auth;
+pub mod batch;
+pub mod company;
 pub mod contact;
 pub mod error;
 pub mod event;

@@ -2,6 +2,8 @@
 
 /// Largest request body on the native API, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest body of a batch upsert (up to 1,000 rows), in bytes.
+pub const MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Deepest JSON nesting accepted in a request body.
 pub const MAX_JSON_DEPTH: usize = 32;
 /// Longest name of a workspace, service account, key or field label.

@@ -94,6 +94,26 @@ impl TraitOp {
     }
 }
 
+impl TraitOp {
+    /// Reads a JSON object of plain values (a vendor's "variables"): each
+    /// value is set as given — objects are values, not operations — and
+    /// `null` unsets. Names and sizes are checked as in [`TraitOp::parse_map`].
+    pub fn parse_plain_map(traits: &Map<String, Value>) -> Result<TraitOps, Error> {
+        if traits.len() > MAX_TRAITS_PER_WRITE {
+            return Err(Error::validation("traits", format!("at most {MAX_TRAITS_PER_WRITE} traits per write")));
+        }
+        traits
+            .iter()
+            .map(|(name, value)| {
+                validate_field_name(name)?;
+                check_size(name, value)?;
+                let op = if value.is_null() { TraitOp::Unset } else { TraitOp::Set(value.clone()) };
+                Ok((name.clone(), op))
+            })
+            .collect()
+    }
+}
+
 fn check_size(name: &str, value: &Value) -> Result<(), Error> {
     let fits = match value {
         Value::String(s) => s.len() <= MAX_TRAIT_VALUE_BYTES,

@@ -10,10 +10,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::contact::{Contact, ContactChanges, ContactFilter};
+use crate::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
+use crate::company::{Company, CompanyChanges, CompanyFilter};
+use crate::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
 use crate::error::Result;
-use crate::event::{Event, EventFilter};
+use crate::event::{Event, EventFilter, NewEvent};
 use crate::field::{Entity, Field, FieldType};
+use crate::identity::IdentityKind;
 use crate::ingest::{ApplyReport, Job, QueuedJob};
 use crate::page::{Page, PageRequest};
 use crate::token::TokenHash;
@@ -82,6 +85,45 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_contact(&self, ws: &str, id: i64) -> Result<()>;
     /// Lists contacts by id.
     async fn list_contacts(&self, ws: &str, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
+    /// Upserts up to [`crate::batch::MAX_BATCH_ROWS`] contacts in one
+    /// transaction with core's [`crate::batch::upsert_contacts`]; reports
+    /// each row. A dry run, or an all-or-nothing batch with a failed row,
+    /// writes nothing.
+    async fn upsert_contacts(
+        &self,
+        ws: &str,
+        rows: Vec<ContactUpsert>,
+        options: BatchOptions,
+    ) -> Result<BatchOutcome<Contact>>;
+    /// A contact's subscription changes, oldest first.
+    async fn subscription_history(
+        &self,
+        ws: &str,
+        contact_id: i64,
+        page: PageRequest,
+    ) -> Result<Page<SubscriptionChange>>;
+    /// Records an event (an engagement, say) on the contact holding an
+    /// identity, synchronously; no such contact is `NotFound`.
+    async fn record_event(&self, ws: &str, contact: (IdentityKind, String), event: NewEvent) -> Result<Event>;
+
+    /// Creates a company; a taken external id is a conflict.
+    async fn create_company(&self, ws: &str, changes: CompanyChanges) -> Result<Company>;
+    /// One company.
+    async fn get_company(&self, ws: &str, id: i64) -> Result<Company>;
+    /// Applies a write to a company atomically.
+    async fn update_company(&self, ws: &str, id: i64, changes: CompanyChanges) -> Result<Company>;
+    /// Deletes a company; its contacts stay, unlinked.
+    async fn delete_company(&self, ws: &str, id: i64) -> Result<()>;
+    /// Lists companies by id.
+    async fn list_companies(&self, ws: &str, filter: CompanyFilter, page: PageRequest) -> Result<Page<Company>>;
+    /// Upserts up to [`crate::batch::MAX_BATCH_ROWS`] companies by external
+    /// id in one transaction, as [`Store::upsert_contacts`].
+    async fn upsert_companies(
+        &self,
+        ws: &str,
+        rows: Vec<CompanyUpsert>,
+        options: BatchOptions,
+    ) -> Result<BatchOutcome<Company>>;
 
     /// Appends a validated job to the durable inbox; returns once it is on disk.
     async fn enqueue(&self, job: QueuedJob) -> Result<()>;

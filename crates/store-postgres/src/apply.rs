@@ -22,7 +22,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use convene_core::contact::ContactState;
+use convene_core::contact::{ContactState, SubscriptionChange};
 use convene_core::event::NewEvent;
 use convene_core::field::{Entity, FieldRegistry, FieldType};
 use convene_core::identity::IdentityKind;
@@ -119,6 +119,7 @@ pub(crate) struct Applier {
     /// Latest event time per contact since the last flush.
     seen: HashMap<Key, DateTime<Utc>>,
     reserved: Vec<i64>,
+    subscriptions: Vec<(String, i64, SubscriptionChange)>,
 }
 
 fn block<F: Future>(rt: &Handle, f: F) -> F::Output {
@@ -130,7 +131,7 @@ fn is_step_error(e: &Error) -> bool {
 }
 
 impl Applier {
-    fn new(tx: Tx, rt: Handle) -> Self {
+    pub(crate) fn new(tx: Tx, rt: Handle) -> Self {
         Applier {
             tx,
             rt,
@@ -143,7 +144,13 @@ impl Applier {
             events: Vec::new(),
             seen: HashMap::new(),
             reserved: Vec::new(),
+            subscriptions: Vec::new(),
         }
+    }
+
+    /// The transaction, when the applier is done with it.
+    pub(crate) fn into_tx(self) -> Tx {
+        self.tx
     }
 
     fn run(&mut self, lane: i32, entries: &[(i64, QueuedJob)]) -> Result<ApplyReport> {
@@ -246,11 +253,12 @@ impl Applier {
         self.new_fields.clear();
         self.events.clear();
         self.seen.clear();
+        self.subscriptions.clear();
     }
 
     /// Loads and locks every contact the entries name, and the message ids
     /// already applied, with one query each per workspace.
-    fn prefetch(&mut self, entries: &[(i64, QueuedJob)]) -> Result<()> {
+    pub(crate) fn prefetch(&mut self, entries: &[(i64, QueuedJob)]) -> Result<()> {
         #[derive(Default)]
         struct Wanted {
             messages: BTreeSet<String>,
@@ -343,13 +351,14 @@ impl Applier {
     /// Writes everything buffered, one set-based statement per table and
     /// workspace: updated contacts, then new ones, then last-seen times,
     /// events, message ids and fields.
-    fn flush(&mut self) -> Result<()> {
+    pub(crate) fn flush(&mut self) -> Result<()> {
         let mut wss: BTreeSet<String> = BTreeSet::new();
         wss.extend(self.contacts.iter().filter(|(_, c)| c.dirty).map(|((w, _), _)| w.clone()));
         wss.extend(self.events.iter().map(|(w, _, _)| w.clone()));
         wss.extend(self.seen.keys().map(|(w, _)| w.clone()));
         wss.extend(self.new_messages.iter().map(|(w, _)| w.clone()));
         wss.extend(self.new_fields.iter().map(|(w, _, _, _)| w.clone()));
+        wss.extend(self.subscriptions.iter().map(|(w, _, _)| w.clone()));
         if wss.is_empty() {
             return Ok(());
         }
@@ -381,6 +390,9 @@ impl Applier {
             let evs: Vec<(i64, &NewEvent)> =
                 self.events.iter().filter(|(w, _, _)| w == ws).map(|(_, c, e)| (*c, e)).collect();
             block(&self.rt, events::insert(self.tx.c(), ws, &evs))?;
+            let changes: Vec<(i64, &SubscriptionChange)> =
+                self.subscriptions.iter().filter(|(w, _, _)| w == ws).map(|(_, c, s)| (*c, s)).collect();
+            block(&self.rt, contacts::insert_subscription_changes(self.tx.c(), ws, &changes))?;
             let msgs: Vec<&str> = self.new_messages.iter().filter(|(w, _)| w == ws).map(|(_, m)| m.as_str()).collect();
             if !msgs.is_empty() {
                 block(
@@ -410,7 +422,7 @@ impl Applier {
 /// A flush that fails on a unique index means another writer (a native
 /// request, another node) took an identity after the prefetch: the step is
 /// run again and then sees it.
-fn race(e: Error) -> Error {
+pub(crate) fn race(e: Error) -> Error {
     match e {
         Error::Conflict { .. } => Error::Unavailable {
             message: "a concurrent write took an identity; the step is retried".into(),
@@ -628,6 +640,11 @@ impl IngestTx for Applier {
             }
         };
         Ok(id)
+    }
+
+    fn record_subscription(&mut self, ws: &str, contact_id: i64, change: &SubscriptionChange) -> Result<()> {
+        self.subscriptions.push((ws.to_string(), contact_id, change.clone()));
+        Ok(())
     }
 
     fn set_contact_company(&mut self, ws: &str, contact_id: i64, company_id: i64) -> Result<()> {

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use convene_core::contact::{Contact, ContactChanges, ContactFilter, ContactState, SubscriptionStatus};
+use convene_core::contact::{
+    Contact, ContactChanges, ContactFilter, ContactState, SubscriptionChange, SubscriptionStatus,
+};
 use convene_core::field::Entity;
 use convene_core::identity::IdentityKind;
 use convene_core::ids::now;
@@ -159,9 +161,29 @@ pub(crate) async fn get(pool: &Pool, ws: &str, id: i64) -> Result<Contact> {
     load(&c, ws, id, false).await
 }
 
+/// Checks (and locks against deletion) the company a write links, if any.
+async fn check_company(cw: &ClientWrapper, ws: &str, changes: &ContactChanges) -> Result<()> {
+    if let Some(Some(company)) = changes.company {
+        let found =
+            query_opt(cw, "SELECT 1 FROM companies WHERE workspace_id = $1 AND id = $2 FOR SHARE", &[&ws, &company])
+                .await?;
+        if found.is_none() {
+            return Err(Error::validation("company_id", format!("company {company} does not exist in this workspace")));
+        }
+    }
+    Ok(())
+}
+
+async fn set_company(cw: &ClientWrapper, ws: &str, id: i64, company: Option<i64>) -> Result<()> {
+    execute(cw, "UPDATE contacts SET company_id = $3 WHERE workspace_id = $1 AND id = $2", &[&ws, &id, &company])
+        .await?;
+    Ok(())
+}
+
 pub(crate) async fn create(pool: &Pool, ws: &str, changes: &ContactChanges) -> Result<Contact> {
     let tx = Tx::begin(pool).await?;
     let result = async {
+        check_company(tx.c(), ws, changes).await?;
         let mut registry = load_registry(tx.c(), ws, Entity::Contact).await?;
         let mut state = ContactState::default();
         let outcome = changes.apply(&mut state, &mut registry)?;
@@ -170,7 +192,14 @@ pub(crate) async fn create(pool: &Pool, ws: &str, changes: &ContactChanges) -> R
             reserve_ids(tx.c(), 1).await?.first().copied().ok_or_else(|| Error::Internal("no id reserved".into()))?;
         insert_rows(tx.c(), ws, &[RowWrite { id, state: &state, last_seen: None }], at).await?;
         insert_inferred_fields(tx.c(), ws, Entity::Contact, &outcome.new_fields).await?;
-        Ok(Contact { id, state, company_id: None, created_at: at, updated_at: at })
+        let company_id = changes.company.flatten();
+        if company_id.is_some() {
+            set_company(tx.c(), ws, id, company_id).await?;
+        }
+        if let Some(change) = changes.subscription_change(None, state.subscription_status, at) {
+            insert_subscription_changes(tx.c(), ws, &[(id, &change)]).await?;
+        }
+        Ok(Contact { id, state, company_id, created_at: at, updated_at: at })
     }
     .await;
     tx.finish(result).await
@@ -180,15 +209,87 @@ pub(crate) async fn update(pool: &Pool, ws: &str, id: i64, changes: &ContactChan
     let tx = Tx::begin(pool).await?;
     let result = async {
         let mut contact = load(tx.c(), ws, id, true).await?;
+        check_company(tx.c(), ws, changes).await?;
+        let status_before = contact.state.subscription_status;
         let mut registry = load_registry(tx.c(), ws, Entity::Contact).await?;
         let outcome = changes.apply(&mut contact.state, &mut registry)?;
         contact.updated_at = now();
         update_rows(tx.c(), ws, &[RowWrite { id, state: &contact.state, last_seen: None }], contact.updated_at).await?;
         insert_inferred_fields(tx.c(), ws, Entity::Contact, &outcome.new_fields).await?;
+        if let Some(company) = changes.company {
+            set_company(tx.c(), ws, id, company).await?;
+            contact.company_id = company;
+        }
+        if let Some(change) =
+            changes.subscription_change(Some(status_before), contact.state.subscription_status, contact.updated_at)
+        {
+            insert_subscription_changes(tx.c(), ws, &[(id, &change)]).await?;
+        }
         Ok(contact)
     }
     .await;
     tx.finish(result).await
+}
+
+/// Records subscription changes of one workspace. The one INSERT of them.
+pub(crate) async fn insert_subscription_changes(
+    cw: &ClientWrapper,
+    ws: &str,
+    changes: &[(i64, &SubscriptionChange)],
+) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let contacts: Vec<i64> = changes.iter().map(|(c, _)| *c).collect();
+    let statuses: Vec<&str> = changes.iter().map(|(_, s)| s.status.as_str()).collect();
+    let previous: Vec<Option<&str>> = changes.iter().map(|(_, s)| s.previous.map(SubscriptionStatus::as_str)).collect();
+    let sources: Vec<&str> = changes.iter().map(|(_, s)| s.source.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = changes.iter().map(|(_, s)| s.changed_at).collect();
+    execute(
+        cw,
+        "INSERT INTO subscription_changes (workspace_id, contact_id, status, previous, source, changed_at)
+         SELECT $1, v.c, v.s, v.p, v.src, v.t
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY
+              AS v(c, s, p, src, t, o)
+         ORDER BY v.o",
+        &[&ws, &contacts, &statuses, &previous, &sources, &times],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A contact's subscription changes, oldest first.
+pub(crate) async fn subscription_history(
+    pool: &Pool,
+    ws: &str,
+    contact_id: i64,
+    page: &PageRequest,
+) -> Result<Page<SubscriptionChange>> {
+    let c = conn(pool).await?;
+    load(&c, ws, contact_id, false).await?;
+    let after = page.after_i64()?.unwrap_or(0);
+    let rows = query(
+        &c,
+        "SELECT id, status, previous, source, changed_at FROM subscription_changes
+         WHERE workspace_id = $1 AND contact_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+        &[&ws, &contact_id, &after, &(page.limit as i64 + 1)],
+    )
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let status: String = rows::get(row, "status")?;
+        let previous: Option<String> = rows::get(row, "previous")?;
+        items.push((
+            rows::get::<i64>(row, "id")?,
+            SubscriptionChange {
+                status: SubscriptionStatus::parse(&status).unwrap_or_default(),
+                previous: previous.as_deref().and_then(SubscriptionStatus::parse),
+                source: rows::get(row, "source")?,
+                changed_at: rows::get(row, "changed_at")?,
+            },
+        ));
+    }
+    Ok(Page::from_overfetch(items, page.limit, |(id, _)| id.to_string()).map(|(_, change)| change))
 }
 
 pub(crate) async fn delete(pool: &Pool, ws: &str, id: i64) -> Result<()> {
@@ -204,21 +305,22 @@ pub(crate) async fn list(pool: &Pool, ws: &str, filter: &ContactFilter, page: &P
     let after = page.after_i64()?.unwrap_or(0);
     let limit = page.limit as i64 + 1;
     let c = conn(pool).await?;
-    let rows = match &filter.identity {
-        Some((kind, value)) => {
-            let column = identity_column(*kind);
-            let sql = format!(
-                "SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND {column} IS NOT NULL AND {column} = $2
-                 AND id > $3 ORDER BY id LIMIT $4"
-            );
-            query(&c, &sql, &[&ws, value, &after, &limit]).await?
-        }
-        None => {
-            let sql =
-                format!("SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3");
-            query(&c, &sql, &[&ws, &after, &limit]).await?
-        }
-    };
+    // Only the filters given appear in the SQL, so the planner picks the
+    // identity's unique index or the company index.
+    let mut sql = format!("SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND id > $2");
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&ws, &after];
+    if let Some((kind, value)) = &filter.identity {
+        let column = identity_column(*kind);
+        params.push(value);
+        sql.push_str(&format!(" AND {column} IS NOT NULL AND {column} = ${}", params.len()));
+    }
+    if let Some(company) = &filter.company_id {
+        params.push(company);
+        sql.push_str(&format!(" AND company_id IS NOT NULL AND company_id = ${}", params.len()));
+    }
+    params.push(&limit);
+    sql.push_str(&format!(" ORDER BY id LIMIT ${}", params.len()));
+    let rows = query(&c, &sql, &params).await?;
     let items = rows.iter().map(contact_from_row).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_overfetch(items, page.limit, |c| c.id.to_string()))
 }

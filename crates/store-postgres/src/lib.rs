@@ -11,6 +11,8 @@
 //! [`Store`]: convene_core::Store
 
 mod apply;
+mod batch;
+mod companies;
 mod contacts;
 mod db;
 mod error;

@@ -4,9 +4,12 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use convene_core::contact::{Contact, ContactChanges, ContactFilter};
-use convene_core::event::{Event, EventFilter};
+use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
+use convene_core::company::{Company, CompanyChanges, CompanyFilter};
+use convene_core::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
+use convene_core::event::{Event, EventFilter, NewEvent};
 use convene_core::field::{Entity, Field};
+use convene_core::identity::IdentityKind;
 use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 use convene_core::page::{Page, PageRequest};
 use convene_core::store::NewField;
@@ -19,7 +22,7 @@ use convene_core::{Result, Store};
 use crate::db::conn;
 use crate::error::{db, is_retryable};
 use crate::inbox::LANES;
-use crate::{PgStore, apply, contacts, events, keys, workspaces};
+use crate::{PgStore, apply, batch, companies, contacts, events, keys, workspaces};
 
 #[async_trait]
 impl Store for PgStore {
@@ -93,6 +96,50 @@ impl Store for PgStore {
     }
     async fn list_contacts(&self, ws: &str, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
         contacts::list(&self.pool, ws, &filter, &page).await
+    }
+
+    async fn upsert_contacts(
+        &self,
+        ws: &str,
+        rows: Vec<ContactUpsert>,
+        options: BatchOptions,
+    ) -> Result<BatchOutcome<Contact>> {
+        self.retrying(|| batch::upsert_contacts(&self.pool, ws, rows.clone(), options)).await
+    }
+    async fn subscription_history(
+        &self,
+        ws: &str,
+        contact_id: i64,
+        page: PageRequest,
+    ) -> Result<Page<SubscriptionChange>> {
+        contacts::subscription_history(&self.pool, ws, contact_id, &page).await
+    }
+    async fn record_event(&self, ws: &str, contact: (IdentityKind, String), event: NewEvent) -> Result<Event> {
+        self.retrying(|| batch::record_event(&self.pool, ws, &contact, event.clone())).await
+    }
+
+    async fn create_company(&self, ws: &str, changes: CompanyChanges) -> Result<Company> {
+        self.retrying(|| companies::create(&self.pool, ws, &changes)).await
+    }
+    async fn get_company(&self, ws: &str, id: i64) -> Result<Company> {
+        companies::get_one(&self.pool, ws, id).await
+    }
+    async fn update_company(&self, ws: &str, id: i64, changes: CompanyChanges) -> Result<Company> {
+        self.retrying(|| companies::update(&self.pool, ws, id, &changes)).await
+    }
+    async fn delete_company(&self, ws: &str, id: i64) -> Result<()> {
+        self.retrying(|| companies::delete(&self.pool, ws, id)).await
+    }
+    async fn list_companies(&self, ws: &str, filter: CompanyFilter, page: PageRequest) -> Result<Page<Company>> {
+        companies::list(&self.pool, ws, &filter, &page).await
+    }
+    async fn upsert_companies(
+        &self,
+        ws: &str,
+        rows: Vec<CompanyUpsert>,
+        options: BatchOptions,
+    ) -> Result<BatchOutcome<Company>> {
+        self.retrying(|| companies::upsert(&self.pool, ws, &rows, options)).await
     }
 
     async fn enqueue(&self, job: QueuedJob) -> Result<()> {

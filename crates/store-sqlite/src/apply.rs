@@ -3,7 +3,7 @@
 //! (each item in its own savepoint), writes the jobs' results, the dedupe
 //! records and the new cursor in that same transaction.
 
-use convene_core::contact::ContactState;
+use convene_core::contact::{ContactState, SubscriptionChange};
 use convene_core::event::NewEvent;
 use convene_core::field::{Entity, FieldRegistry, FieldType};
 use convene_core::identity::IdentityKind;
@@ -165,6 +165,10 @@ impl IngestTx for SqliteIngestTx<'_> {
             )
             .map_err(storage)?;
         Ok(())
+    }
+
+    fn record_subscription(&mut self, ws: &str, contact_id: i64, change: &SubscriptionChange) -> Result<()> {
+        crate::contacts::insert_subscription_change(&self.ctx.conn, ws, contact_id, change)
     }
 }
 

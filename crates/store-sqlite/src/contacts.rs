@@ -1,7 +1,9 @@
 //! Contacts: load, apply the core merge, write; identity conflicts mapped
 //! from the unique indexes.
 
-use convene_core::contact::{Contact, ContactChanges, ContactFilter, ContactState, SubscriptionStatus};
+use convene_core::contact::{
+    Contact, ContactChanges, ContactFilter, ContactState, SubscriptionChange, SubscriptionStatus,
+};
 use convene_core::field::Entity;
 use convene_core::identity::IdentityKind;
 use convene_core::ids::now;
@@ -132,24 +134,121 @@ fn identities(state: &ContactState) -> [Option<String>; 4] {
     [state.email.clone(), state.mobile.clone(), state.external_id.clone(), state.anonymous_id.clone()]
 }
 
+/// Checks the company a write links, if any.
+fn check_company(conn: &Connection, ws: &str, changes: &ContactChanges) -> Result<()> {
+    if let Some(Some(company)) = changes.company
+        && !crate::companies::exists(conn, ws, company)?
+    {
+        return Err(Error::validation("company_id", format!("company {company} does not exist in this workspace")));
+    }
+    Ok(())
+}
+
+fn set_company(conn: &Connection, ws: &str, id: i64, company: Option<i64>) -> Result<()> {
+    conn.prepare_cached("UPDATE contacts SET company_id = ?3 WHERE workspace_id = ?1 AND id = ?2")
+        .and_then(|mut s| s.execute(params![ws, id, company]))
+        .map_err(storage)?;
+    Ok(())
+}
+
 pub(crate) fn create(ctx: &mut WriteCtx, ws: &str, changes: &ContactChanges) -> Result<Contact> {
+    check_company(&ctx.conn, ws, changes)?;
     let mut state = ContactState::default();
     let outcome = changes.apply(&mut state, ctx.registry(ws, Entity::Contact)?)?;
     let at = now();
     let id = insert_row(&ctx.conn, ws, &state, &at)?;
     insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
-    Ok(Contact { id, state, company_id: None, created_at: at, updated_at: at })
+    let company_id = changes.company.flatten();
+    if company_id.is_some() {
+        set_company(&ctx.conn, ws, id, company_id)?;
+    }
+    if let Some(change) = changes.subscription_change(None, state.subscription_status, at) {
+        insert_subscription_change(&ctx.conn, ws, id, &change)?;
+    }
+    Ok(Contact { id, state, company_id, created_at: at, updated_at: at })
 }
 
 pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &ContactChanges) -> Result<Contact> {
     let mut contact = get(&ctx.conn, ws, id)?;
+    check_company(&ctx.conn, ws, changes)?;
     let before = identities(&contact.state);
+    let status_before = contact.state.subscription_status;
     let outcome = changes.apply(&mut contact.state, ctx.registry(ws, Entity::Contact)?)?;
     contact.updated_at = now();
     let changed = identities(&contact.state) != before;
     update_row(&ctx.conn, ws, id, &contact.state, changed, &contact.updated_at)?;
     insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
+    if let Some(company) = changes.company {
+        set_company(&ctx.conn, ws, id, company)?;
+        contact.company_id = company;
+    }
+    if let Some(change) =
+        changes.subscription_change(Some(status_before), contact.state.subscription_status, contact.updated_at)
+    {
+        insert_subscription_change(&ctx.conn, ws, id, &change)?;
+    }
     Ok(contact)
+}
+
+/// Records one subscription change.
+pub(crate) fn insert_subscription_change(
+    conn: &Connection,
+    ws: &str,
+    contact_id: i64,
+    change: &SubscriptionChange,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO subscription_changes (workspace_id, contact_id, status, previous, source, changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            ws,
+            contact_id,
+            change.status.as_str(),
+            change.previous.map(SubscriptionStatus::as_str),
+            change.source,
+            t(&change.changed_at)
+        ])
+    })
+    .map_err(storage)?;
+    Ok(())
+}
+
+/// A contact's subscription changes, oldest first.
+pub(crate) fn subscription_history(
+    conn: &Connection,
+    ws: &str,
+    contact_id: i64,
+    page: &PageRequest,
+) -> Result<Page<SubscriptionChange>> {
+    get(conn, ws, contact_id)?;
+    let after = page.after_i64()?.unwrap_or(0);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, status, previous, source, changed_at FROM subscription_changes
+             WHERE workspace_id = ?1 AND contact_id = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
+        )
+        .map_err(storage)?;
+    let rows = stmt
+        .query_map(params![ws, contact_id, after, page.limit as i64 + 1], |r| {
+            let status: String = r.get(1)?;
+            let previous: Option<String> = r.get(2)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                SubscriptionChange {
+                    status: SubscriptionStatus::parse(&status).unwrap_or_default(),
+                    previous: previous.as_deref().and_then(SubscriptionStatus::parse),
+                    source: r.get(3)?,
+                    changed_at: time(r, 4)?,
+                },
+            ))
+        })
+        .map_err(storage)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(storage)?;
+    let page = Page::from_overfetch(rows, page.limit, |(id, _)| id.to_string());
+    Ok(page.map(|(_, change)| change))
 }
 
 pub(crate) fn delete(conn: &Connection, ws: &str, id: i64) -> Result<()> {
@@ -163,30 +262,25 @@ pub(crate) fn delete(conn: &Connection, ws: &str, id: i64) -> Result<()> {
 
 pub(crate) fn list(conn: &Connection, ws: &str, filter: &ContactFilter, page: &PageRequest) -> Result<Page<Contact>> {
     let after = page.after_i64()?.unwrap_or(0);
-    let limit = page.limit as i64 + 1;
-    let items = match &filter.identity {
-        Some((kind, value)) => {
-            let column = kind.field();
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM contacts WHERE workspace_id = ?1 AND {column} = ?2 AND id > ?3 ORDER BY id LIMIT ?4"
-                ))
-                .map_err(storage)?;
-            stmt.query_map(params![ws, value, after, limit], contact_from_row)
-                .map_err(storage)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        }
-        None => {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM contacts WHERE workspace_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
-                ))
-                .map_err(storage)?;
-            stmt.query_map(params![ws, after, limit], contact_from_row)
-                .map_err(storage)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        }
+    // Only the filters given appear in the SQL, so the planner picks the
+    // identity's unique index or the company index.
+    let mut sql = format!("SELECT {COLUMNS} FROM contacts WHERE workspace_id = ?1 AND id > ?2");
+    let mut args: Vec<rusqlite::types::Value> = vec![ws.to_string().into(), after.into()];
+    if let Some((kind, value)) = &filter.identity {
+        args.push(value.clone().into());
+        sql.push_str(&format!(" AND {} = ?{}", kind.field(), args.len()));
     }
-    .map_err(storage)?;
+    if let Some(company) = filter.company_id {
+        args.push(company.into());
+        sql.push_str(&format!(" AND company_id = ?{}", args.len()));
+    }
+    args.push((page.limit as i64 + 1).into());
+    sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+    let items = stmt
+        .query_map(rusqlite::params_from_iter(args), contact_from_row)
+        .map_err(storage)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(storage)?;
     Ok(Page::from_overfetch(items, page.limit, |c| c.id.to_string()))
 }

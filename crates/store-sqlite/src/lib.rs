@@ -13,7 +13,9 @@
 //! [`Store`]: convene_core::Store
 
 mod apply;
+mod batch;
 mod checkpoint;
+mod companies;
 mod conn;
 mod contacts;
 mod events;

@@ -10,6 +10,7 @@ use crate::conn::storage;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
     (2, "ingestion", include_str!("../migrations/0002_ingestion.sql")),
+    (3, "companies", include_str!("../migrations/0003_companies.sql")),
 ];
 
 /// Applies the migrations not yet applied; returns how many ran.

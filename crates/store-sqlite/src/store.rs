@@ -3,8 +3,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use convene_core::contact::{Contact, ContactChanges, ContactFilter};
+use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
+use convene_core::company::{Company, CompanyChanges, CompanyFilter};
+use convene_core::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
 use convene_core::field::{Entity, Field};
+use convene_core::identity::IdentityKind;
 use convene_core::page::{Page, PageRequest};
 use convene_core::store::NewField;
 use convene_core::token::TokenHash;
@@ -15,11 +18,11 @@ use convene_core::{Result, Store};
 
 use std::sync::atomic::Ordering;
 
-use convene_core::event::{Event, EventFilter};
+use convene_core::event::{Event, EventFilter, NewEvent};
 use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 
 use crate::conn::storage;
-use crate::{SqliteStore, apply, contacts, events, keys, workspaces};
+use crate::{SqliteStore, apply, batch, companies, contacts, events, keys, workspaces};
 
 fn owned(s: &str) -> String {
     s.to_string()
@@ -117,6 +120,59 @@ impl Store for SqliteStore {
     async fn list_contacts(&self, ws: &str, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
         let ws = owned(ws);
         self.readers.run(move |c| contacts::list(c, &ws, &filter, &page)).await
+    }
+
+    async fn upsert_contacts(
+        &self,
+        ws: &str,
+        rows: Vec<ContactUpsert>,
+        options: BatchOptions,
+    ) -> Result<BatchOutcome<Contact>> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| batch::upsert_contacts(ctx, &ws, &rows, options)).await
+    }
+    async fn subscription_history(
+        &self,
+        ws: &str,
+        contact_id: i64,
+        page: PageRequest,
+    ) -> Result<Page<SubscriptionChange>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| contacts::subscription_history(c, &ws, contact_id, &page)).await
+    }
+    async fn record_event(&self, ws: &str, contact: (IdentityKind, String), event: NewEvent) -> Result<Event> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| batch::record_event(ctx, &ws, &contact, event)).await
+    }
+
+    async fn create_company(&self, ws: &str, changes: CompanyChanges) -> Result<Company> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| companies::create(ctx, &ws, &changes)).await
+    }
+    async fn get_company(&self, ws: &str, id: i64) -> Result<Company> {
+        let ws = owned(ws);
+        self.readers.run(move |c| companies::get(c, &ws, id)).await
+    }
+    async fn update_company(&self, ws: &str, id: i64, changes: CompanyChanges) -> Result<Company> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| companies::update(ctx, &ws, id, &changes)).await
+    }
+    async fn delete_company(&self, ws: &str, id: i64) -> Result<()> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| companies::delete(&ctx.conn, &ws, id)).await
+    }
+    async fn list_companies(&self, ws: &str, filter: CompanyFilter, page: PageRequest) -> Result<Page<Company>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| companies::list(c, &ws, &filter, &page)).await
+    }
+    async fn upsert_companies(
+        &self,
+        ws: &str,
+        rows: Vec<CompanyUpsert>,
+        options: BatchOptions,
+    ) -> Result<BatchOutcome<Company>> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| batch::upsert_companies(ctx, &ws, &rows, options)).await
     }
 
     async fn enqueue(&self, job: QueuedJob) -> Result<()> {

@@ -4,16 +4,20 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use convene_core::Error;
+use convene_core::batch::{BatchOptions, ContactUpsert, check_batch_size};
 use convene_core::contact::{ContactChanges, ContactFilter};
 use convene_core::identity::IdentityKind;
+use convene_core::ingest::lookups_of;
 use convene_core::page::PageRequest;
 use serde_json::{Map, Value};
 
 use super::CommonErrors;
-use super::dto::{ContactIn, ContactOut, ContactQuery, Paged};
+use super::dto::{
+    BatchOut, BatchQuery, ContactBatchIn, ContactIn, ContactOut, ContactQuery, PageParams, Paged, SubscriptionChangeOut,
+};
 use crate::http::auth::{Need, scopes};
 use crate::http::error::ApiResult;
-use crate::http::json::AppJson;
+use crate::http::json::{AppJson, BatchJson};
 use crate::http::path::AppPath;
 use crate::http::query::AppQuery;
 use crate::state::AppState;
@@ -100,11 +104,89 @@ pub async fn list_contacts(
     .collect();
     let filter = match given.as_slice() {
         [] => ContactFilter::default(),
-        [(kind, value)] => ContactFilter { identity: Some((*kind, kind.normalise(value)?)) },
+        [(kind, value)] => ContactFilter { identity: Some((*kind, kind.normalise(value)?)), ..Default::default() },
         _ => {
             return Err(Error::bad_request("filter by one of email, mobile or external_id at a time").into());
         }
     };
     let page = state.store.list_contacts(auth.workspace(), filter, page).await?;
     Ok(Json(Paged::from_page(page, ContactOut::from)))
+}
+
+/// The rows of a batch body `{"<field>": [ … ]}`, 1 to 1,000 of them.
+pub fn batch_rows(mut body: Map<String, Value>, field: &str) -> Result<Vec<Value>, Error> {
+    let rows = match body.remove(field) {
+        Some(Value::Array(rows)) => rows,
+        _ => return Err(Error::validation(field, format!("the body must be {{\"{field}\": [ … ]}}"))),
+    };
+    if let Some(other) = body.keys().next() {
+        return Err(Error::validation(other.as_str(), format!("unknown field '{other}'; the body holds only {field}")));
+    }
+    check_batch_size(rows.len(), field)?;
+    Ok(rows)
+}
+
+/// Reads one native contact row of a batch.
+fn contact_row(row: usize, value: Value) -> Result<ContactUpsert, Error> {
+    let Value::Object(map) = value else {
+        return Err(Error::bad_request("each row must be a contact object"));
+    };
+    let changes = ContactChanges::from_json(map)?;
+    if changes.company.is_some() {
+        return Err(Error::validation(
+            "company_id",
+            "company_id cannot be set in a batch; use PATCH /v1/contacts/{id}",
+        ));
+    }
+    let lookups = lookups_of(&changes);
+    if lookups.is_empty() {
+        return Err(Error::validation(
+            "email",
+            "each row needs an email, mobile or external_id to find the contact by",
+        ));
+    }
+    Ok(ContactUpsert { row, lookups, changes, create: true })
+}
+
+/// Upsert up to 1,000 contacts in one transaction, with a result per row.
+/// Each row is found by external_id, else email, else mobile, and created
+/// when none holds them; a failed row is reported and the others are kept.
+/// `?dry_run=true` runs everything and writes nothing.
+#[utoipa::path(post, path = "/v1/contacts/batch", tag = "contacts", request_body = ContactBatchIn, params(BatchQuery),
+    responses((status = 200, description = "One result per row", body = BatchOut<ContactOut>), CommonErrors),
+    security(("bearer" = ["contacts:write"]), ("api_key" = ["contacts:write"])))]
+pub async fn batch_contacts(
+    auth: Need<scopes::ContactsWrite>,
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<BatchQuery>,
+    BatchJson(body): BatchJson<Map<String, Value>>,
+) -> ApiResult<Json<BatchOut<ContactOut>>> {
+    let rows = batch_rows(body, "contacts")?;
+    let (mut good, mut failures) = (Vec::new(), Vec::new());
+    for (row, value) in rows.into_iter().enumerate() {
+        match contact_row(row, value) {
+            Ok(upsert) => good.push(upsert),
+            Err(e) => failures.push((row, e)),
+        }
+    }
+    let dry_run = q.dry_run.unwrap_or(false);
+    let options = BatchOptions { dry_run, all_or_nothing: false };
+    let outcome = state.store.upsert_contacts(auth.workspace(), good, options).await?.with_failures(failures);
+    Ok(Json(BatchOut::of(outcome, dry_run, ContactOut::from)))
+}
+
+/// A contact's subscription status changes, oldest first.
+#[utoipa::path(get, path = "/v1/contacts/{id}/subscription-history", tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id"), PageParams),
+    responses((status = 200, description = "A page of changes", body = Paged<SubscriptionChangeOut>), CommonErrors),
+    security(("bearer" = ["contacts:read"]), ("api_key" = ["contacts:read"])))]
+pub async fn subscription_history(
+    auth: Need<scopes::ContactsRead>,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+    AppQuery(q): AppQuery<PageParams>,
+) -> ApiResult<Json<Paged<SubscriptionChangeOut>>> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    let page = state.store.subscription_history(auth.workspace(), contact_id(&id)?, page).await?;
+    Ok(Json(Paged::from_page(page, SubscriptionChangeOut::from)))
 }

@@ -269,6 +269,8 @@ pub struct ContactIn {
     pub traits: Option<Map<String, Value>>,
     /// SUBSCRIBED, UNSUBSCRIBED or PENDING.
     pub subscription_status: Option<convene_core::contact::SubscriptionStatus>,
+    /// The company to link (an id in this workspace); `null` unlinks.
+    pub company_id: Option<i64>,
 }
 
 /// Filters of `GET /v1/contacts` (at most one identity).
@@ -526,4 +528,194 @@ pub struct EventQuery {
     /// Items per page (default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+}
+
+/// A company.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompanyOut {
+    /// Integer id.
+    pub id: i64,
+    /// Your system's id (unique in the workspace).
+    pub external_id: String,
+    /// Base domain, lower-cased.
+    pub domain: Option<String>,
+    /// Typed custom fields (entity `company`).
+    #[schema(value_type = Object)]
+    pub traits: Map<String, Value>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<convene_core::company::Company> for CompanyOut {
+    fn from(c: convene_core::company::Company) -> Self {
+        CompanyOut {
+            id: c.id,
+            external_id: c.external_id,
+            domain: c.domain,
+            traits: c.traits,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// `POST /v1/companies` and `PATCH /v1/companies/{id}`: trait values are
+/// operations, as on contacts.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct CompanyIn {
+    /// Your system's id (required to create; unique in the workspace).
+    #[schema(max_length = 254)]
+    pub external_id: Option<String>,
+    /// Base domain (`acme.com`); `null` unsets.
+    #[schema(max_length = 253)]
+    pub domain: Option<String>,
+    /// Trait operations.
+    #[schema(value_type = Object)]
+    pub traits: Option<Map<String, Value>>,
+}
+
+/// Filters of `GET /v1/companies`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CompanyQuery {
+    /// Only the company with this external id.
+    pub external_id: Option<String>,
+    /// Only companies with this base domain.
+    pub domain: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// Options of the batch upserts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BatchQuery {
+    /// Validate and run everything, report, write nothing.
+    pub dry_run: Option<bool>,
+}
+
+/// `POST /v1/contacts/batch`
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ContactBatchIn {
+    /// 1 to 1,000 contacts, each found by external_id, else email, else
+    /// mobile, and created when none holds them.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub contacts: Vec<ContactIn>,
+}
+
+/// `POST /v1/companies/batch`
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct CompanyBatchIn {
+    /// 1 to 1,000 companies, each found by its external_id.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub companies: Vec<CompanyIn>,
+}
+
+/// Why a row failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RowErrorOut {
+    /// Stable code (`validation_error`, `invalid_value`, `conflict`, `not_found`).
+    pub code: &'static str,
+    /// A sentence for a person.
+    pub message: String,
+    /// The field concerned, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// One row of a batch's results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchRowOut<T: ToSchema> {
+    /// 0-based row in the request.
+    pub row: usize,
+    /// `created`, `updated` or `failed`.
+    #[schema(example = "created")]
+    pub status: &'static str,
+    /// The object after the write (for a dry run: as it would be).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<T>,
+    /// Why the row failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RowErrorOut>,
+}
+
+/// A batch upsert's report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchOut<T: ToSchema> {
+    /// True when nothing was meant to be written.
+    pub dry_run: bool,
+    /// True when the good rows were committed.
+    pub written: bool,
+    /// Rows created.
+    pub created: usize,
+    /// Rows updated.
+    pub updated: usize,
+    /// Rows that failed.
+    pub failed: usize,
+    /// One per row, in request order.
+    pub results: Vec<BatchRowOut<T>>,
+}
+
+impl<T: ToSchema> BatchOut<T> {
+    /// Converts a core outcome.
+    pub fn of<U>(outcome: convene_core::batch::BatchOutcome<U>, dry_run: bool, mut f: impl FnMut(U) -> T) -> Self {
+        use convene_core::batch::RowStatus;
+        let created = outcome.count(RowStatus::Created);
+        let updated = outcome.count(RowStatus::Updated);
+        let failed = outcome.failed();
+        let written = outcome.written;
+        let results = outcome
+            .rows
+            .into_iter()
+            .map(|r| match r.outcome {
+                Ok((status, object)) => BatchRowOut {
+                    row: r.row,
+                    status: match status {
+                        RowStatus::Created => "created",
+                        RowStatus::Updated => "updated",
+                    },
+                    object: Some(f(object)),
+                    error: None,
+                },
+                Err(e) => BatchRowOut {
+                    row: r.row,
+                    status: "failed",
+                    object: None,
+                    error: Some(RowErrorOut {
+                        code: e.code().name(),
+                        message: e.public_message(),
+                        field: e.field().map(str::to_string),
+                    }),
+                },
+            })
+            .collect();
+        BatchOut { dry_run, written, created, updated, failed, results }
+    }
+}
+
+/// One change of a contact's subscription status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionChangeOut {
+    /// The status set.
+    pub status: convene_core::contact::SubscriptionStatus,
+    /// The status before (`null` when the contact was created with it).
+    pub previous: Option<convene_core::contact::SubscriptionStatus>,
+    /// What made the change: `api`, `ingest`, `conversion`, …
+    pub source: String,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+}
+
+impl From<convene_core::contact::SubscriptionChange> for SubscriptionChangeOut {
+    fn from(c: convene_core::contact::SubscriptionChange) -> Self {
+        SubscriptionChangeOut { status: c.status, previous: c.previous, source: c.source, changed_at: c.changed_at }
+    }
 }

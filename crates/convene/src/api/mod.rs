@@ -4,6 +4,7 @@
 //! OpenAPI entry come from the same `#[utoipa::path]` declaration.
 
 pub mod accounts;
+pub mod companies;
 pub mod contacts;
 pub mod dto;
 pub mod fields;
@@ -67,6 +68,7 @@ pub enum CommonErrors {
         (name = "service accounts", description = "API identities with permissions"),
         (name = "keys", description = "API keys: the token is shown once"),
         (name = "contacts", description = "Contacts with typed traits"),
+        (name = "companies", description = "Companies with typed traits; contacts link to one"),
         (name = "fields", description = "The fields registry"),
         (name = "ingest", description = "Queued identify/track/batch, jobs, events"),
         (name = "operations", description = "Health, readiness, metrics"),
@@ -102,6 +104,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::admin_get, keys::admin_revoke))
         .routes(routes!(contacts::create_contact, contacts::list_contacts))
         .routes(routes!(contacts::get_contact, contacts::update_contact, contacts::delete_contact))
+        .routes(routes!(contacts::batch_contacts))
+        .routes(routes!(contacts::subscription_history))
+        .routes(routes!(companies::create_company, companies::list_companies))
+        .routes(routes!(companies::get_company, companies::update_company, companies::delete_company))
+        .routes(routes!(companies::company_contacts))
+        .routes(routes!(companies::batch_companies))
         .routes(routes!(fields::list_fields, fields::create_field))
         .routes(routes!(ingest::identify))
         .routes(routes!(ingest::track))

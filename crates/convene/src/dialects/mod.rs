@@ -2,6 +2,7 @@
 //! from the vendor's request shapes to core items and back, with the vendor's
 //! error envelope applied once by a layer over the dialect's router.
 
+pub mod conversion;
 pub mod conveyour;
 pub mod segment;
 
@@ -17,7 +18,10 @@ use crate::state::AppState;
 
 /// Every dialect's router, nested under `/compat`.
 pub fn router() -> Router<AppState> {
-    Router::new().nest("/compat/conveyour", conveyour::router()).nest("/compat/segment", segment::router())
+    Router::new()
+        .nest("/compat/conversion", conversion::router())
+        .nest("/compat/conveyour", conveyour::router())
+        .nest("/compat/segment", segment::router())
 }
 
 /// Rewrites error responses (those carrying [`ErrorInfo`]) with `render`

@@ -127,6 +127,8 @@ pub mod scopes {
         ContactsWrite => ContactsWrite,
         EventsRead => EventsRead,
         EventsWrite => EventsWrite,
+        CompaniesRead => CompaniesRead,
+        CompaniesWrite => CompaniesWrite,
         Admin => Admin,
     }
 

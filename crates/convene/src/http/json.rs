@@ -24,6 +24,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// A batch upsert's JSON body: as [`AppJson`] with the larger limit of
+/// [`convene_core::limits::MAX_BATCH_BODY_BYTES`].
+pub struct BatchJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for BatchJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_bytes(req, state, convene_core::limits::MAX_BATCH_BODY_BYTES).await?;
+        parse_json(&bytes).map(BatchJson)
+    }
+}
+
 /// Reads a JSON body: checks the media type and the size limit.
 pub async fn json_bytes<S: Send + Sync>(req: Request, state: &S, limit: usize) -> Result<Bytes, ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");

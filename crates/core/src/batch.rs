@@ -1,0 +1,230 @@
+//! Batch upserts with per-row results: up to [`MAX_BATCH_ROWS`] contacts or
+//! companies created or updated in one transaction, each row reported as
+//! created, updated or failed with its reason.
+//!
+//! The decisions (find by identity or external id, create or update, which
+//! failures are the row's) are made here, once, against the small
+//! transaction traits each store implements ([`crate::ingest::IngestTx`] for
+//! contacts — the same one the ingest applier uses — and [`CompanyTx`]).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::company::{Company, CompanyChanges};
+use crate::contact::{Contact, ContactChanges};
+use crate::error::{Error, Result};
+use crate::field::{FieldRegistry, FieldType};
+use crate::ingest::{IngestTx, Lookups, upsert_contact};
+
+/// Most rows one batch upsert takes.
+pub const MAX_BATCH_ROWS: usize = 1000;
+
+/// How a batch is run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Run everything, report, then roll back: nothing is written.
+    pub dry_run: bool,
+    /// One failed row rolls the whole batch back.
+    pub all_or_nothing: bool,
+}
+
+impl BatchOptions {
+    /// Whether a batch with this outcome is committed: not a dry run, and
+    /// no failed row when the batch is all or nothing.
+    pub fn keeps<T>(&self, outcome: &BatchOutcome<T>) -> bool {
+        !(self.dry_run || self.all_or_nothing && outcome.failed() > 0)
+    }
+}
+
+/// One contact row: find it by `lookups` (in order), create it when
+/// missing (unless `create` is false: then the row fails as not found), and
+/// apply `changes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactUpsert {
+    /// 0-based row in the request.
+    pub row: usize,
+    /// The identities that find the contact, in priority order.
+    pub lookups: Lookups,
+    /// The write.
+    pub changes: ContactChanges,
+    /// Whether a missing contact is created.
+    pub create: bool,
+}
+
+/// One company row, found by its external id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompanyUpsert {
+    /// 0-based row in the request.
+    pub row: usize,
+    /// The integrator's id.
+    pub external_id: String,
+    /// The write (its `external_id` is ignored).
+    pub changes: CompanyChanges,
+}
+
+/// What happened to a row that did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatus {
+    /// A new object.
+    Created,
+    /// An existing object changed.
+    Updated,
+}
+
+/// One row's result.
+#[derive(Debug)]
+pub struct RowResult<T> {
+    /// 0-based row in the request.
+    pub row: usize,
+    /// Created or updated with the object after the write, or the reason it failed.
+    pub outcome: Result<(RowStatus, T)>,
+}
+
+/// A batch's results, in row order.
+#[derive(Debug)]
+pub struct BatchOutcome<T> {
+    /// One per row.
+    pub rows: Vec<RowResult<T>>,
+    /// False when nothing was kept (a dry run, or an all-or-nothing batch
+    /// with a failed row).
+    pub written: bool,
+}
+
+impl<T> BatchOutcome<T> {
+    /// Rows with this status.
+    pub fn count(&self, status: RowStatus) -> usize {
+        self.rows.iter().filter(|r| matches!(&r.outcome, Ok((s, _)) if *s == status)).count()
+    }
+
+    /// Rows that failed.
+    pub fn failed(&self) -> usize {
+        self.rows.iter().filter(|r| r.outcome.is_err()).count()
+    }
+
+    /// The first failed row, its error carrying the row index.
+    pub fn into_first_failure(self) -> Option<Error> {
+        self.rows.into_iter().find_map(|r| r.outcome.err().map(|e| e.at_row(r.row)))
+    }
+
+    /// Adds rows that failed before reaching the store (e.g. invalid input)
+    /// and puts every row back in request order.
+    pub fn with_failures(mut self, failures: Vec<(usize, Error)>) -> Self {
+        self.rows.extend(failures.into_iter().map(|(row, e)| RowResult { row, outcome: Err(e) }));
+        self.rows.sort_by_key(|r| r.row);
+        self
+    }
+}
+
+/// True for failures that are not a row's fault: the store abandons the
+/// whole batch and reports the error.
+pub fn is_storage_fault(e: &Error) -> bool {
+    matches!(e, Error::Storage(_) | Error::Internal(_) | Error::Unavailable { .. })
+}
+
+/// Refuses a batch over [`MAX_BATCH_ROWS`] or empty, naming `field`.
+pub fn check_batch_size(len: usize, field: &str) -> Result<()> {
+    if len == 0 {
+        return Err(Error::validation(field, format!("{field} must hold at least one row")));
+    }
+    if len > MAX_BATCH_ROWS {
+        return Err(Error::validation(field, format!("{field} holds {len} rows; the limit is {MAX_BATCH_ROWS}")));
+    }
+    Ok(())
+}
+
+/// Per contact row: created or updated with the contact's id, or why it failed.
+pub type ContactRowIds = Vec<(usize, Result<(RowStatus, i64)>)>;
+
+/// Upserts contact rows in the caller's transaction. Each row is checked
+/// before its first write, so a failed row leaves nothing behind. Returns
+/// the contact id per successful row; the store loads the contacts.
+pub fn upsert_contacts(tx: &mut dyn IngestTx, ws: &str, rows: &[ContactUpsert]) -> Result<ContactRowIds> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let outcome = match upsert_contact(tx, ws, &row.lookups, &row.changes, row.create) {
+            Ok((id, created)) => Ok((if created { RowStatus::Created } else { RowStatus::Updated }, id)),
+            Err(e) if is_storage_fault(&e) => return Err(e),
+            Err(e) => Err(e),
+        };
+        out.push((row.row, outcome));
+    }
+    Ok(out)
+}
+
+/// What [`upsert_companies`] and the company CRUD need from a store's transaction.
+pub trait CompanyTx {
+    /// The company with this external id.
+    fn find_company(&mut self, ws: &str, external_id: &str) -> Result<Option<Company>>;
+    /// The field registry of companies.
+    fn company_registry(&mut self, ws: &str) -> Result<&mut FieldRegistry>;
+    /// Records fields created on the fly.
+    fn record_company_fields(&mut self, ws: &str, fields: &[(String, FieldType)]) -> Result<()>;
+    /// Inserts a company (its `id` is ignored); returns its id.
+    fn insert_company(&mut self, ws: &str, company: &Company) -> Result<i64>;
+    /// Writes a company's new state.
+    fn update_company(&mut self, ws: &str, company: &Company) -> Result<()>;
+}
+
+/// Creates a company, or changes the one with the same external id.
+pub fn upsert_company(
+    tx: &mut dyn CompanyTx,
+    ws: &str,
+    external_id: &str,
+    changes: &CompanyChanges,
+    at: DateTime<Utc>,
+) -> Result<(RowStatus, Company)> {
+    let existing = tx.find_company(ws, external_id)?;
+    let created = existing.is_none();
+    let mut company = existing.unwrap_or_else(|| Company {
+        id: 0,
+        external_id: external_id.to_string(),
+        domain: None,
+        traits: Default::default(),
+        created_at: at,
+        updated_at: at,
+    });
+    let changes = CompanyChanges { external_id: None, ..changes.clone() };
+    let outcome = changes.apply(&mut company, tx.company_registry(ws)?)?;
+    company.updated_at = at;
+    if created {
+        company.id = tx.insert_company(ws, &company)?;
+    } else {
+        tx.update_company(ws, &company)?;
+    }
+    tx.record_company_fields(ws, &outcome.new_fields)?;
+    Ok((if created { RowStatus::Created } else { RowStatus::Updated }, company))
+}
+
+/// Upserts company rows in the caller's transaction.
+pub fn upsert_companies(
+    tx: &mut dyn CompanyTx,
+    ws: &str,
+    rows: &[CompanyUpsert],
+    at: DateTime<Utc>,
+) -> Result<Vec<RowResult<Company>>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let outcome = match upsert_company(tx, ws, &row.external_id, &row.changes, at) {
+            Err(e) if is_storage_fault(&e) => return Err(e),
+            other => other,
+        };
+        out.push(RowResult { row: row.row, outcome });
+    }
+    Ok(out)
+}
+
+/// Finds the rows of a batch that name the same key twice: returns the
+/// first repeated key with both rows.
+pub fn first_duplicate<'a>(keys: impl IntoIterator<Item = (usize, &'a str)>) -> Option<(String, usize, usize)> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (row, key) in keys {
+        if let Some(first) = seen.insert(key, row) {
+            return Some((key.to_string(), first, row));
+        }
+    }
+    None
+}
+
+/// A contact row's result as the store reports it.
+pub type ContactRow = RowResult<Contact>;
