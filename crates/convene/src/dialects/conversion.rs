@@ -89,6 +89,15 @@ struct Details<'a> {
     row: Option<usize>,
 }
 
+/// The vendor's status and body for an error.
+pub fn render_error(info: &ErrorInfo) -> (u16, String) {
+    let (status, code) = vendor_code(info.code);
+    let details =
+        (info.field.is_some() || info.row.is_some()).then_some(Details { field: info.field.as_deref(), row: info.row });
+    let body = ErrorBody { success: false, error: VendorError { code, message: &info.message, details } };
+    (status, serde_json::to_string(&body).unwrap_or_else(|_| r#"{"success":false}"#.into()))
+}
+
 /// Renders every error response (those carrying [`ErrorInfo`]) in the
 /// vendor's envelope with the vendor's status; headers such as
 /// `Retry-After` are kept.
@@ -97,11 +106,7 @@ async fn envelope_errors(req: Request, next: Next) -> Response {
     let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else {
         return response;
     };
-    let (status, code) = vendor_code(info.code);
-    let details =
-        (info.field.is_some() || info.row.is_some()).then_some(Details { field: info.field.as_deref(), row: info.row });
-    let body = ErrorBody { success: false, error: VendorError { code, message: &info.message, details } };
-    let text = serde_json::to_string(&body).unwrap_or_else(|_| r#"{"success":false}"#.into());
+    let (status, text) = render_error(&info);
     let (mut parts, _) = response.into_parts();
     parts.status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -300,20 +305,26 @@ fn refuse_duplicates(keys: &[(usize, String)], list: &str, field: &str) -> Resul
     Ok(())
 }
 
-fn batch_data<T, D: Serialize + From<T>>(outcome: BatchOutcome<T>, list: &str) -> Value {
+/// Counts and objects of a committed batch.
+fn batch_parts<T, D: From<T>>(outcome: BatchOutcome<T>) -> (usize, usize, Vec<D>) {
     let created = outcome.count(RowStatus::Created);
     let updated = outcome.count(RowStatus::Updated);
-    let objects: Vec<Value> = outcome
-        .rows
-        .into_iter()
-        .filter_map(|r| r.outcome.ok())
-        .map(|(_, o)| serde_json::to_value(D::from(o)).unwrap_or(Value::Null))
-        .collect();
-    let mut data = Map::new();
-    data.insert("created".into(), created.into());
-    data.insert("updated".into(), updated.into());
-    data.insert(list.into(), Value::Array(objects));
-    Value::Object(data)
+    let objects = outcome.rows.into_iter().filter_map(|r| r.outcome.ok()).map(|(_, o)| D::from(o)).collect();
+    (created, updated, objects)
+}
+
+#[derive(Serialize)]
+struct ContactBatchData {
+    created: usize,
+    updated: usize,
+    contacts: Vec<ContactData>,
+}
+
+#[derive(Serialize)]
+struct CompanyBatchData {
+    created: usize,
+    updated: usize,
+    companies: Vec<CompanyData>,
 }
 
 /// `POST /contacts/batch`: upsert contacts by email, all or nothing.
@@ -334,7 +345,8 @@ pub async fn batch_contacts(
     let options = BatchOptions { dry_run: false, all_or_nothing: true };
     let outcome = state.store.upsert_contacts(auth.workspace(), upserts, options).await?;
     let outcome = first_failure(outcome, "contacts")?;
-    Ok(ok(StatusCode::OK, batch_data::<Contact, ContactData>(outcome, "contacts")))
+    let (created, updated, contacts) = batch_parts(outcome);
+    Ok(ok(StatusCode::OK, ContactBatchData { created, updated, contacts }))
 }
 
 /// The contact holding an email in the key's workspace.
@@ -531,7 +543,8 @@ pub async fn batch_companies(
     let options = BatchOptions { dry_run: false, all_or_nothing: true };
     let outcome = state.store.upsert_companies(auth.workspace(), upserts, options).await?;
     let outcome = first_failure(outcome, "companies")?;
-    Ok(ok(StatusCode::OK, batch_data::<Company, CompanyData>(outcome, "companies")))
+    let (created, updated, companies) = batch_parts(outcome);
+    Ok(ok(StatusCode::OK, CompanyBatchData { created, updated, companies }))
 }
 
 /// The company with an external id in the key's workspace.
@@ -566,4 +579,60 @@ pub async fn delete_company(
         id: String,
     }
     Ok(ok(StatusCode::OK, Deleted { deleted: true, id: company.external_id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(e: Error) -> ErrorInfo {
+        ErrorInfo { code: e.code(), message: e.public_message(), field: e.field().map(str::to_string), row: e.row() }
+    }
+
+    /// Every code of the vendor's table, pinned byte for byte.
+    #[test]
+    fn every_error_code_renders_in_the_vendor_envelope() {
+        let rendered = [
+            Error::Validation {
+                message: "contacts[2].email: not an email".into(),
+                field: Some("email".into()),
+                row: Some(2),
+            },
+            Error::Unauthenticated { reason: "invalid API key" },
+            Error::NotFound { entity: "contact" },
+            Error::Duplicate { field: "email".into(), message: "duplicate".into(), row: Some(1) },
+            Error::RateLimited { retry_after_secs: 3 },
+            Error::Internal("disk on fire".into()),
+        ]
+        .into_iter()
+        .map(|e| {
+            let (status, body) = render_error(&info(e));
+            format!("{status} {body}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+        insta::assert_snapshot!(rendered, @r#"
+        400 {"success":false,"error":{"code":"VALIDATION_ERROR","message":"contacts[2].email: not an email","details":{"field":"email","row":2}}}
+        401 {"success":false,"error":{"code":"UNAUTHORIZED","message":"invalid API key"}}
+        404 {"success":false,"error":{"code":"NOT_FOUND","message":"contact not found"}}
+        409 {"success":false,"error":{"code":"DUPLICATE_ERROR","message":"duplicate","details":{"field":"email","row":1}}}
+        429 {"success":false,"error":{"code":"RATE_LIMIT_EXCEEDED","message":"rate limit exceeded; retry after 3 s"}}
+        500 {"success":false,"error":{"code":"INTERNAL_ERROR","message":"internal error; the server log has the details"}}
+        "#);
+    }
+
+    #[test]
+    fn every_core_code_has_a_vendor_code() {
+        let known = [
+            "VALIDATION_ERROR",
+            "UNAUTHORIZED",
+            "NOT_FOUND",
+            "DUPLICATE_ERROR",
+            "RATE_LIMIT_EXCEEDED",
+            "INTERNAL_ERROR",
+        ];
+        for code in ErrorCode::ALL {
+            assert!(known.contains(&vendor_code(code).1), "{code:?}");
+        }
+    }
 }

@@ -21,8 +21,8 @@ const ALL_SCOPES: [&str; 12] = [
     "admin",
 ];
 
-/// One row of the matrix: method, route (with `{contact}`, `{sa}`, `{key}`
-/// or `{job}` placeholders), the scopes it accepts (any one suffices), and a
+/// One row of the matrix: method, route (with `{contact}`, `{sa}`, `{key}`,
+/// `{job}` or `{company}` placeholders), the scopes it accepts (any one suffices), and a
 /// valid body for a caller holding a given scope.
 struct Route {
     method: Method,
@@ -104,6 +104,25 @@ fn routes() -> Vec<Route> {
         r(Method::GET, "/v1/jobs/{job}", &["contacts:write", "events:write"], None),
         r(Method::GET, "/v1/events", &["events:read"], None),
         r(Method::GET, "/v1/contacts/{contact}/events", &["events:read"], None),
+        r(Method::GET, "/v1/contacts/{contact}/subscription-history", &["contacts:read"], None),
+        r(
+            Method::POST,
+            "/v1/contacts/batch",
+            &["contacts:write"],
+            Some(|n, _| json!({"contacts": [{"email": format!("batch{n}@example.com")}]})),
+        ),
+        r(Method::GET, "/v1/companies", &["companies:read"], None),
+        r(Method::POST, "/v1/companies", &["companies:write"], Some(|n, _| json!({"external_id": format!("co{n}")}))),
+        r(Method::GET, "/v1/companies/{company}", &["companies:read"], None),
+        r(Method::PATCH, "/v1/companies/{company}", &["companies:write"], Some(|n, _| json!({"traits": {"n": n}}))),
+        r(Method::DELETE, "/v1/companies/{company}", &["companies:write"], None),
+        r(Method::GET, "/v1/companies/{company}/contacts", &["contacts:read"], None),
+        r(
+            Method::POST,
+            "/v1/companies/batch",
+            &["companies:write"],
+            Some(|n, _| json!({"companies": [{"external_id": format!("batch{n}")}]})),
+        ),
     ]
 }
 
@@ -113,6 +132,11 @@ async fn fill(app: &TestApp, ws: &str, full: &str, route: &str, n: usize) -> Str
     if path.contains("{contact}") {
         let contact = app.contact(full, json!({"email": format!("fixture{n}@example.com")})).await;
         path = path.replace("{contact}", &contact["id"].to_string());
+    }
+    if path.contains("{company}") {
+        let (status, company) = app.post("/v1/companies", full, json!({"external_id": format!("fixture{n}")})).await;
+        assert_eq!(status, 201, "{company}");
+        path = path.replace("{company}", &company["id"].to_string());
     }
     if path.contains("{sa}") {
         let (status, sa) = app.post("/v1/service-accounts", full, json!({"name": format!("fixture {n}")})).await;
@@ -187,7 +211,7 @@ async fn the_matrix_lists_every_native_workspace_route() {
     let mut tested: Vec<String> = routes()
         .iter()
         .map(|r| {
-            let path = ["{contact}", "{sa}", "{key}", "{job}"]
+            let path = ["{contact}", "{sa}", "{key}", "{job}", "{company}"]
                 .iter()
                 .fold(r.route.to_string(), |p, placeholder| p.replace(placeholder, "{id}"));
             format!("{} {path}", r.method)
