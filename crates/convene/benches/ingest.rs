@@ -26,9 +26,12 @@
 //! `BENCH_DRAIN_SECS` (longest wait for the backlog to empty, default 120),
 //! `BENCH_POSTGRES_URL`.
 
+mod common;
+
+use common::{Proc, env_or, free_port, rss_kib, wait_ready};
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -73,37 +76,6 @@ fn bare_server() {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         axum::serve(listener, app).await.expect("serve");
     });
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-/// A child process killed on drop (only processes this bench started).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 // ---------------------------------------------------------------------------
@@ -222,18 +194,6 @@ impl CpuUse {
 
 // ---------------------------------------------------------------------------
 // Requests.
-
-async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), String> {
-    for _ in 0..600 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(format!("{base} did not become ready"))
-}
 
 /// Latencies in microseconds, summarised at the end.
 #[derive(Default)]
