@@ -14,7 +14,7 @@ use crate::company::{Company, CompanyChanges};
 use crate::contact::{Contact, ContactChanges};
 use crate::error::{Error, Result};
 use crate::field::{FieldRegistry, FieldType};
-use crate::ingest::{IngestTx, Lookups, upsert_contact};
+use crate::ingest::{IngestTx, Lookups, Upserted, upsert_contact};
 
 /// Most rows one batch upsert takes.
 pub const MAX_BATCH_ROWS: usize = 1000;
@@ -133,17 +133,17 @@ pub fn check_batch_size(len: usize, field: &str) -> Result<()> {
     Ok(())
 }
 
-/// Per contact row: created or updated with the contact's id, or why it failed.
-pub type ContactRowIds = Vec<(usize, Result<(RowStatus, i64)>)>;
+/// Per contact row: created or updated with the contact's id and state, or why it failed.
+pub type ContactRowIds = Vec<(usize, Result<(RowStatus, Upserted)>)>;
 
 /// Upserts contact rows in the caller's transaction. Each row is checked
 /// before its first write, so a failed row leaves nothing behind. Returns
-/// the contact id per successful row; the store loads the contacts.
+/// the contact's id and state per successful row.
 pub fn upsert_contacts(tx: &mut dyn IngestTx, ws: &str, rows: &[ContactUpsert]) -> Result<ContactRowIds> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let outcome = match upsert_contact(tx, ws, &row.lookups, &row.changes, row.create) {
-            Ok((id, created)) => Ok((if created { RowStatus::Created } else { RowStatus::Updated }, id)),
+            Ok(u) => Ok((if u.created { RowStatus::Created } else { RowStatus::Updated }, u)),
             Err(e) if is_storage_fault(&e) => return Err(e),
             Err(e) => Err(e),
         };

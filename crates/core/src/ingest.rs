@@ -311,21 +311,31 @@ fn resolve(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<Option<
 /// `changes` on it (the same merge as the native API). Identities set on the
 /// contact must not be held by another contact (a duplicate error).
 fn identify(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups, changes: &ContactChanges) -> Result<i64> {
-    upsert_contact(tx, ws, lookups, changes, true).map(|(id, _)| id)
+    upsert_contact(tx, ws, lookups, changes, true).map(|u| u.id)
+}
+
+/// What [`upsert_contact`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upserted {
+    /// The contact.
+    pub id: i64,
+    /// True when it was created.
+    pub created: bool,
+    /// Its state after the write (as written).
+    pub state: ContactState,
 }
 
 /// Finds the contact by `lookups` (in order) and applies `changes` to it;
 /// when none holds any lookup identity, creates it (or, when `create` is
 /// false, fails as not found). Everything is checked before the first
-/// write. Returns the id and whether the contact is new. Used by identify
-/// items and batch upserts alike.
+/// write. Used by identify items and batch upserts alike.
 pub fn upsert_contact(
     tx: &mut dyn IngestTx,
     ws: &str,
     lookups: &Lookups,
     changes: &ContactChanges,
     create: bool,
-) -> Result<(i64, bool)> {
+) -> Result<Upserted> {
     // Who holds each identity, asked once per item.
     let mut holders: Vec<(IdentityKind, String, Option<i64>)> = Vec::new();
     let mut holder = |tx: &mut dyn IngestTx, kind: IdentityKind, value: &str| -> Result<Option<i64>> {
@@ -349,19 +359,21 @@ pub fn upsert_contact(
         None => return Err(Error::NotFound { entity: "contact" }),
     };
     let status_before = found.map(|_| state.subscription_status);
-    let mut changes = changes.clone();
+    // Lookup identities the contact lacks and the write does not set are
+    // added to it (kept apart: cloning the write per row costs).
+    let mut added: Vec<(IdentityKind, &str)> = Vec::new();
     for (kind, value) in lookups {
         let set_by_write = changes.identities.iter().any(|(k, _)| k == kind);
-        if state.identity(*kind).is_none() && !set_by_write {
+        if state.identity(*kind).is_none() && !set_by_write && !added.iter().any(|(k, _)| k == kind) {
             // A lookup identity held by another profile stays there (an
             // alias merges profiles); only identities the write sets conflict.
             let h = holder(tx, *kind, value)?;
             if h.is_none() || h == found {
-                changes.identities.push((*kind, Some(value.clone())));
+                added.push((*kind, value.as_str()));
             }
         }
     }
-    for (kind, value) in changes.identities_set() {
+    for (kind, value) in changes.identities_set().chain(added.iter().copied()) {
         if state.identity(kind) == Some(value) {
             continue;
         }
@@ -374,6 +386,9 @@ pub fn upsert_contact(
     let identities_before: Vec<Option<String>> =
         IdentityKind::ALL.iter().map(|k| state.identity(*k).map(str::to_string)).collect();
     let outcome = changes.apply(&mut state, tx.field_registry(ws, Entity::Contact)?)?;
+    for (kind, value) in &added {
+        *state.identity_mut(*kind) = Some(value.to_string());
+    }
     // Every check passed: only writes from here on.
     let id = match found {
         Some(id) => {
@@ -390,7 +405,7 @@ pub fn upsert_contact(
     if let Some(change) = changes.subscription_change(status_before, state.subscription_status, crate::ids::now()) {
         tx.record_subscription(ws, id, &change)?;
     }
-    Ok((id, found.is_none()))
+    Ok(Upserted { id, created: found.is_none(), state })
 }
 
 fn find_or_create(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<i64> {

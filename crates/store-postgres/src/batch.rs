@@ -58,7 +58,7 @@ pub(crate) async fn upsert_contacts(
             return Err(e);
         }
     };
-    let ids: Vec<i64> = results.iter().filter_map(|(_, r)| r.as_ref().ok().map(|(_, id)| *id)).collect();
+    let ids: Vec<i64> = results.iter().filter_map(|(_, r)| r.as_ref().ok().map(|(_, u)| u.id)).collect();
     let loaded = match query(
         tx.c(),
         &format!("SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND id = ANY($2)"),
@@ -80,9 +80,9 @@ pub(crate) async fn upsert_contacts(
     let mut out = Vec::with_capacity(results.len());
     for (row, outcome) in results {
         let outcome = match outcome {
-            Ok((status, id)) => match by_id.get(&id) {
+            Ok((status, u)) => match by_id.get(&u.id) {
                 Some(c) => Ok((status, c.clone())),
-                None => Err(Error::Internal(format!("contact {id} vanished during its batch"))),
+                None => Err(Error::Internal(format!("contact {} vanished during its batch", u.id))),
             },
             Err(e) => Err(e),
         };

@@ -3,6 +3,9 @@
 //! (each item in its own savepoint), writes the jobs' results, the dedupe
 //! records and the new cursor in that same transaction.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use convene_core::contact::{ContactState, SubscriptionChange};
 use convene_core::event::NewEvent;
 use convene_core::field::{Entity, FieldRegistry, FieldType};
@@ -21,6 +24,37 @@ use crate::rows::{insert_inferred_fields, one, t};
 /// core's view of the writer's transaction.
 pub(crate) struct SqliteIngestTx<'a> {
     pub ctx: &'a mut WriteCtx,
+    /// When kept (batch upserts), what a contact row holds beyond its
+    /// state, recorded as contacts are loaded and written, so the batch can
+    /// answer without reading each contact back.
+    pub meta: Option<HashMap<i64, ContactMeta>>,
+}
+
+/// A contact's times and company as last loaded or written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ContactMeta {
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub company_id: Option<i64>,
+}
+
+impl<'a> SqliteIngestTx<'a> {
+    /// For the ingest applier: no metadata kept.
+    pub fn new(ctx: &'a mut WriteCtx) -> Self {
+        SqliteIngestTx { ctx, meta: None }
+    }
+
+    /// For batch upserts: metadata kept.
+    pub fn keeping_meta(ctx: &'a mut WriteCtx) -> Self {
+        SqliteIngestTx { ctx, meta: Some(HashMap::new()) }
+    }
+
+    fn note(&mut self, id: i64, f: impl FnOnce(Option<ContactMeta>) -> ContactMeta) {
+        if let Some(meta) = &mut self.meta {
+            let m = f(meta.get(&id).copied());
+            meta.insert(id, m);
+        }
+    }
 }
 
 impl IngestTx for SqliteIngestTx<'_> {
@@ -55,7 +89,9 @@ impl IngestTx for SqliteIngestTx<'_> {
     }
 
     fn load_contact(&mut self, ws: &str, id: i64) -> Result<ContactState> {
-        crate::contacts::get(&self.ctx.conn, ws, id).map(|c| c.state)
+        let c = crate::contacts::get(&self.ctx.conn, ws, id)?;
+        self.note(id, |_| ContactMeta { created_at: c.created_at, updated_at: c.updated_at, company_id: c.company_id });
+        Ok(c.state)
     }
 
     fn field_registry(&mut self, ws: &str, entity: Entity) -> Result<&mut FieldRegistry> {
@@ -67,11 +103,21 @@ impl IngestTx for SqliteIngestTx<'_> {
     }
 
     fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64> {
-        crate::contacts::insert_row(&self.ctx.conn, ws, state, &now())
+        let at = now();
+        let id = crate::contacts::insert_row(&self.ctx.conn, ws, state, &at)?;
+        self.note(id, |_| ContactMeta { created_at: at, updated_at: at, company_id: None });
+        Ok(id)
     }
 
     fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, identities_changed: bool) -> Result<()> {
-        crate::contacts::update_row(&self.ctx.conn, ws, id, state, identities_changed, &now())
+        let at = now();
+        crate::contacts::update_row(&self.ctx.conn, ws, id, state, identities_changed, &at)?;
+        self.note(id, |m| ContactMeta {
+            created_at: m.map_or(at, |m| m.created_at),
+            updated_at: at,
+            company_id: m.and_then(|m| m.company_id),
+        });
+        Ok(())
     }
 
     fn insert_event(&mut self, ws: &str, contact_id: i64, event: &NewEvent) -> Result<()> {
@@ -194,7 +240,7 @@ pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Resul
             if savepoint {
                 control(&ctx.conn, "SAVEPOINT item")?;
             }
-            let result = apply_item(&mut SqliteIngestTx { ctx }, &job.workspace_id, item);
+            let result = apply_item(&mut SqliteIngestTx::new(ctx), &job.workspace_id, item);
             match result {
                 Ok(outcome) => {
                     if savepoint {

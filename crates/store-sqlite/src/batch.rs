@@ -54,11 +54,26 @@ pub(crate) fn upsert_contacts(
     in_savepoint(
         ctx,
         |ctx| {
-            let results = batch::upsert_contacts(&mut SqliteIngestTx { ctx }, ws, rows)?;
+            let mut tx = SqliteIngestTx::keeping_meta(ctx);
+            let results = batch::upsert_contacts(&mut tx, ws, rows)?;
+            let meta = tx.meta.take().unwrap_or_default();
             let mut out = Vec::with_capacity(results.len());
             for (row, outcome) in results {
                 let outcome = match outcome {
-                    Ok((status, id)) => Ok((status, crate::contacts::get(&ctx.conn, ws, id)?)),
+                    // Answered from what was written; read back only if unknown.
+                    Ok((status, u)) => match meta.get(&u.id) {
+                        Some(m) => Ok((
+                            status,
+                            Contact {
+                                id: u.id,
+                                state: u.state,
+                                company_id: m.company_id,
+                                created_at: m.created_at,
+                                updated_at: m.updated_at,
+                            },
+                        )),
+                        None => Ok((status, crate::contacts::get(&ctx.conn, ws, u.id)?)),
+                    },
                     Err(e) => Err(e),
                 };
                 out.push(RowResult { row, outcome });
@@ -92,7 +107,7 @@ pub(crate) fn record_event(
     contact: &(IdentityKind, String),
     event: NewEvent,
 ) -> Result<Event> {
-    let mut tx = SqliteIngestTx { ctx };
+    let mut tx = SqliteIngestTx::new(ctx);
     let contact_id = tx.find_contact(ws, contact.0, &contact.1)?.ok_or(Error::NotFound { entity: "contact" })?;
     tx.insert_event(ws, contact_id, &event)?;
     let id = ctx.conn.last_insert_rowid();
