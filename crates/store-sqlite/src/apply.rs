@@ -12,7 +12,9 @@ use convene_core::field::{Entity, FieldRegistry, FieldType};
 use convene_core::identity::IdentityKind;
 use convene_core::ids::now;
 use convene_core::ingest::{ApplyReport, IngestTx, JobStatus, RowError, RowOutcome, apply_item};
-use convene_core::merge::{TraitOp, apply_traits};
+use convene_core::batch::upsert_company;
+use convene_core::company::CompanyChanges;
+use convene_core::merge::TraitOp;
 use convene_core::{Error, Result};
 use rusqlite::params;
 use serde_json::{Map, Value};
@@ -169,37 +171,9 @@ impl IngestTx for SqliteIngestTx<'_> {
     }
 
     fn upsert_company(&mut self, ws: &str, external_id: &str, traits: &Map<String, Value>) -> Result<i64> {
-        let existing: Option<(i64, String)> = one(self.ctx.conn.query_row(
-            "SELECT id, traits FROM companies WHERE workspace_id = ?1 AND external_id = ?2",
-            params![ws, external_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        ))?;
-        let mut current: Map<String, Value> =
-            existing.as_ref().and_then(|(_, t)| serde_json::from_str(t).ok()).unwrap_or_default();
-        let ops = TraitOp::parse_map(traits)?;
-        let outcome = apply_traits(&mut current, &ops, self.ctx.registry(ws, Entity::Company)?)?;
-        insert_inferred_fields(&self.ctx.conn, ws, Entity::Company, &outcome.new_fields)?;
-        let text = serde_json::to_string(&current).unwrap_or_else(|_| "{}".into());
-        let at = t(&now());
-        match existing {
-            Some((id, _)) => {
-                self.ctx
-                    .conn
-                    .execute("UPDATE companies SET traits = ?2, updated_at = ?3 WHERE id = ?1", params![id, text, at])
-                    .map_err(storage)?;
-                Ok(id)
-            }
-            None => {
-                self.ctx
-                    .conn
-                    .execute(
-                        "INSERT INTO companies (workspace_id, external_id, traits, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-                        params![ws, external_id, text, at],
-                    )
-                    .map_err(storage)?;
-                Ok(self.ctx.conn.last_insert_rowid())
-            }
-        }
+        let changes = CompanyChanges { traits: TraitOp::parse_map(traits)?, ..Default::default() };
+        let mut tx = crate::companies::SqliteCompanyTx { ctx: self.ctx };
+        upsert_company(&mut tx, ws, external_id, &changes, now()).map(|(_, company)| company.id)
     }
 
     fn set_contact_company(&mut self, ws: &str, contact_id: i64, company_id: i64) -> Result<()> {
