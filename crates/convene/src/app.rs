@@ -78,6 +78,7 @@ impl Application {
             metrics: metrics.clone(),
             ingest: Arc::new(Ingest::new(store.clone(), config.ingest.clone(), metrics)),
             key_cache: Arc::new(KeyCache::new(Duration::from_secs(2))),
+            limits: Arc::new(crate::http::ratelimit::RateLimits::new(config.rate_limits)),
         };
         let router = with_layers(crate::api::router(), state.clone(), Duration::from_secs(config.request_timeout_secs));
         let listener = TcpListener::bind(config.listen).await?;
@@ -106,7 +107,8 @@ impl Application {
         let purger = self.state.ingest.clone().spawn_purger();
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let grace = self.grace;
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stopped_tx.send(());
         });
@@ -172,9 +174,10 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// Adds the cross-cutting layers: request ids, tracing, metrics, timeout,
-/// panic catching.
+/// panic catching, rate-limit headers.
 pub fn with_layers(router: Router<AppState>, state: AppState, timeout: Duration) -> Router {
     router
+        .layer(middleware::from_fn(crate::http::ratelimit::layer))
         .layer(middleware::from_fn(move |req: Request, next: Next| request_timeout(req, next, timeout)))
         .layer(CatchPanicLayer::custom(|_| ApiError(Error::Internal("a handler panicked".into())).into_response()))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use convene_core::ratelimit::Quota;
 use convene_store_postgres::PgOptions;
 use convene_store_sqlite::{SqliteOptions, Synchronous};
 use serde::Deserialize;
+
+use crate::http::ratelimit::RateLimitSettings;
 
 /// A secret string: usable, never printed.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -141,9 +144,43 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish at shutdown [default: 30].
     #[arg(long, env = "CONVENE_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Rate limit of each full key, RATE/BURST in requests per second [default: 10000/20000].
+    #[arg(long, env = "CONVENE_RATE_LIMIT_FULL")]
+    pub rate_limit_full: Option<String>,
+    /// Rate limit of each analytics key, RATE/BURST [default: 20000/40000].
+    #[arg(long, env = "CONVENE_RATE_LIMIT_ANALYTICS")]
+    pub rate_limit_analytics: Option<String>,
+    /// Failed authentications allowed per client address, RATE/BURST [default: 20/200].
+    #[arg(long, env = "CONVENE_RATE_LIMIT_FAILED_AUTH")]
+    pub rate_limit_failed_auth: Option<String>,
     /// Ingest pipeline flags.
     #[command(flatten)]
     pub ingest: IngestArgs,
+}
+
+fn rate_limits(args: &ServeArgs, file: &FileConfig) -> Result<RateLimitSettings, ConfigError> {
+    let defaults = RateLimitSettings::default();
+    let quota = |flag: &Option<String>, key: &Option<String>, name: &str, default| -> Result<Quota, ConfigError> {
+        match flag.as_ref().or(key.as_ref()) {
+            Some(s) => Quota::parse(s).map_err(|e| ConfigError::Invalid(format!("{name}: {e}"))),
+            None => Ok(default),
+        }
+    };
+    Ok(RateLimitSettings {
+        full: quota(&args.rate_limit_full, &file.rate_limit_full, "rate_limit_full", defaults.full)?,
+        analytics: quota(
+            &args.rate_limit_analytics,
+            &file.rate_limit_analytics,
+            "rate_limit_analytics",
+            defaults.analytics,
+        )?,
+        failed_auth: quota(
+            &args.rate_limit_failed_auth,
+            &file.rate_limit_failed_auth,
+            "rate_limit_failed_auth",
+            defaults.failed_auth,
+        )?,
+    })
 }
 
 /// Flags of the ingest pipeline.
@@ -204,6 +241,9 @@ pub struct FileConfig {
     ingest_apply_batch: Option<usize>,
     job_retention_days: Option<u64>,
     dedupe_window_days: Option<u64>,
+    rate_limit_full: Option<String>,
+    rate_limit_analytics: Option<String>,
+    rate_limit_failed_auth: Option<String>,
 }
 
 /// Where the data lives.
@@ -262,6 +302,8 @@ pub struct ServeConfig {
     pub shutdown_grace_secs: u64,
     /// Ingest pipeline tuning.
     pub ingest: crate::ingest::IngestSettings,
+    /// Rate limits.
+    pub rate_limits: RateLimitSettings,
 }
 
 /// Smallest master key accepted.
@@ -276,6 +318,7 @@ impl ServeConfig {
             None => FileConfig::default(),
         };
         let ingest = ingest_settings(&args.ingest, &file);
+        let rate_limits = rate_limits(&args, &file)?;
         let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./convene-data"));
         let database = parse_database(args.database.or(file.database).as_deref(), &data_dir)?;
         let synchronous = match args.sqlite_synchronous.or(file.sqlite_synchronous).unwrap_or(SyncMode::Full) {
@@ -315,6 +358,7 @@ impl ServeConfig {
             request_timeout_secs: args.request_timeout_secs.or(file.request_timeout_secs).unwrap_or(30),
             shutdown_grace_secs: args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30),
             ingest,
+            rate_limits,
         })
     }
 
@@ -332,6 +376,7 @@ impl ServeConfig {
             request_timeout_secs: 30,
             shutdown_grace_secs: 5,
             ingest: crate::ingest::IngestSettings::default(),
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct AppState {
     pub ingest: Arc<crate::ingest::Ingest>,
     /// Keys recently authenticated, by token hash.
     pub key_cache: Arc<KeyCache>,
+    /// Rate-limit buckets (per key, per client address).
+    pub limits: Arc<crate::http::ratelimit::RateLimits>,
 }
 
 /// Keys found by token hash in the last few seconds, so that a busy

@@ -21,6 +21,8 @@ pub struct KeyPrincipal {
     pub workspace_id: String,
     /// The scopes it holds.
     pub scopes: Vec<Scope>,
+    /// Its kind (its rate limit follows it).
+    pub kind: crate::scope::KeyKind,
 }
 
 impl Principal {

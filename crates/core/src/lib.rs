@@ -34,6 +34,7 @@ pub mod ingest;
 pub mod limits;
 pub mod merge;
 pub mod page;
+pub mod ratelimit;
 pub mod scope;
 pub mod store;
 pub mod token;

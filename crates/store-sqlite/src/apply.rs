@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use convene_core::batch::upsert_company;
+use convene_core::company::CompanyChanges;
 use convene_core::contact::{ContactState, SubscriptionChange};
 use convene_core::event::NewEvent;
 use convene_core::field::{Entity, FieldRegistry, FieldType};
 use convene_core::identity::IdentityKind;
 use convene_core::ids::now;
 use convene_core::ingest::{ApplyReport, IngestTx, JobStatus, RowError, RowOutcome, apply_item};
-use convene_core::batch::upsert_company;
-use convene_core::company::CompanyChanges;
 use convene_core::merge::TraitOp;
 use convene_core::{Error, Result};
 use rusqlite::params;

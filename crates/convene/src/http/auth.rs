@@ -65,15 +65,38 @@ pub fn presented_token(headers: &HeaderMap) -> Result<Option<String>, Error> {
 
 /// Authenticates the request's credentials.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Error> {
-    let token = presented_token(headers)?.ok_or(Error::Unauthenticated {
-        reason: "missing API key: send 'Authorization: Bearer <token>', 'X-API-Key', 'x-conveyour-token' or HTTP Basic",
-    })?;
-    authenticate_token(state, &token).await
+    state.limits.check_address()?;
+    let token = presented_token(headers).and_then(|t| {
+        t.ok_or(Error::Unauthenticated {
+            reason: "missing API key: send 'Authorization: Bearer <token>', 'X-API-Key', 'x-conveyour-token' or HTTP Basic",
+        })
+    });
+    match token {
+        Ok(token) => authenticate_token(state, &token).await,
+        Err(e) => {
+            state.limits.failed();
+            Err(e)
+        }
+    }
 }
 
 /// Authenticates a token however it arrived (a header, or a dialect's body
 /// field such as Segment's `writeKey`).
+/// A client address whose failed authentications used up its bucket is
+/// refused (429) first; a failure counts against it; a key's request takes
+/// a token from the key's bucket.
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, Error> {
+    state.limits.check_address()?;
+    let principal = check_token(state, token).await;
+    match &principal {
+        Err(Error::Unauthenticated { .. }) => state.limits.failed(),
+        Ok(Principal::Key(key)) => state.limits.check_key(&key.key_id, key.kind)?,
+        _ => {}
+    }
+    principal
+}
+
+async fn check_token(state: &AppState, token: &str) -> Result<Principal, Error> {
     let token = token.to_string();
     if bool::from(token.as_bytes().ct_eq(state.master_key.expose().as_bytes())) {
         return Ok(Principal::Master);
@@ -97,7 +120,12 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Princip
     let now = ids::now();
     key.check_usable(now)?;
     state.key_usage.record(&key.id, now);
-    Ok(Principal::Key(KeyPrincipal { key_id: key.id, workspace_id: key.workspace_id, scopes: key.scopes }))
+    Ok(Principal::Key(KeyPrincipal {
+        key_id: key.id,
+        workspace_id: key.workspace_id,
+        scopes: key.scopes,
+        kind: key.kind,
+    }))
 }
 
 /// A scope a route needs, as a type.

@@ -8,3 +8,4 @@ pub mod json;
 pub mod metrics;
 pub mod path;
 pub mod query;
+pub mod ratelimit;

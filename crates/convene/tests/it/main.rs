@@ -18,6 +18,7 @@ mod ingest_support;
 mod keys;
 mod multinode;
 mod ops;
+mod ratelimit;
 mod scopes;
 mod segment;
 mod segment_sdk;
