@@ -8,6 +8,10 @@ use crate::Error;
 use crate::batch::{BatchOptions, CompanyUpsert, ContactUpsert, RowStatus};
 use crate::company::{CompanyChanges, CompanyFilter};
 use crate::contact::{ContactChanges, ContactFilter, SubscriptionStatus};
+use crate::conversation::{
+    ConversationChanges, ConversationFilter, ConversationStatus, MessageFilter, MessageType, NewConversation,
+    NewMessage, Sender, TimelineItem,
+};
 use crate::event::{EventFilter, EventKind, NewEvent};
 use crate::field::{Entity, FieldType};
 use crate::identity::IdentityKind;
@@ -16,6 +20,7 @@ use crate::page::PageRequest;
 use crate::scope::{KeyKind, Scope};
 use crate::store::{NewField, Store};
 use crate::token;
+use crate::user::{Role, UserChanges};
 use crate::workspace::{NewKey, NewServiceAccount, ServiceAccountUpdate};
 
 /// Instantiates every conformance test for a backend. `$make` is an async
@@ -44,6 +49,10 @@ macro_rules! store_conformance_tests {
             company_batches_upsert_by_external_id,
             subscription_changes_are_recorded,
             events_are_recorded_on_a_known_contact,
+            users_round_trip_with_unique_emails,
+            conversations_open_change_and_count_messages,
+            conversation_lists_filter_and_page,
+            timelines_merge_events_and_messages_in_time_order,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -749,4 +758,195 @@ pub async fn events_are_recorded_on_a_known_contact(store: &dyn Store) {
     assert_eq!(events.items[0].id, recorded.id);
     assert_eq!(events.items[0].event.description.as_deref(), Some("Showed the product"));
     assert_eq!(events.items[0].event.properties["outcome"], json!("won"));
+}
+
+async fn user(store: &dyn Store, ws: &str, email: &str, active: bool) -> crate::user::User {
+    let body = json!({"name": email, "email": email, "active": active});
+    let new = UserChanges::from_json(body.as_object().unwrap().clone()).unwrap().into_new(crate::ids::now()).unwrap();
+    store.create_user(ws, new).await.unwrap()
+}
+
+/// Users: unique email per workspace, changes, isolation, paging.
+pub async fn users_round_trip_with_unique_emails(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let other = store.create_workspace("o".into()).await.unwrap().id;
+    let ann = user(store, &ws, "ann@x.io", true).await;
+    assert_eq!((ann.role, ann.active), (Role::Agent, true));
+    let body = json!({"name": "Again", "email": "ann@x.io"});
+    let dup = UserChanges::from_json(body.as_object().unwrap().clone()).unwrap().into_new(crate::ids::now()).unwrap();
+    assert!(matches!(store.create_user(&ws, dup.clone()).await, Err(Error::Conflict { .. })));
+    store.create_user(&other, dup).await.unwrap();
+    let changed = store
+        .update_user(&ws, ann.id, UserChanges { role: Some(Role::Admin), active: Some(false), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!((changed.role, changed.active), (Role::Admin, false));
+    assert_eq!(store.get_user(&ws, ann.id).await.unwrap(), changed);
+    assert!(matches!(store.get_user(&other, ann.id).await, Err(Error::NotFound { .. })));
+    user(store, &ws, "bob@x.io", true).await;
+    let page = store.list_users(&ws, PageRequest { after: None, limit: 1 }).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let rest = store.list_users(&ws, PageRequest::parse(page.next_cursor.as_deref(), Some(10)).unwrap()).await.unwrap();
+    assert_eq!(rest.items[0].email, "bob@x.io");
+}
+
+/// A conversation opens with its first message; status and assignment
+/// changes write activity messages; counts and times follow; inactive or
+/// unknown users are refused as assignee and operator.
+pub async fn conversations_open_change_and_count_messages(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let contact = store.create_contact(&ws, changes(json!({"email": "c@x.io"}))).await.unwrap();
+    let agent = user(store, &ws, "agent@x.io", true).await;
+    let gone = user(store, &ws, "gone@x.io", false).await;
+    let api = Sender::Api("key_1".into());
+    let mut new = NewConversation::new(contact.id);
+    new.subject = Some("Refund".into());
+    new.first_message = Some(NewMessage::new(MessageType::Outgoing, "Hello!", api.clone()).unwrap());
+    let conv = store.create_conversation(&ws, new).await.unwrap();
+    assert_eq!(
+        (conv.status, conv.messages_count, conv.subject.as_deref()),
+        (ConversationStatus::Open, 1, Some("Refund"))
+    );
+    assert!(conv.last_message_at.is_some());
+    let mut bad = NewConversation::new(contact.id);
+    bad.assignee_id = Some(gone.id);
+    assert!(matches!(store.create_conversation(&ws, bad).await, Err(Error::InvalidValue { .. })));
+    assert!(matches!(
+        store.create_conversation(&ws, NewConversation::new(999_999)).await,
+        Err(Error::InvalidValue { .. })
+    ));
+    let reply = NewMessage::new(MessageType::Incoming, "Thanks", Sender::Contact(contact.id)).unwrap();
+    store.add_message(&ws, &conv.id, reply).await.unwrap();
+    let by_gone = NewMessage::new(MessageType::Outgoing, "x", Sender::User(gone.id)).unwrap();
+    let err = store.add_message(&ws, &conv.id, by_gone).await.unwrap_err();
+    assert_eq!(err.field(), Some("operator_id"));
+    let changes = ConversationChanges {
+        status: Some(ConversationStatus::Resolved),
+        assignee: Some(Some(agent.id)),
+        labels: Some(vec!["billing".into()]),
+    };
+    let updated = store.update_conversation(&ws, &conv.id, changes, api.clone()).await.unwrap();
+    assert_eq!(
+        (updated.status, updated.assignee_id, updated.messages_count),
+        (ConversationStatus::Resolved, Some(agent.id), 4)
+    );
+    let to_gone = ConversationChanges { assignee: Some(Some(gone.id)), ..Default::default() };
+    assert!(store.update_conversation(&ws, &conv.id, to_gone, api.clone()).await.is_err());
+    let all = store
+        .list_messages(&ws, &conv.id, MessageFilter::default(), PageRequest::parse(None, None).unwrap())
+        .await
+        .unwrap();
+    let kinds: Vec<_> = all.items.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![MessageType::Outgoing, MessageType::Incoming, MessageType::Activity, MessageType::Activity]);
+    assert_eq!(all.items[1].sender, Sender::Contact(contact.id));
+    assert_eq!(all.items[2].sender, api);
+    let filter = MessageFilter::parse(Some("incoming,outgoing")).unwrap();
+    let some = store.list_messages(&ws, &conv.id, filter, PageRequest::parse(None, None).unwrap()).await.unwrap();
+    assert_eq!(some.items.len(), 2);
+    let paged = store
+        .list_messages(&ws, &conv.id, MessageFilter::default(), PageRequest { after: None, limit: 3 })
+        .await
+        .unwrap();
+    assert_eq!(paged.items.len(), 3);
+    assert!(paged.next_cursor.is_some());
+    let got = store.get_conversation(&ws, &conv.id).await.unwrap();
+    assert_eq!(got.labels, vec!["billing".to_string()]);
+    let other = store.create_workspace("o".into()).await.unwrap().id;
+    assert!(matches!(store.get_conversation(&other, &conv.id).await, Err(Error::NotFound { .. })));
+    let m = NewMessage::new(MessageType::Note, "x", api.clone()).unwrap();
+    assert!(matches!(store.add_message(&other, &conv.id, m).await, Err(Error::NotFound { .. })));
+}
+
+/// Lists filter by status, assignee, contact and label, and page.
+pub async fn conversation_lists_filter_and_page(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let a = store.create_contact(&ws, changes(json!({"email": "a@x.io"}))).await.unwrap();
+    let b = store.create_contact(&ws, changes(json!({"email": "b@x.io"}))).await.unwrap();
+    let agent = user(store, &ws, "agent@x.io", true).await;
+    let api = Sender::Api("k".into());
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let mut new = NewConversation::new(if i % 2 == 0 { a.id } else { b.id });
+        new.labels = if i < 2 { vec!["vip".into()] } else { vec![] };
+        new.assignee_id = (i == 3).then_some(agent.id);
+        ids.push(store.create_conversation(&ws, new).await.unwrap().id);
+    }
+    let resolve = ConversationChanges { status: Some(ConversationStatus::Resolved), ..Default::default() };
+    store.update_conversation(&ws, &ids[4], resolve, api).await.unwrap();
+    let ws_ref = ws.as_str();
+    let list = |filter: ConversationFilter| async move {
+        let page = store.list_conversations(ws_ref, filter, PageRequest::parse(None, None).unwrap()).await.unwrap();
+        page.items.iter().map(|c| c.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(ConversationFilter { status: Some(ConversationStatus::Resolved), ..Default::default() }).await,
+        vec![ids[4].clone()]
+    );
+    assert_eq!(
+        list(ConversationFilter { assignee_id: Some(agent.id), ..Default::default() }).await,
+        vec![ids[3].clone()]
+    );
+    assert_eq!(
+        list(ConversationFilter { contact_id: Some(b.id), ..Default::default() }).await,
+        vec![ids[1].clone(), ids[3].clone(), ids[5].clone()]
+    );
+    assert_eq!(
+        list(ConversationFilter { label: Some("vip".into()), ..Default::default() }).await,
+        vec![ids[0].clone(), ids[1].clone()]
+    );
+    let open = ConversationFilter { status: Some(ConversationStatus::Open), ..Default::default() };
+    let first = store.list_conversations(&ws, open.clone(), PageRequest { after: None, limit: 3 }).await.unwrap();
+    let second = store
+        .list_conversations(&ws, open, PageRequest::parse(first.next_cursor.as_deref(), Some(3)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(first.items.len() + second.items.len(), 5);
+    assert!(second.next_cursor.is_none());
+}
+
+/// A contact's timeline merges its events and messages oldest first,
+/// across pages, without repeating or skipping items at equal times.
+pub async fn timelines_merge_events_and_messages_in_time_order(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let c = store.create_contact(&ws, changes(json!({"email": "a@x.io"}))).await.unwrap();
+    let api = Sender::Api("k".into());
+    let base = crate::ids::now() - chrono::Duration::hours(1);
+    let event = |minutes: i64, name: &str| NewEvent {
+        name: name.into(),
+        kind: EventKind::Track,
+        properties: Default::default(),
+        description: None,
+        timestamp: base + chrono::Duration::minutes(minutes),
+        received_at: base,
+        message_id: None,
+    };
+    for (m, name) in [(0, "early"), (0, "early_too"), (120, "future")] {
+        store.record_event(&ws, (IdentityKind::Email, "a@x.io".into()), event(m, name)).await.unwrap();
+    }
+    let mut new = NewConversation::new(c.id);
+    new.first_message = Some(NewMessage::new(MessageType::Outgoing, "hi", api.clone()).unwrap());
+    let conv = store.create_conversation(&ws, new).await.unwrap();
+    store
+        .add_message(&ws, &conv.id, NewMessage::new(MessageType::Incoming, "yo", Sender::Contact(c.id)).unwrap())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut page = PageRequest { after: None, limit: 2 };
+    loop {
+        let p = store.timeline(&ws, c.id, page.clone()).await.unwrap();
+        seen.extend(p.items.iter().map(|i| match i {
+            TimelineItem::Event(e) => e.event.name.clone(),
+            TimelineItem::Message(m) => m.content.clone(),
+        }));
+        match p.next_cursor {
+            Some(next) => page = PageRequest::parse(Some(&next), Some(2)).unwrap(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["early", "early_too", "hi", "yo", "future"]);
+    let other = store.create_workspace("o".into()).await.unwrap().id;
+    assert!(matches!(
+        store.timeline(&other, c.id, PageRequest::parse(None, None).unwrap()).await,
+        Err(Error::NotFound { .. })
+    ));
 }

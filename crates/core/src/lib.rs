@@ -25,6 +25,7 @@ pub mod auth;
 pub mod batch;
 pub mod company;
 pub mod contact;
+pub mod conversation;
 pub mod error;
 pub mod event;
 pub mod field;
@@ -38,6 +39,7 @@ pub mod ratelimit;
 pub mod scope;
 pub mod store;
 pub mod token;
+pub mod user;
 pub mod workspace;
 
 #[cfg(feature = "conformance")]

@@ -13,6 +13,10 @@ use chrono::{DateTime, Utc};
 use crate::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
 use crate::company::{Company, CompanyChanges, CompanyFilter};
 use crate::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
+use crate::conversation::{
+    Conversation, ConversationChanges, ConversationFilter, Message, MessageFilter, NewConversation, NewMessage, Sender,
+    TimelineItem,
+};
 use crate::error::Result;
 use crate::event::{Event, EventFilter, NewEvent};
 use crate::field::{Entity, Field, FieldType};
@@ -20,6 +24,7 @@ use crate::identity::IdentityKind;
 use crate::ingest::{ApplyReport, Job, QueuedJob};
 use crate::page::{Page, PageRequest};
 use crate::token::TokenHash;
+use crate::user::{User, UserChanges};
 use crate::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace};
 
 /// A field to create explicitly (`POST /v1/fields`).
@@ -124,6 +129,49 @@ pub trait Store: Send + Sync + 'static {
         rows: Vec<CompanyUpsert>,
         options: BatchOptions,
     ) -> Result<BatchOutcome<Company>>;
+
+    /// Creates a user; a taken email is a conflict.
+    async fn create_user(&self, ws: &str, user: User) -> Result<User>;
+    /// One user.
+    async fn get_user(&self, ws: &str, id: i64) -> Result<User>;
+    /// Changes a user.
+    async fn update_user(&self, ws: &str, id: i64, changes: UserChanges) -> Result<User>;
+    /// Lists users by id.
+    async fn list_users(&self, ws: &str, page: PageRequest) -> Result<Page<User>>;
+
+    /// Opens a conversation (its contact must exist, its assignee be an
+    /// active user), with its first message if any.
+    async fn create_conversation(&self, ws: &str, new: NewConversation) -> Result<Conversation>;
+    /// One conversation.
+    async fn get_conversation(&self, ws: &str, id: &str) -> Result<Conversation>;
+    /// Changes status, assignee or labels, writing the activity messages
+    /// core's [`ConversationChanges::apply`] returns, sent by `actor`.
+    async fn update_conversation(
+        &self,
+        ws: &str,
+        id: &str,
+        changes: ConversationChanges,
+        actor: Sender,
+    ) -> Result<Conversation>;
+    /// Lists conversations in creation order.
+    async fn list_conversations(
+        &self,
+        ws: &str,
+        filter: ConversationFilter,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>>;
+    /// Adds a message (an operator must be an active user).
+    async fn add_message(&self, ws: &str, conversation_id: &str, message: NewMessage) -> Result<Message>;
+    /// A conversation's messages, oldest first.
+    async fn list_messages(
+        &self,
+        ws: &str,
+        conversation_id: &str,
+        filter: MessageFilter,
+        page: PageRequest,
+    ) -> Result<Page<Message>>;
+    /// A contact's events and messages in time order.
+    async fn timeline(&self, ws: &str, contact_id: i64, page: PageRequest) -> Result<Page<TimelineItem>>;
 
     /// Appends a validated job to the durable inbox; returns once it is on disk.
     async fn enqueue(&self, job: QueuedJob) -> Result<()>;

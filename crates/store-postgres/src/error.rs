@@ -51,6 +51,7 @@ fn conflict(constraint: &str) -> Error {
     match constraint {
         "fields_pkey" => Error::Conflict { entity: "field", field: "name".into(), row: None },
         "companies_external_id" => Error::Conflict { entity: "company", field: "external_id".into(), row: None },
+        "users_email" => Error::Conflict { entity: "user", field: "email".into(), row: None },
         other => Error::Storage(format!("unexpected unique violation on {other}")),
     }
 }

@@ -74,6 +74,26 @@ pub(crate) async fn list(pool: &Pool, ws: &str, filter: &EventFilter, page: &Pag
 }
 
 /// A finished job's result.
+/// A contact's events after `(at, after_id)` by time then id (the timeline).
+pub(crate) async fn timeline(
+    c: &ClientWrapper,
+    ws: &str,
+    contact_id: i64,
+    at: DateTime<Utc>,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    let rows = query(
+        c,
+        "SELECT id, contact_id, name, kind, properties, description, timestamp, received_at, message_id FROM events
+         WHERE workspace_id = $1 AND contact_id = $2 AND (timestamp > $3 OR (timestamp = $3 AND id > $4))
+         ORDER BY timestamp, id LIMIT $5",
+        &[&ws, &contact_id, &at, &after_id, &limit],
+    )
+    .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
 pub(crate) async fn get_job(pool: &Pool, ws: &str, id: &str) -> Result<Option<Job>> {
     let c = conn(pool).await?;
     let row = query_opt(

@@ -14,12 +14,15 @@ mod apply;
 mod batch;
 mod companies;
 mod contacts;
+mod conversations;
 mod db;
 mod error;
 mod events;
 mod inbox;
 mod keys;
 mod migrate;
+
+pub use migrate::MIGRATION_COUNT;
 mod rows;
 mod store;
 mod workspaces;

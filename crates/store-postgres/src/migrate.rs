@@ -8,10 +8,14 @@ use deadpool_postgres::Pool;
 use crate::db::{conn, execute, query_one};
 use crate::error::db;
 
+/// How many migrations this build carries.
+pub const MIGRATION_COUNT: usize = MIGRATIONS.len();
+
 /// (version, name, SQL) in order; never edit a released one, add a new one.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "companies", include_str!("../migrations/0002_companies.sql")),
+    (3, "conversations", include_str!("../migrations/0003_conversations.sql")),
 ];
 
 /// Advisory lock key of the migrator ("convene" in ASCII).

@@ -7,6 +7,10 @@ use chrono::{DateTime, Utc};
 use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
 use convene_core::company::{Company, CompanyChanges, CompanyFilter};
 use convene_core::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
+use convene_core::conversation::{
+    Conversation, ConversationChanges, ConversationFilter, Message, MessageFilter, NewConversation, NewMessage, Sender,
+    TimelineItem,
+};
 use convene_core::event::{Event, EventFilter, NewEvent};
 use convene_core::field::{Entity, Field};
 use convene_core::identity::IdentityKind;
@@ -14,6 +18,7 @@ use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 use convene_core::page::{Page, PageRequest};
 use convene_core::store::NewField;
 use convene_core::token::TokenHash;
+use convene_core::user::{User, UserChanges};
 use convene_core::workspace::{
     ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace,
 };
@@ -22,7 +27,7 @@ use convene_core::{Result, Store};
 use crate::db::conn;
 use crate::error::{db, is_retryable};
 use crate::inbox::LANES;
-use crate::{PgStore, apply, batch, companies, contacts, events, keys, workspaces};
+use crate::{PgStore, apply, batch, companies, contacts, conversations, events, keys, workspaces};
 
 #[async_trait]
 impl Store for PgStore {
@@ -140,6 +145,58 @@ impl Store for PgStore {
         options: BatchOptions,
     ) -> Result<BatchOutcome<Company>> {
         self.retrying(|| companies::upsert(&self.pool, ws, &rows, options)).await
+    }
+
+    async fn create_user(&self, ws: &str, user: User) -> Result<User> {
+        conversations::create_user(&self.pool, ws, user).await
+    }
+    async fn get_user(&self, ws: &str, id: i64) -> Result<User> {
+        conversations::get_user(&self.pool, ws, id).await
+    }
+    async fn update_user(&self, ws: &str, id: i64, changes: UserChanges) -> Result<User> {
+        self.retrying(|| conversations::update_user(&self.pool, ws, id, &changes)).await
+    }
+    async fn list_users(&self, ws: &str, page: PageRequest) -> Result<Page<User>> {
+        conversations::list_users(&self.pool, ws, &page).await
+    }
+
+    async fn create_conversation(&self, ws: &str, new: NewConversation) -> Result<Conversation> {
+        self.retrying(|| conversations::create_conversation(&self.pool, ws, &new)).await
+    }
+    async fn get_conversation(&self, ws: &str, id: &str) -> Result<Conversation> {
+        conversations::get_conversation(&self.pool, ws, id).await
+    }
+    async fn update_conversation(
+        &self,
+        ws: &str,
+        id: &str,
+        changes: ConversationChanges,
+        actor: Sender,
+    ) -> Result<Conversation> {
+        self.retrying(|| conversations::update_conversation(&self.pool, ws, id, &changes, &actor)).await
+    }
+    async fn list_conversations(
+        &self,
+        ws: &str,
+        filter: ConversationFilter,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>> {
+        conversations::list_conversations(&self.pool, ws, &filter, &page).await
+    }
+    async fn add_message(&self, ws: &str, conversation_id: &str, message: NewMessage) -> Result<Message> {
+        self.retrying(|| conversations::add_message(&self.pool, ws, conversation_id, &message)).await
+    }
+    async fn list_messages(
+        &self,
+        ws: &str,
+        conversation_id: &str,
+        filter: MessageFilter,
+        page: PageRequest,
+    ) -> Result<Page<Message>> {
+        conversations::list_messages(&self.pool, ws, conversation_id, &filter, &page).await
+    }
+    async fn timeline(&self, ws: &str, contact_id: i64, page: PageRequest) -> Result<Page<TimelineItem>> {
+        conversations::timeline(&self.pool, ws, contact_id, &page).await
     }
 
     async fn enqueue(&self, job: QueuedJob) -> Result<()> {

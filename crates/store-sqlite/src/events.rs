@@ -57,6 +57,28 @@ pub(crate) fn list(conn: &Connection, ws: &str, filter: &EventFilter, page: &Pag
     Ok(Page::from_overfetch(items, page.limit, |e| e.id.to_string()))
 }
 
+/// A contact's events after `(at, after_id)` by time then id (the timeline).
+pub(crate) fn timeline(
+    conn: &Connection,
+    ws: &str,
+    contact_id: i64,
+    at: &str,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, contact_id, name, kind, properties, description, timestamp, received_at, message_id FROM events
+             WHERE workspace_id = ?1 AND contact_id = ?2 AND (timestamp > ?3 OR (timestamp = ?3 AND id > ?4))
+             ORDER BY timestamp, id LIMIT ?5",
+        )
+        .map_err(storage)?;
+    stmt.query_map(params![ws, contact_id, at, after_id, limit], event_from_row)
+        .map_err(storage)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(storage)
+}
+
 pub(crate) fn get_job(conn: &Connection, ws: &str, id: &str) -> Result<Option<Job>> {
     let mut stmt = conn
         .prepare_cached(

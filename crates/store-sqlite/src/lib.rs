@@ -18,10 +18,13 @@ mod checkpoint;
 mod companies;
 mod conn;
 mod contacts;
+mod conversations;
 mod events;
 mod inbox;
 mod keys;
 mod migrate;
+
+pub use migrate::MIGRATION_COUNT;
 mod rows;
 mod store;
 mod workspaces;

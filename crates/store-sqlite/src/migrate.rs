@@ -6,11 +6,15 @@ use convene_core::Result;
 
 use crate::conn::storage;
 
+/// How many migrations this build carries.
+pub const MIGRATION_COUNT: usize = MIGRATIONS.len();
+
 /// (version, name, SQL) in order; never edit a released one, add a new one.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
     (2, "ingestion", include_str!("../migrations/0002_ingestion.sql")),
     (3, "companies", include_str!("../migrations/0003_companies.sql")),
+    (4, "conversations", include_str!("../migrations/0004_conversations.sql")),
 ];
 
 /// Applies the migrations not yet applied; returns how many ran.

@@ -6,11 +6,16 @@ use chrono::{DateTime, Utc};
 use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
 use convene_core::company::{Company, CompanyChanges, CompanyFilter};
 use convene_core::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
+use convene_core::conversation::{
+    Conversation, ConversationChanges, ConversationFilter, Message, MessageFilter, NewConversation, NewMessage, Sender,
+    TimelineItem,
+};
 use convene_core::field::{Entity, Field};
 use convene_core::identity::IdentityKind;
 use convene_core::page::{Page, PageRequest};
 use convene_core::store::NewField;
 use convene_core::token::TokenHash;
+use convene_core::user::{User, UserChanges};
 use convene_core::workspace::{
     ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace,
 };
@@ -22,7 +27,7 @@ use convene_core::event::{Event, EventFilter, NewEvent};
 use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 
 use crate::conn::storage;
-use crate::{SqliteStore, apply, batch, companies, contacts, events, keys, workspaces};
+use crate::{SqliteStore, apply, batch, companies, contacts, conversations, events, keys, workspaces};
 
 fn owned(s: &str) -> String {
     s.to_string()
@@ -173,6 +178,69 @@ impl Store for SqliteStore {
     ) -> Result<BatchOutcome<Company>> {
         let ws = owned(ws);
         self.writer.run(move |ctx| batch::upsert_companies(ctx, &ws, &rows, options)).await
+    }
+
+    async fn create_user(&self, ws: &str, user: User) -> Result<User> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| conversations::create_user(&ctx.conn, &ws, user)).await
+    }
+    async fn get_user(&self, ws: &str, id: i64) -> Result<User> {
+        let ws = owned(ws);
+        self.readers.run(move |c| conversations::get_user(c, &ws, id)).await
+    }
+    async fn update_user(&self, ws: &str, id: i64, changes: UserChanges) -> Result<User> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| conversations::update_user(&ctx.conn, &ws, id, &changes)).await
+    }
+    async fn list_users(&self, ws: &str, page: PageRequest) -> Result<Page<User>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| conversations::list_users(c, &ws, &page)).await
+    }
+
+    async fn create_conversation(&self, ws: &str, new: NewConversation) -> Result<Conversation> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| conversations::create_conversation(&ctx.conn, &ws, new)).await
+    }
+    async fn get_conversation(&self, ws: &str, id: &str) -> Result<Conversation> {
+        let (ws, id) = (owned(ws), owned(id));
+        self.readers.run(move |c| conversations::get_conversation(c, &ws, &id)).await
+    }
+    async fn update_conversation(
+        &self,
+        ws: &str,
+        id: &str,
+        changes: ConversationChanges,
+        actor: Sender,
+    ) -> Result<Conversation> {
+        let (ws, id) = (owned(ws), owned(id));
+        self.writer.run(move |ctx| conversations::update_conversation(&ctx.conn, &ws, &id, &changes, &actor)).await
+    }
+    async fn list_conversations(
+        &self,
+        ws: &str,
+        filter: ConversationFilter,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| conversations::list_conversations(c, &ws, &filter, &page)).await
+    }
+    async fn add_message(&self, ws: &str, conversation_id: &str, message: NewMessage) -> Result<Message> {
+        let (ws, id) = (owned(ws), owned(conversation_id));
+        self.writer.run(move |ctx| conversations::add_message(&ctx.conn, &ws, &id, message)).await
+    }
+    async fn list_messages(
+        &self,
+        ws: &str,
+        conversation_id: &str,
+        filter: MessageFilter,
+        page: PageRequest,
+    ) -> Result<Page<Message>> {
+        let (ws, id) = (owned(ws), owned(conversation_id));
+        self.readers.run(move |c| conversations::list_messages(c, &ws, &id, &filter, &page)).await
+    }
+    async fn timeline(&self, ws: &str, contact_id: i64, page: PageRequest) -> Result<Page<TimelineItem>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| conversations::timeline(c, &ws, contact_id, &page)).await
     }
 
     async fn enqueue(&self, job: QueuedJob) -> Result<()> {
