@@ -402,6 +402,19 @@ impl ConversationChanges {
     }
 }
 
+/// Who sends a message posted through an API: the conversation's contact
+/// for `incoming`, else the named operator (a user), else the API key.
+pub fn sender_for(kind: MessageType, operator_id: Option<i64>, contact_id: i64, key_id: &str) -> Result<Sender, Error> {
+    match (kind, operator_id) {
+        (MessageType::Incoming, Some(_)) => {
+            Err(Error::validation("operator_id", "an incoming message comes from the contact, not an operator"))
+        }
+        (MessageType::Incoming, None) => Ok(Sender::Contact(contact_id)),
+        (_, Some(user)) => Ok(Sender::User(user)),
+        (_, None) => Ok(Sender::Api(key_id.to_string())),
+    }
+}
+
 /// Checks that a named user may be assigned or act as operator: it exists
 /// in the workspace and is active (422 naming `field` otherwise).
 pub fn require_active_user(user: Option<&User>, id: i64, field: &str) -> Result<(), Error> {

@@ -719,3 +719,250 @@ impl From<convene_core::contact::SubscriptionChange> for SubscriptionChangeOut {
         SubscriptionChangeOut { status: c.status, previous: c.previous, source: c.source, changed_at: c.changed_at }
     }
 }
+
+/// A user of the workspace (console user, message operator).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    /// Integer id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Lower-cased email (unique in the workspace).
+    pub email: String,
+    /// admin, agent or viewer.
+    pub role: convene_core::user::Role,
+    /// Inactive users cannot be assigned or send messages.
+    pub active: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<convene_core::user::User> for UserOut {
+    fn from(u: convene_core::user::User) -> Self {
+        UserOut {
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            role: u.role,
+            active: u.active,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+/// `POST /v1/users` and `PATCH /v1/users/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct UserIn {
+    /// Display name (required to create), 1 to 200 characters.
+    #[schema(max_length = 200)]
+    pub name: Option<String>,
+    /// Email (required to create), unique in the workspace.
+    #[schema(max_length = 254)]
+    pub email: Option<String>,
+    /// admin, agent (default) or viewer.
+    pub role: Option<convene_core::user::Role>,
+    /// Default true.
+    pub active: Option<bool>,
+}
+
+/// A conversation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationOut {
+    /// UUID.
+    pub id: String,
+    /// The contact.
+    pub contact_id: i64,
+    /// open, pending or resolved.
+    pub status: convene_core::conversation::ConversationStatus,
+    /// The user it is assigned to.
+    pub assignee_id: Option<i64>,
+    /// Channel.
+    pub channel: String,
+    /// Subject.
+    pub subject: Option<String>,
+    /// Labels, sorted.
+    pub labels: Vec<String>,
+    /// Messages, activities included.
+    pub messages_count: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Time of the last message.
+    pub last_message_at: Option<DateTime<Utc>>,
+}
+
+impl From<convene_core::conversation::Conversation> for ConversationOut {
+    fn from(c: convene_core::conversation::Conversation) -> Self {
+        ConversationOut {
+            id: c.id,
+            contact_id: c.contact_id,
+            status: c.status,
+            assignee_id: c.assignee_id,
+            channel: c.channel,
+            subject: c.subject,
+            labels: c.labels,
+            messages_count: c.messages_count,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_message_at: c.last_message_at,
+        }
+    }
+}
+
+/// Who sent a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SenderOut {
+    /// `contact`, `user` or `api`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The contact's or user's id, or the API key's id.
+    pub id: String,
+}
+
+/// A message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageOut {
+    /// Integer id.
+    pub id: i64,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// incoming, outgoing, note or activity.
+    #[serde(rename = "type")]
+    pub kind: convene_core::conversation::MessageType,
+    /// Text.
+    pub content: String,
+    /// Sender.
+    pub sender: SenderOut,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<convene_core::conversation::Message> for MessageOut {
+    fn from(m: convene_core::conversation::Message) -> Self {
+        let (kind, id) = m.sender.parts();
+        MessageOut {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            kind: m.kind,
+            content: m.content,
+            sender: SenderOut { kind, id },
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// `POST /v1/conversations`
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConversationIn {
+    /// The contact (required).
+    pub contact_id: i64,
+    /// Channel (default `api`).
+    #[schema(max_length = 64)]
+    pub channel: Option<String>,
+    /// Subject.
+    #[schema(max_length = 1000)]
+    pub subject: Option<String>,
+    /// Labels (at most 50 of 1 to 100 characters).
+    #[schema(max_items = 50)]
+    pub labels: Option<Vec<String>>,
+    /// An active user.
+    pub assignee_id: Option<i64>,
+    /// The first message (`type` defaults to outgoing).
+    pub message: Option<MessageIn>,
+}
+
+/// `PATCH /v1/conversations/{id}`: status and assignment changes write activity messages.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConversationPatch {
+    /// open, pending or resolved.
+    pub status: Option<convene_core::conversation::ConversationStatus>,
+    /// An active user; `null` unassigns.
+    pub assignee_id: Option<i64>,
+    /// Replaces the labels.
+    #[schema(max_items = 50)]
+    pub labels: Option<Vec<String>>,
+}
+
+/// `POST /v1/conversations/{id}/messages`
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct MessageIn {
+    /// Text, 1 to 150,000 characters.
+    #[schema(min_length = 1, max_length = 150000)]
+    pub content: String,
+    /// incoming (from the contact), outgoing (default) or note.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The user sending it (an active user); default: the API key.
+    pub operator_id: Option<i64>,
+}
+
+/// Filters of `GET /v1/conversations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationQuery {
+    /// open, pending or resolved.
+    pub status: Option<String>,
+    /// Assigned to this user.
+    pub assignee_id: Option<i64>,
+    /// This contact's.
+    pub contact_id: Option<i64>,
+    /// With this label.
+    pub label: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// Filters of `GET /v1/conversations/{id}/messages`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageQuery {
+    /// Comma-separated types, e.g. `incoming,outgoing` (all by default).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// One entry of a contact's timeline: an event or a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineOut {
+    /// `event` or `message`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventOut>,
+    /// The message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageOut>,
+}
+
+impl From<convene_core::conversation::TimelineItem> for TimelineOut {
+    fn from(item: convene_core::conversation::TimelineItem) -> Self {
+        let at = item.at();
+        match item {
+            convene_core::conversation::TimelineItem::Event(e) => {
+                TimelineOut { kind: "event", at, event: Some(e.into()), message: None }
+            }
+            convene_core::conversation::TimelineItem::Message(m) => {
+                TimelineOut { kind: "message", at, event: None, message: Some(m.into()) }
+            }
+        }
+    }
+}

@@ -6,11 +6,13 @@
 pub mod accounts;
 pub mod companies;
 pub mod contacts;
+pub mod conversations;
 pub mod dto;
 pub mod fields;
 pub mod ingest;
 pub mod keys;
 pub mod ops;
+pub mod users;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -70,6 +72,8 @@ pub enum CommonErrors {
         (name = "contacts", description = "Contacts with typed traits"),
         (name = "companies", description = "Companies with typed traits; contacts link to one"),
         (name = "fields", description = "The fields registry"),
+        (name = "users", description = "The workspace's people: operators and console users"),
+        (name = "conversations", description = "Conversations with contacts and their messages"),
         (name = "ingest", description = "Queued identify/track/batch, jobs, events"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
@@ -110,6 +114,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(companies::get_company, companies::update_company, companies::delete_company))
         .routes(routes!(companies::company_contacts))
         .routes(routes!(companies::batch_companies))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::get_user, users::update_user))
+        .routes(routes!(conversations::create_conversation, conversations::list_conversations))
+        .routes(routes!(conversations::get_conversation, conversations::update_conversation))
+        .routes(routes!(conversations::list_messages, conversations::create_message))
+        .routes(routes!(conversations::timeline))
         .routes(routes!(fields::list_fields, fields::create_field))
         .routes(routes!(ingest::identify))
         .routes(routes!(ingest::track))

@@ -157,6 +157,8 @@ pub mod scopes {
         EventsWrite => EventsWrite,
         CompaniesRead => CompaniesRead,
         CompaniesWrite => CompaniesWrite,
+        ConversationsRead => ConversationsRead,
+        ConversationsWrite => ConversationsWrite,
         Admin => Admin,
     }
 

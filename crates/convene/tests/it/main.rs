@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod companies;
 mod contacts;
+mod conversations;
 mod conversion;
 mod conveyour;
 mod crash;

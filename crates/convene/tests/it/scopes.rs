@@ -29,13 +29,15 @@ struct Route {
     route: &'static str,
     scopes: &'static [&'static str],
     body: Option<fn(usize, &str) -> Value>,
+    /// Scopes needed besides one of `scopes`.
+    also: &'static [&'static str],
 }
 
 fn routes() -> Vec<Route> {
     let r = |method: Method,
              route: &'static str,
              scopes: &'static [&'static str],
-             body: Option<fn(usize, &str) -> Value>| Route { method, route, scopes, body };
+             body: Option<fn(usize, &str) -> Value>| Route { method, route, scopes, body, also: &[] };
     vec![
         r(Method::GET, "/v1/contacts", &["contacts:read"], None),
         r(
@@ -123,6 +125,38 @@ fn routes() -> Vec<Route> {
             &["companies:write"],
             Some(|n, _| json!({"companies": [{"external_id": format!("batch{n}")}]})),
         ),
+        r(Method::GET, "/v1/users", &["admin"], None),
+        r(
+            Method::POST,
+            "/v1/users",
+            &["admin"],
+            Some(|n, _| json!({"name": "U", "email": format!("u{n}@example.com")})),
+        ),
+        r(Method::GET, "/v1/users/{user}", &["admin"], None),
+        r(Method::PATCH, "/v1/users/{user}", &["admin"], Some(|_, _| json!({"role": "viewer"}))),
+        r(Method::GET, "/v1/conversations", &["conversations:read"], None),
+        r(Method::POST, "/v1/conversations", &["conversations:write"], Some(|_, _| json!({"contact_id": 1}))),
+        r(Method::GET, "/v1/conversations/{conversation}", &["conversations:read"], None),
+        r(
+            Method::PATCH,
+            "/v1/conversations/{conversation}",
+            &["conversations:write"],
+            Some(|_, _| json!({"status": "pending"})),
+        ),
+        r(Method::GET, "/v1/conversations/{conversation}/messages", &["conversations:read"], None),
+        r(
+            Method::POST,
+            "/v1/conversations/{conversation}/messages",
+            &["conversations:write"],
+            Some(|n, _| json!({"content": format!("hello {n}")})),
+        ),
+        Route {
+            method: Method::GET,
+            route: "/v1/contacts/{contact}/timeline",
+            scopes: &["conversations:read"],
+            body: None,
+            also: &["events:read"],
+        },
     ]
 }
 
@@ -132,6 +166,18 @@ async fn fill(app: &TestApp, ws: &str, full: &str, route: &str, n: usize) -> Str
     if path.contains("{contact}") {
         let contact = app.contact(full, json!({"email": format!("fixture{n}@example.com")})).await;
         path = path.replace("{contact}", &contact["id"].to_string());
+    }
+    if path.contains("{user}") {
+        let (status, user) =
+            app.post("/v1/users", full, json!({"name": "F", "email": format!("fixture{n}@example.com")})).await;
+        assert_eq!(status, 201, "{user}");
+        path = path.replace("{user}", &user["id"].to_string());
+    }
+    if path.contains("{conversation}") {
+        let contact = app.contact(full, json!({"email": format!("conv{n}@example.com")})).await;
+        let (status, conv) = app.post("/v1/conversations", full, json!({"contact_id": contact["id"]})).await;
+        assert_eq!(status, 201, "{conv}");
+        path = path.replace("{conversation}", conv["id"].as_str().unwrap());
     }
     if path.contains("{company}") {
         let (status, company) = app.post("/v1/companies", full, json!({"external_id": format!("fixture{n}")})).await;
@@ -181,7 +227,9 @@ async fn every_route_requires_its_scope() {
         assert!(error["message"].as_str().unwrap().contains(route.scopes[0]), "{what}: {error}");
 
         for scope in route.scopes {
-            let exact = app.key_with_scopes(&ws, &[scope]).await;
+            let mut needed = vec![*scope];
+            needed.extend(route.also);
+            let exact = app.key_with_scopes(&ws, &needed).await;
             n += 1;
             let path = fill(&app, &ws, &full, route.route, n).await;
             let body = route.body.map(|b| b(n, scope));
@@ -211,7 +259,7 @@ async fn the_matrix_lists_every_native_workspace_route() {
     let mut tested: Vec<String> = routes()
         .iter()
         .map(|r| {
-            let path = ["{contact}", "{sa}", "{key}", "{job}", "{company}"]
+            let path = ["{contact}", "{sa}", "{key}", "{job}", "{company}", "{user}", "{conversation}"]
                 .iter()
                 .fold(r.route.to_string(), |p, placeholder| p.replace(placeholder, "{id}"));
             format!("{} {path}", r.method)
