@@ -160,6 +160,15 @@ pub trait Store: Send + Sync + 'static {
         filter: ConversationFilter,
         page: PageRequest,
     ) -> Result<Page<Conversation>>;
+    /// Conversations `offset..offset + limit` in creation order (for APIs
+    /// that page by number), and whether more follow.
+    async fn conversations_at(
+        &self,
+        ws: &str,
+        filter: ConversationFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Conversation>, bool)>;
     /// Adds a message (an operator must be an active user).
     async fn add_message(&self, ws: &str, conversation_id: &str, message: NewMessage) -> Result<Message>;
     /// A conversation's messages, oldest first.
@@ -170,6 +179,16 @@ pub trait Store: Send + Sync + 'static {
         filter: MessageFilter,
         page: PageRequest,
     ) -> Result<Page<Message>>;
+    /// Messages `offset..offset + limit` of a conversation, oldest first, and
+    /// whether more follow.
+    async fn messages_at(
+        &self,
+        ws: &str,
+        conversation_id: &str,
+        filter: MessageFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool)>;
     /// A contact's events and messages in time order.
     async fn timeline(&self, ws: &str, contact_id: i64, page: PageRequest) -> Result<Page<TimelineItem>>;
 

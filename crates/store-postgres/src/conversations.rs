@@ -291,7 +291,9 @@ pub(crate) async fn list_conversations(
     ws: &str,
     filter: &ConversationFilter,
     page: &PageRequest,
+    offset: usize,
 ) -> Result<Page<Conversation>> {
+    let offset = offset as i64;
     let after = page.after_i64()?.unwrap_or(0);
     let limit = page.limit as i64 + 1;
     let status = filter.status.map(|s| s.as_str());
@@ -317,6 +319,8 @@ pub(crate) async fn list_conversations(
     }
     params.push(&limit);
     sql.push_str(&format!(" ORDER BY seq LIMIT ${}", params.len()));
+    params.push(&offset);
+    sql.push_str(&format!(" OFFSET ${}", params.len()));
     let rows = query(&c, &sql, &params).await?;
     let items = rows.iter().map(conversation_from_row).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_overfetch(items, page.limit, |(seq, _)| seq.to_string()).map(|(_, conv)| conv))
@@ -341,6 +345,7 @@ pub(crate) async fn list_messages(
     id: &str,
     filter: &MessageFilter,
     page: &PageRequest,
+    offset: usize,
 ) -> Result<Page<Message>> {
     let c = conn(pool).await?;
     let (seq, conv) = load(&c, ws, id, false).await?;
@@ -351,8 +356,8 @@ pub(crate) async fn list_messages(
         &c,
         "SELECT id, type, content, sender_type, sender_id, created_at FROM messages
          WHERE workspace_id = $1 AND conversation_seq = $2 AND id > $3 AND ($4 OR type = ANY($5))
-         ORDER BY id LIMIT $6",
-        &[&ws, &seq, &after, &all, &types, &(page.limit as i64 + 1)],
+         ORDER BY id LIMIT $6 OFFSET $7",
+        &[&ws, &seq, &after, &all, &types, &(page.limit as i64 + 1), &(offset as i64)],
     )
     .await?;
     let items = rows.iter().map(|r| message_from_row(r, conv.id.clone())).collect::<Result<Vec<_>>>()?;

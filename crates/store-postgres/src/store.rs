@@ -181,7 +181,18 @@ impl Store for PgStore {
         filter: ConversationFilter,
         page: PageRequest,
     ) -> Result<Page<Conversation>> {
-        conversations::list_conversations(&self.pool, ws, &filter, &page).await
+        conversations::list_conversations(&self.pool, ws, &filter, &page, 0).await
+    }
+    async fn conversations_at(
+        &self,
+        ws: &str,
+        filter: ConversationFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Conversation>, bool)> {
+        let page = PageRequest { after: None, limit };
+        let page = conversations::list_conversations(&self.pool, ws, &filter, &page, offset).await?;
+        Ok((page.items, page.next_cursor.is_some()))
     }
     async fn add_message(&self, ws: &str, conversation_id: &str, message: NewMessage) -> Result<Message> {
         self.retrying(|| conversations::add_message(&self.pool, ws, conversation_id, &message)).await
@@ -193,7 +204,19 @@ impl Store for PgStore {
         filter: MessageFilter,
         page: PageRequest,
     ) -> Result<Page<Message>> {
-        conversations::list_messages(&self.pool, ws, conversation_id, &filter, &page).await
+        conversations::list_messages(&self.pool, ws, conversation_id, &filter, &page, 0).await
+    }
+    async fn messages_at(
+        &self,
+        ws: &str,
+        conversation_id: &str,
+        filter: MessageFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool)> {
+        let page = PageRequest { after: None, limit };
+        let page = conversations::list_messages(&self.pool, ws, conversation_id, &filter, &page, offset).await?;
+        Ok((page.items, page.next_cursor.is_some()))
     }
     async fn timeline(&self, ws: &str, contact_id: i64, page: PageRequest) -> Result<Page<TimelineItem>> {
         conversations::timeline(&self.pool, ws, contact_id, &page).await

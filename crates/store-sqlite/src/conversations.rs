@@ -299,6 +299,7 @@ pub(crate) fn list_conversations(
     ws: &str,
     filter: &ConversationFilter,
     page: &PageRequest,
+    offset: usize,
 ) -> Result<Page<Conversation>> {
     let after = page.after_i64()?.unwrap_or(0);
     let mut sql = format!("SELECT {CONV_COLUMNS} FROM conversations c WHERE c.workspace_id = ?1 AND c.seq > ?2");
@@ -324,6 +325,8 @@ pub(crate) fn list_conversations(
     }
     args.push((page.limit as i64 + 1).into());
     sql.push_str(&format!(" ORDER BY c.seq LIMIT ?{}", args.len()));
+    args.push((offset as i64).into());
+    sql.push_str(&format!(" OFFSET ?{}", args.len()));
     let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), conversation_from_row)
@@ -352,6 +355,7 @@ pub(crate) fn list_messages(
     id: &str,
     filter: &MessageFilter,
     page: &PageRequest,
+    offset: usize,
 ) -> Result<Page<Message>> {
     let (seq, c) = load(conn, ws, id)?;
     let after = page.after_i64()?.unwrap_or(0);
@@ -372,6 +376,8 @@ pub(crate) fn list_messages(
     }
     args.push((page.limit as i64 + 1).into());
     sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+    args.push((offset as i64).into());
+    sql.push_str(&format!(" OFFSET ?{}", args.len()));
     let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
     let items = stmt
         .query_map(rusqlite::params_from_iter(args), |r| message_from_row(r, &c.id))

@@ -222,7 +222,19 @@ impl Store for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<Conversation>> {
         let ws = owned(ws);
-        self.readers.run(move |c| conversations::list_conversations(c, &ws, &filter, &page)).await
+        self.readers.run(move |c| conversations::list_conversations(c, &ws, &filter, &page, 0)).await
+    }
+    async fn conversations_at(
+        &self,
+        ws: &str,
+        filter: ConversationFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Conversation>, bool)> {
+        let ws = owned(ws);
+        let page = PageRequest { after: None, limit };
+        let page = self.readers.run(move |c| conversations::list_conversations(c, &ws, &filter, &page, offset)).await?;
+        Ok((page.items, page.next_cursor.is_some()))
     }
     async fn add_message(&self, ws: &str, conversation_id: &str, message: NewMessage) -> Result<Message> {
         let (ws, id) = (owned(ws), owned(conversation_id));
@@ -236,7 +248,20 @@ impl Store for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<Message>> {
         let (ws, id) = (owned(ws), owned(conversation_id));
-        self.readers.run(move |c| conversations::list_messages(c, &ws, &id, &filter, &page)).await
+        self.readers.run(move |c| conversations::list_messages(c, &ws, &id, &filter, &page, 0)).await
+    }
+    async fn messages_at(
+        &self,
+        ws: &str,
+        conversation_id: &str,
+        filter: MessageFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool)> {
+        let (ws, id) = (owned(ws), owned(conversation_id));
+        let page = PageRequest { after: None, limit };
+        let page = self.readers.run(move |c| conversations::list_messages(c, &ws, &id, &filter, &page, offset)).await?;
+        Ok((page.items, page.next_cursor.is_some()))
     }
     async fn timeline(&self, ws: &str, contact_id: i64, page: PageRequest) -> Result<Page<TimelineItem>> {
         let ws = owned(ws);

@@ -4,6 +4,7 @@
 
 pub mod conversion;
 pub mod conveyour;
+pub mod convot;
 pub mod segment;
 
 use axum::Router;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .nest("/compat/conversion", conversion::router())
         .nest("/compat/conveyour", conveyour::router())
+        .nest("/compat/convot", convot::router())
         .nest("/compat/segment", segment::router())
 }
 

@@ -12,6 +12,7 @@ mod contacts;
 mod conversations;
 mod conversion;
 mod conveyour;
+mod convot;
 mod crash;
 mod fields;
 mod ingest;
