@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use convene_core::batch::upsert_company;
 use convene_core::company::CompanyChanges;
-use convene_core::contact::{ContactState, SubscriptionChange};
+use convene_core::contact::{Contact, ContactState, SubscriptionChange};
 use convene_core::event::NewEvent;
 use convene_core::field::{Entity, FieldRegistry, FieldType};
 use convene_core::identity::IdentityKind;
@@ -30,6 +30,9 @@ pub(crate) struct SqliteIngestTx<'a> {
     /// state, recorded as contacts are loaded and written, so the batch can
     /// answer without reading each contact back.
     pub meta: Option<HashMap<i64, ContactMeta>>,
+    /// The contact the last `find_contact` read, whole: `load_contact`
+    /// usually asks for it next (one statement instead of two).
+    found: Option<Contact>,
 }
 
 /// A contact's times and company as last loaded or written.
@@ -43,12 +46,12 @@ pub(crate) struct ContactMeta {
 impl<'a> SqliteIngestTx<'a> {
     /// For the ingest applier: no metadata kept.
     pub fn new(ctx: &'a mut WriteCtx) -> Self {
-        SqliteIngestTx { ctx, meta: None }
+        SqliteIngestTx { ctx, meta: None, found: None }
     }
 
     /// For batch upserts: metadata kept.
     pub fn keeping_meta(ctx: &'a mut WriteCtx) -> Self {
-        SqliteIngestTx { ctx, meta: Some(HashMap::new()) }
+        SqliteIngestTx { ctx, meta: Some(HashMap::new()), found: None }
     }
 
     fn note(&mut self, id: i64, f: impl FnOnce(Option<ContactMeta>) -> ContactMeta) {
@@ -81,17 +84,23 @@ impl IngestTx for SqliteIngestTx<'_> {
 
     fn find_contact(&mut self, ws: &str, kind: IdentityKind, value: &str) -> Result<Option<i64>> {
         let sql = match kind {
-            IdentityKind::Email => "SELECT id FROM contacts WHERE workspace_id = ?1 AND email = ?2",
-            IdentityKind::Mobile => "SELECT id FROM contacts WHERE workspace_id = ?1 AND mobile = ?2",
-            IdentityKind::ExternalId => "SELECT id FROM contacts WHERE workspace_id = ?1 AND external_id = ?2",
-            IdentityKind::AnonymousId => "SELECT id FROM contacts WHERE workspace_id = ?1 AND anonymous_id = ?2",
+            IdentityKind::Email => "SELECT {C} FROM contacts WHERE workspace_id = ?1 AND email = ?2",
+            IdentityKind::Mobile => "SELECT {C} FROM contacts WHERE workspace_id = ?1 AND mobile = ?2",
+            IdentityKind::ExternalId => "SELECT {C} FROM contacts WHERE workspace_id = ?1 AND external_id = ?2",
+            IdentityKind::AnonymousId => "SELECT {C} FROM contacts WHERE workspace_id = ?1 AND anonymous_id = ?2",
         };
-        let mut stmt = self.ctx.conn.prepare_cached(sql).map_err(storage)?;
-        one(stmt.query_row(params![ws, value], |r| r.get(0)))
+        let mut stmt = self.ctx.conn.prepare_cached(&sql.replace("{C}", crate::contacts::COLUMNS)).map_err(storage)?;
+        let found = one(stmt.query_row(params![ws, value], crate::contacts::contact_from_row))?;
+        let id = found.as_ref().map(|c| c.id);
+        self.found = found;
+        Ok(id)
     }
 
     fn load_contact(&mut self, ws: &str, id: i64) -> Result<ContactState> {
-        let c = crate::contacts::get(&self.ctx.conn, ws, id)?;
+        let c = match self.found.take() {
+            Some(c) if c.id == id => c,
+            _ => crate::contacts::get(&self.ctx.conn, ws, id)?,
+        };
         self.note(id, |_| ContactMeta { created_at: c.created_at, updated_at: c.updated_at, company_id: c.company_id });
         Ok(c.state)
     }
@@ -105,6 +114,7 @@ impl IngestTx for SqliteIngestTx<'_> {
     }
 
     fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64> {
+        self.found = None;
         let at = now();
         let id = crate::contacts::insert_row(&self.ctx.conn, ws, state, &at)?;
         self.note(id, |_| ContactMeta { created_at: at, updated_at: at, company_id: None });
@@ -112,6 +122,7 @@ impl IngestTx for SqliteIngestTx<'_> {
     }
 
     fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, identities_changed: bool) -> Result<()> {
+        self.found = None;
         let at = now();
         crate::contacts::update_row(&self.ctx.conn, ws, id, state, identities_changed, &at)?;
         self.note(id, |m| ContactMeta {
@@ -155,6 +166,7 @@ impl IngestTx for SqliteIngestTx<'_> {
     }
 
     fn merge_contacts(&mut self, ws: &str, from: i64, into: i64) -> Result<()> {
+        self.found = None;
         let conn = &self.ctx.conn;
         conn.execute(
             "UPDATE events SET contact_id = ?3 WHERE workspace_id = ?1 AND contact_id = ?2",
@@ -177,6 +189,7 @@ impl IngestTx for SqliteIngestTx<'_> {
     }
 
     fn set_contact_company(&mut self, ws: &str, contact_id: i64, company_id: i64) -> Result<()> {
+        self.found = None;
         self.ctx
             .conn
             .execute(
