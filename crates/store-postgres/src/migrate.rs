@@ -9,7 +9,10 @@ use crate::db::{conn, execute, query_one};
 use crate::error::db;
 
 /// (version, name, SQL) in order; never edit a released one, add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "schema", include_str!("../migrations/0001_schema.sql")),
+    (2, "apply_speed", include_str!("../migrations/0002_apply_speed.sql")),
+];
 
 /// Advisory lock key of the migrator ("convene" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0063_6f6e_7665_6e65;

@@ -23,7 +23,8 @@ async fn migrations_apply_once_even_when_nodes_start_together() {
     let url = fresh_url().await;
     let options = PgOptions::default();
     let (a, b) = tokio::join!(PgStore::migrate(&url, &options), PgStore::migrate(&url, &options));
-    assert_eq!(a.unwrap() + b.unwrap(), 1, "one of the two applied the one migration");
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a > 0 && b == 0 || a == 0 && b > 0, "one of the two applied the migrations: {a} and {b}");
     assert_eq!(PgStore::migrate(&url, &PgOptions::default()).await.unwrap(), 0);
 }
 
