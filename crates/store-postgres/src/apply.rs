@@ -455,8 +455,8 @@ pub(crate) struct Applier {
     /// Latest event time per contact since the last flush.
     seen: HashMap<Key, DateTime<Utc>>,
     reserved: Vec<i64>,
-    /// Items no prefetched contact answers (how many ids the first
-    /// reservation takes).
+    /// How many ids the first reservation takes: the step's items less the
+    /// contacts the prefetch found (at least [`ID_CHUNK`]).
     id_hint: usize,
 }
 
@@ -627,6 +627,7 @@ impl Applier {
                 }
             }
         }
+        let mut found = 0usize;
         for (ws, w) in wanted {
             let messages: Vec<&String> = w.messages.iter().collect();
             if !messages.is_empty() {
@@ -673,27 +674,15 @@ impl Applier {
             let sql =
                 [arm(2, "email"), arm(3, "mobile"), arm(4, "external_id"), arm(5, "anonymous_id")].join(" UNION ALL ");
             let rows = block(&self.rt, query(self.tx.c(), &sql, &[&ws, &emails, &mobiles, &externals, &anonymous]))?;
+            found += rows.len();
             for row in &rows {
                 let contact = contact_from_row(row)?;
                 self.remember(ws, contact.id, contact.state);
             }
         }
-        for (_, job) in entries {
-            for item in &job.items {
-                let lookups = match item {
-                    IngestItem::Identify { lookups, .. }
-                    | IngestItem::Track { lookups, .. }
-                    | IngestItem::Group { lookups, .. }
-                    | IngestItem::Alias { lookups, .. } => lookups,
-                };
-                let held = lookups.iter().any(|(kind, value)| {
-                    matches!(self.holders.get(&(job.workspace_id.clone(), *kind, value.clone())), Some(Some(_)))
-                });
-                if !held {
-                    self.id_hint += 1;
-                }
-            }
-        }
+        // At most this many contacts are new: items less the contacts found.
+        let items: usize = entries.iter().map(|(_, job)| job.items.len()).sum();
+        self.id_hint = items.saturating_sub(found);
         Ok(())
     }
 
@@ -892,9 +881,10 @@ impl IngestTx for Applier {
 
     fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, _identities_changed: bool) -> Result<()> {
         let key = (ws.to_string(), id);
-        let before = self.contacts.get(&key).map(|c| c.state.clone()).unwrap_or_default();
+        let cached =
+            self.contacts.entry(key).or_insert(Cached { state: ContactState::default(), new: false, dirty: false });
         for kind in IdentityKind::ALL {
-            let (old, new) = (before.identity(kind), state.identity(kind));
+            let (old, new) = (cached.state.identity(kind), state.identity(kind));
             if old != new {
                 if let Some(old) = old {
                     self.holders.insert((ws.to_string(), kind, old.to_string()), None);
@@ -904,8 +894,6 @@ impl IngestTx for Applier {
                 }
             }
         }
-        let cached =
-            self.contacts.entry(key).or_insert(Cached { state: ContactState::default(), new: false, dirty: false });
         cached.state = state.clone();
         cached.dirty = true;
         Ok(())

@@ -43,7 +43,8 @@ pub struct PgOptions {
     /// failure or deadlock.
     pub retries: u32,
     /// Apply steps of one lane (one workspace's queue) this node runs at
-    /// once, each in its own transaction and on its own connection.
+    /// once, each in its own transaction and on its own connection; the
+    /// applier's batch (`--ingest-apply-batch`) is shared among them.
     pub apply_parallelism: usize,
 }
 

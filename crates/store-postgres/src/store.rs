@@ -113,10 +113,15 @@ impl Store for PgStore {
 
     async fn apply_pending(&self, max_items: usize) -> Result<ApplyReport> {
         let start = self.next_lane.fetch_add(1, Ordering::Relaxed).rem_euclid(LANES as i32);
+        // `max_items` is shared by the steps in flight: smaller steps keep
+        // memory bounded and make two steps in flight less likely to name
+        // the same contact (which makes the later one wait).
+        let parallelism = self.options.apply_parallelism.max(1);
+        let step_items = max_items.div_ceil(parallelism).max(1);
         let mut pipeline = self.pipeline.lock().await;
         let mut tries = 0;
         let report = loop {
-            match pipeline.next(&self.pool, start, max_items, self.options.apply_parallelism).await {
+            match pipeline.next(&self.pool, start, step_items, parallelism).await {
                 Ok(report) => break report.unwrap_or_default(),
                 Err(e) => {
                     pipeline.reset().await;
