@@ -87,6 +87,8 @@ struct LaneHold {
     conn: Option<Object>,
     lane: i32,
     steps: usize,
+    /// Items per entry in the last read (sizes the next read).
+    items_per_entry: usize,
 }
 
 impl LaneHold {
@@ -215,7 +217,7 @@ impl Pipeline {
     /// the next step must wait for those running.
     async fn fill(&mut self, pool: &Pool, max_items: usize, parallelism: usize) -> Result<()> {
         while self.in_flight.len() < parallelism.max(1) {
-            let Some(hold) = self.hold.as_ref() else { return Ok(()) };
+            let Some(hold) = self.hold.as_mut() else { return Ok(()) };
             if hold.steps + self.in_flight.len() >= STEPS_PER_HOLD {
                 return Ok(());
             }
@@ -264,20 +266,23 @@ async fn claim(pool: &Pool, start: i32) -> Result<Option<LaneHold>> {
         let lane: i32 = get(row, "lane")?;
         let got = query_one(&conn, "SELECT pg_try_advisory_lock($1, $2) AS got", &[&LANE_LOCK, &lane]).await?;
         if get::<bool>(&got, "got")? {
-            return Ok(Some(LaneHold { conn: Some(conn), lane, steps: 0 }));
+            return Ok(Some(LaneHold { conn: Some(conn), lane, steps: 0, items_per_entry: 1 }));
         }
     }
     Ok(None)
 }
 
 /// Reads the lane's oldest entries not already taken, up to about
-/// `max_items` items: first their sizes, then the bodies of those used.
-async fn read_step(hold: &LaneHold, taken: &[i64], max_items: usize) -> Result<Option<Prepared>> {
+/// `max_items` items: first their sizes (as many as the last read's items
+/// per entry suggest, so 100-item requests do not cost 1000 sizes), then
+/// the bodies of those used.
+async fn read_step(hold: &mut LaneHold, taken: &[i64], max_items: usize) -> Result<Option<Prepared>> {
+    let wanted = (max_items / hold.items_per_entry.max(1) + 8).min(READ_LIMIT as usize) as i64;
     let c = hold.c()?;
     let sizes = query(
         c,
         "SELECT seq, item_count FROM ingest_inbox WHERE lane = $1 AND seq <> ALL($2) ORDER BY seq LIMIT $3",
-        &[&hold.lane, &taken, &READ_LIMIT],
+        &[&hold.lane, &taken, &wanted],
     )
     .await?;
     let mut seqs: Vec<i64> = Vec::new();
@@ -292,6 +297,8 @@ async fn read_step(hold: &LaneHold, taken: &[i64], max_items: usize) -> Result<O
     if seqs.is_empty() {
         return Ok(None);
     }
+    hold.items_per_entry = (items / seqs.len()).max(1);
+    let c = hold.c()?;
     let rows =
         query(c, "SELECT seq, body FROM ingest_inbox WHERE lane = $1 AND seq = ANY($2)", &[&hold.lane, &seqs]).await?;
     if rows.len() != seqs.len() {
