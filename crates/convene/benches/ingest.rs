@@ -24,7 +24,11 @@
 //! Environment: `BENCH_SECONDS` (per phase, default 10),
 //! `BENCH_SUSTAINED_EPS` (default 40000), `BENCH_LAG_EPS` (default 20000),
 //! `BENCH_DRAIN_SECS` (longest wait for the backlog to empty, default 120),
-//! `BENCH_POSTGRES_URL`.
+//! `BENCH_POSTGRES_URL`, `BENCH_PASSES` (with PostgreSQL: which passes run,
+//! a comma-separated subset of `sqlite,pg1,pg2`, default all three; the
+//! ceiling always runs). The nodes inherit the environment, so `CONVENE_*`
+//! settings (e.g. `CONVENE_PG_APPLY_PARALLELISM`) can be tried without a
+//! change here.
 
 mod common;
 
@@ -999,6 +1003,16 @@ async fn run() -> Result<(), String> {
     if let Some(admin) = &admin {
         backends.push(Backend::Postgres { nodes: 1 });
         backends.push(Backend::Postgres { nodes: 2 });
+        if let Ok(passes) = std::env::var("BENCH_PASSES") {
+            let passes: Vec<&str> = passes.split(',').map(str::trim).collect();
+            backends.retain(|b| {
+                passes.contains(&match b {
+                    Backend::Sqlite => "sqlite",
+                    Backend::Postgres { nodes: 1 } => "pg1",
+                    Backend::Postgres { .. } => "pg2",
+                })
+            });
+        }
         postmaster = postmaster_pid(admin).await;
         if postmaster.is_none() {
             eprintln!("warning: cannot find the PostgreSQL postmaster's pid; its CPU is not measured");
@@ -1049,13 +1063,14 @@ async fn run() -> Result<(), String> {
 }
 
 fn print_reports(bare_rps: f64, reports: &[(Backend, Report)], ceilings: &[(&str, f64, CpuUse)]) {
-    let first = &reports[0].1;
+    let Some((_, first)) = reports.first() else { return };
     if reports.len() == 1 {
-        println!("\n| measure | result |\n| --- | --- |");
+        println!("\n| measure | {} |\n| --- | --- |", reports[0].0.label());
         println!("| bare axum handler, single identify | {bare_rps:.0} req/s |");
         for row in &first.rows {
             println!("| {} | {} |", row.key, row.text);
         }
+        print_ceiling(reports, ceilings);
         return;
     }
     let labels: Vec<String> = reports.iter().map(|(b, _)| b.label()).collect();
@@ -1087,6 +1102,11 @@ fn print_reports(bare_rps: f64, reports: &[(Backend, Report)], ceilings: &[(&str
         println!("| {} |", cells.join(" | "));
     }
 
+    print_ceiling(reports, ceilings);
+}
+
+/// The PostgreSQL ceiling and convene's share of it.
+fn print_ceiling(reports: &[(Backend, Report)], ceilings: &[(&str, f64, CpuUse)]) {
     if let (Some((_, ceiling, _)), Some((_, pg1))) =
         (ceilings.first(), reports.iter().find(|(b, _)| *b == Backend::Postgres { nodes: 1 }))
     {

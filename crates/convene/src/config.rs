@@ -135,6 +135,9 @@ pub struct ServeArgs {
     /// PostgreSQL: times a transaction is retried after a serialization failure or deadlock [default: 5].
     #[arg(long, env = "CONVENE_PG_RETRIES")]
     pub pg_retries: Option<u32>,
+    /// PostgreSQL: apply steps of one lane this node runs at once [default: 3].
+    #[arg(long, env = "CONVENE_PG_APPLY_PARALLELISM")]
+    pub pg_apply_parallelism: Option<usize>,
     /// Log format [default: text].
     #[arg(long, env = "CONVENE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -234,6 +237,7 @@ pub struct FileConfig {
     pg_statement_timeout_ms: Option<u64>,
     pg_acquire_timeout_ms: Option<u64>,
     pg_retries: Option<u32>,
+    pg_apply_parallelism: Option<usize>,
     log_format: Option<LogFormat>,
     request_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
@@ -346,6 +350,11 @@ impl ServeConfig {
                 .unwrap_or(pg_defaults.acquire_timeout_ms)
                 .max(1),
             retries: args.pg_retries.or(file.pg_retries).unwrap_or(pg_defaults.retries),
+            apply_parallelism: args
+                .pg_apply_parallelism
+                .or(file.pg_apply_parallelism)
+                .unwrap_or(pg_defaults.apply_parallelism)
+                .max(1),
         };
         Ok(ServeConfig {
             data_dir,

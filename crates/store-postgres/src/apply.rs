@@ -1,14 +1,19 @@
 //! The applier on PostgreSQL.
 //!
-//! A step claims one lane of the inbox (`FOR UPDATE SKIP LOCKED` on its
-//! `ingest_lanes` row, so any node may apply and no two apply the same
-//! lane), reads its oldest entries and applies their items with core's
-//! [`apply_item`] — the one implementation — against [`Applier`], an
-//! [`IngestTx`] that answers from memory and writes behind:
+//! **Lanes.** A workspace hashes to one of 64 lanes of the inbox. A node
+//! takes a lane with a session-level advisory lock (`pg_try_advisory_lock`)
+//! on a connection it keeps while it works the lane, so no two nodes apply
+//! one lane; a node that dies loses its connection and with it the lock.
 //!
-//! - before the items, one query per workspace loads (and locks, in id
-//!   order) every contact any item names, and one finds the message ids
-//!   already applied;
+//! **Steps.** A step applies the lane's oldest entries not yet taken (about
+//! `max_items` items: the entries' sizes are read first, then only the
+//! bodies used) in one transaction of its own, with core's [`apply_item`] —
+//! the one implementation — against [`Applier`], an [`IngestTx`] that
+//! answers from memory and writes behind:
+//!
+//! - before the items, one query per workspace loads and locks
+//!   (`FOR UPDATE`, one index probe per identity) every contact any item
+//!   names, and one finds the message ids already applied;
 //! - writes are buffered: several updates of one contact become one row
 //!   write; contacts, events, message ids and fields are then written by one
 //!   set-based statement each;
@@ -16,9 +21,29 @@
 //!   savepoint with the buffer flushed around them.
 //!
 //! Job results are written and the applied entries deleted in the same
-//! transaction, so a crash at any point leaves either all of a step or none.
+//! transaction (which fails unless it deletes every one of them), so a crash
+//! at any point leaves either all of a step or none, and no entry is applied
+//! twice.
+//!
+//! **Steps in flight.** The holder of a lane runs up to `apply_parallelism`
+//! steps of it at once ([`Pipeline`]), in seq order, keeping per-contact
+//! order:
+//!
+//! - a step starts only when no step in flight names one of its identities
+//!   or message ids, and runs alone when it merges (alias), writes companies
+//!   (group) or would create a contact field: those touch rows the key sets
+//!   do not describe;
+//! - a step locks its contacts only after the step before it has locked
+//!   its own, so a contact named by two steps through different identities
+//!   is applied by the earlier one first (the later waits on its row lock);
+//! - a step commits only after the step before it committed; when that one
+//!   failed, it rolls back too, and the node starts again from the oldest
+//!   entry left.
+//!
+//! A step therefore waits only on earlier steps, never on a later one: no
+//! step can deadlock with another of its lane.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -30,66 +55,384 @@ use convene_core::ids::now;
 use convene_core::ingest::{ApplyReport, IngestItem, IngestTx, JobStatus, QueuedJob, RowError, RowOutcome, apply_item};
 use convene_core::merge::{TraitOp, apply_traits};
 use convene_core::{Error, Result};
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Object, Pool};
 use serde_json::{Map, Value};
 use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::contacts::{self, COLUMNS, RowWrite, contact_from_row, identity_column};
-use crate::db::{Tx, execute, query, query_one, query_opt};
+use crate::db::{Tx, conn, execute, query, query_one, query_opt};
 use crate::events;
 use crate::inbox::LANES;
 use crate::rows::{get, insert_inferred_fields, load_registry};
 
-/// Contact ids reserved from the sequence at a time.
+/// Contact ids reserved from the sequence at a time (after the first
+/// reservation of a step, which is sized by the prefetch).
 const ID_CHUNK: usize = 256;
+/// Advisory-lock class of the lanes (`pg_try_advisory_lock(LANE_LOCK, lane)`):
+/// "conv" in ASCII.
+const LANE_LOCK: i32 = 0x636f_6e76;
+/// Inbox entries looked at per step.
+const READ_LIMIT: i64 = 1000;
+/// Steps a node applies from one lane before letting the lane go (so the
+/// other lanes of a busy node get their turn).
+const STEPS_PER_HOLD: usize = 256;
 
-/// Claims a lane with queued work (rotating from `start`) and applies up to
-/// about `max_items` of its items in one transaction.
-pub(crate) async fn apply_step(pool: &Pool, start: i32, max_items: usize) -> Result<ApplyReport> {
-    let tx = Tx::begin(pool).await?;
-    let lane = query_opt(
-        tx.c(),
+/// A lane held by this node: a session-level advisory lock on a connection
+/// of its own, so no other node applies the lane. Dropped without
+/// [`LaneHold::release`], the connection is closed (not returned to the
+/// pool with the lock), which releases the lock.
+struct LaneHold {
+    conn: Option<Object>,
+    lane: i32,
+    steps: usize,
+    /// Items per entry in the last read (sizes the next read).
+    items_per_entry: usize,
+}
+
+impl LaneHold {
+    fn c(&self) -> Result<&Object> {
+        self.conn.as_ref().ok_or_else(|| Error::Internal("the lane's connection is gone".into()))
+    }
+
+    async fn release(mut self) {
+        if let Some(conn) = self.conn.take() {
+            let unlocked = query_one(&conn, "SELECT pg_advisory_unlock($1, $2) AS ok", &[&LANE_LOCK, &self.lane]).await;
+            if unlocked.is_err() {
+                drop(Object::take(conn));
+            }
+        }
+    }
+}
+
+impl Drop for LaneHold {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(Object::take(conn));
+        }
+    }
+}
+
+/// What items of a step name, to tell whether two steps may run at once.
+#[derive(Default)]
+struct Keys {
+    identities: HashSet<(String, IdentityKind, String)>,
+    messages: HashSet<(String, String)>,
+}
+
+impl Keys {
+    fn overlaps(&self, other: &Keys) -> bool {
+        self.identities.iter().any(|k| other.identities.contains(k))
+            || self.messages.iter().any(|k| other.messages.contains(k))
+    }
+}
+
+/// A step read from the inbox, not yet started.
+struct Prepared {
+    entries: Vec<(i64, QueuedJob)>,
+    keys: Keys,
+    /// Runs alone: it merges profiles, writes companies or creates fields,
+    /// which the key sets do not cover.
+    exclusive: bool,
+}
+
+/// A step running.
+struct InFlight {
+    seqs: Vec<i64>,
+    keys: Keys,
+    exclusive: bool,
+    handle: JoinHandle<Result<ApplyReport>>,
+}
+
+/// The signals of the newest step, which the next step waits on.
+struct Chain {
+    /// Its contacts are locked (sent, or dropped, after its prefetch).
+    locked: oneshot::Receiver<()>,
+    /// It committed (true) or not.
+    done: oneshot::Receiver<bool>,
+}
+
+/// This node's applier: the lane it holds and the steps of that lane in
+/// flight (see the module doc).
+#[derive(Default)]
+pub(crate) struct Pipeline {
+    hold: Option<LaneHold>,
+    in_flight: VecDeque<InFlight>,
+    chain: Option<Chain>,
+    pending: Option<Prepared>,
+}
+
+impl Pipeline {
+    /// The report of the next step to finish (starting steps as needed),
+    /// or `None` when no lane has work this node can take.
+    pub(crate) async fn next(
+        &mut self,
+        pool: &Pool,
+        start: i32,
+        max_items: usize,
+        parallelism: usize,
+    ) -> Result<Option<ApplyReport>> {
+        for _ in 0..=LANES {
+            if self.hold.is_none() {
+                match claim(pool, start).await? {
+                    Some(hold) => self.hold = Some(hold),
+                    None => return Ok(None),
+                }
+            }
+            self.fill(pool, max_items, parallelism).await?;
+            if let Some(front) = self.in_flight.front_mut() {
+                let result = (&mut front.handle).await;
+                self.in_flight.pop_front();
+                let report = result.map_err(|e| Error::Internal(format!("an apply step panicked: {e}")))??;
+                if let Some(hold) = self.hold.as_mut() {
+                    hold.steps += 1;
+                }
+                return Ok(Some(report));
+            }
+            // Nothing running and nothing left to start: let the lane go.
+            self.pending = None;
+            self.chain = None;
+            if let Some(hold) = self.hold.take() {
+                hold.release().await;
+            }
+        }
+        Ok(None)
+    }
+
+    /// After an error: waits for the steps in flight (a failed step makes
+    /// every later one roll back) and lets the lane go.
+    pub(crate) async fn reset(&mut self) {
+        while let Some(step) = self.in_flight.pop_front() {
+            let _ = step.handle.await;
+        }
+        self.pending = None;
+        self.chain = None;
+        if let Some(hold) = self.hold.take() {
+            hold.release().await;
+        }
+    }
+
+    /// Starts steps until `parallelism` run, the lane has nothing more, or
+    /// the next step must wait for those running.
+    async fn fill(&mut self, pool: &Pool, max_items: usize, parallelism: usize) -> Result<()> {
+        while self.in_flight.len() < parallelism.max(1) {
+            let Some(hold) = self.hold.as_mut() else { return Ok(()) };
+            if hold.steps + self.in_flight.len() >= STEPS_PER_HOLD {
+                return Ok(());
+            }
+            let prepared = match self.pending.take() {
+                Some(p) => p,
+                None => {
+                    let taken: Vec<i64> = self.in_flight.iter().flat_map(|s| s.seqs.iter().copied()).collect();
+                    match read_step(hold, &taken, max_items).await? {
+                        Some(p) => p,
+                        None => return Ok(()),
+                    }
+                }
+            };
+            let conflict = (prepared.exclusive && !self.in_flight.is_empty())
+                || self.in_flight.iter().any(|s| s.exclusive || s.keys.overlaps(&prepared.keys));
+            if conflict {
+                self.pending = Some(prepared);
+                return Ok(());
+            }
+            let lane = hold.lane;
+            let (locked_tx, locked_rx) = oneshot::channel();
+            let (done_tx, done_rx) = oneshot::channel();
+            let previous = self.chain.replace(Chain { locked: locked_rx, done: done_rx });
+            let Prepared { entries, keys, exclusive } = prepared;
+            let seqs = entries.iter().map(|(seq, _)| *seq).collect();
+            let handle = tokio::spawn(run_step(pool.clone(), lane, entries, previous, locked_tx, done_tx));
+            self.in_flight.push_back(InFlight { seqs, keys, exclusive, handle });
+        }
+        Ok(())
+    }
+}
+
+/// Takes the first lane with queued work (rotating from `start`) that no
+/// other node holds.
+async fn claim(pool: &Pool, start: i32) -> Result<Option<LaneHold>> {
+    let conn = conn(pool).await?;
+    let lanes = query(
+        &conn,
         "SELECT l.lane FROM ingest_lanes l
          WHERE EXISTS (SELECT 1 FROM ingest_inbox i WHERE i.lane = l.lane)
-         ORDER BY (l.lane - $1 + $2) % $2 LIMIT 1 FOR UPDATE OF l SKIP LOCKED",
+         ORDER BY (l.lane - $1 + $2) % $2",
         &[&start, &(LANES as i32)],
     )
     .await?;
-    let Some(lane) = lane else {
-        tx.rollback().await;
-        return Ok(ApplyReport::default());
-    };
-    let lane: i32 = get(&lane, "lane")?;
-    let rows = query(
-        tx.c(),
-        "SELECT seq, body, item_count FROM ingest_inbox WHERE lane = $1 ORDER BY seq LIMIT 1000",
-        &[&lane],
+    for row in &lanes {
+        let lane: i32 = get(row, "lane")?;
+        let got = query_one(&conn, "SELECT pg_try_advisory_lock($1, $2) AS got", &[&LANE_LOCK, &lane]).await?;
+        if get::<bool>(&got, "got")? {
+            return Ok(Some(LaneHold { conn: Some(conn), lane, steps: 0, items_per_entry: 1 }));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads the lane's oldest entries not already taken, up to about
+/// `max_items` items: first their sizes (as many as the last read's items
+/// per entry suggest, so 100-item requests do not cost 1000 sizes), then
+/// the bodies of those used.
+async fn read_step(hold: &mut LaneHold, taken: &[i64], max_items: usize) -> Result<Option<Prepared>> {
+    let wanted = (max_items / hold.items_per_entry.max(1) + 8).min(READ_LIMIT as usize) as i64;
+    let c = hold.c()?;
+    let sizes = query(
+        c,
+        "SELECT seq, item_count FROM ingest_inbox WHERE lane = $1 AND seq <> ALL($2) ORDER BY seq LIMIT $3",
+        &[&hold.lane, &taken, &wanted],
     )
     .await?;
-    let mut entries: Vec<(i64, QueuedJob)> = Vec::new();
+    let mut seqs: Vec<i64> = Vec::new();
     let mut items = 0usize;
-    for row in &rows {
-        let seq: i64 = get(row, "seq")?;
-        let body: Vec<u8> = get(row, "body")?;
-        let job: QueuedJob = serde_json::from_slice(&body)
-            .map_err(|e| Error::Internal(format!("inbox entry {seq} is unreadable: {e}")))?;
-        items += job.items.len();
-        entries.push((seq, job));
+    for row in &sizes {
+        seqs.push(get(row, "seq")?);
+        items += get::<i32>(row, "item_count")?.max(0) as usize;
         if items >= max_items {
             break;
         }
     }
+    if seqs.is_empty() {
+        return Ok(None);
+    }
+    hold.items_per_entry = (items / seqs.len()).max(1);
+    let c = hold.c()?;
+    let rows =
+        query(c, "SELECT seq, body FROM ingest_inbox WHERE lane = $1 AND seq = ANY($2)", &[&hold.lane, &seqs]).await?;
+    if rows.len() != seqs.len() {
+        return Err(Error::Unavailable { message: "inbox entries vanished while read".into(), retry_after_secs: 1 });
+    }
+    let mut bodies: Vec<(i64, Vec<u8>)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        bodies.push((get(row, "seq")?, get(row, "body")?));
+    }
+    let (entries, keys, mut exclusive, names) = tokio::task::spawn_blocking(move || decode(bodies))
+        .await
+        .map_err(|e| Error::Internal(format!("decoding inbox entries panicked: {e}")))??;
+    // A step that would create a contact field runs alone: two steps
+    // inserting one field would wait on each other.
+    for (ws, names) in &names {
+        if exclusive {
+            break;
+        }
+        let registry = load_registry(c, ws, Entity::Contact).await?;
+        exclusive = names.iter().any(|n| registry.get(n).is_none());
+    }
+    Ok(Some(Prepared { entries, keys, exclusive }))
+}
+
+type Decoded = (Vec<(i64, QueuedJob)>, Keys, bool, HashMap<String, HashSet<String>>);
+
+/// Parses inbox bodies (in seq order) and collects what their items name:
+/// identities and message ids, whether one merges or groups, and the trait
+/// names written per workspace.
+fn decode(mut bodies: Vec<(i64, Vec<u8>)>) -> Result<Decoded> {
+    bodies.sort_by_key(|(seq, _)| *seq);
+    let mut entries = Vec::with_capacity(bodies.len());
+    let mut keys = Keys::default();
+    let mut exclusive = false;
+    let mut names: HashMap<String, HashSet<String>> = HashMap::new();
+    for (seq, body) in bodies {
+        let job: QueuedJob = serde_json::from_slice(&body)
+            .map_err(|e| Error::Internal(format!("inbox entry {seq} is unreadable: {e}")))?;
+        let ws = job.workspace_id.as_str();
+        for item in &job.items {
+            if let Some(id) = item.message_id() {
+                keys.messages.insert((ws.to_string(), id.to_string()));
+            }
+            let mut add = |kind: IdentityKind, value: &str| {
+                keys.identities.insert((ws.to_string(), kind, value.to_string()));
+            };
+            match item {
+                IngestItem::Identify { lookups, changes, .. } => {
+                    lookups.iter().for_each(|(k, v)| add(*k, v));
+                    for (k, v) in &changes.identities {
+                        if let Some(v) = v {
+                            add(*k, v);
+                        }
+                    }
+                    let set = names.entry(ws.to_string()).or_default();
+                    for (name, _) in &changes.traits {
+                        if !set.contains(name) {
+                            set.insert(name.clone());
+                        }
+                    }
+                }
+                IngestItem::Track { lookups, .. } => lookups.iter().for_each(|(k, v)| add(*k, v)),
+                IngestItem::Alias { .. } | IngestItem::Group { .. } => exclusive = true,
+            }
+        }
+        entries.push((seq, job));
+    }
+    Ok((entries, keys, exclusive, names))
+}
+
+/// One step: its own transaction. Its contacts are locked after those of
+/// the step before it (`previous`), and it commits only after that step
+/// committed; when that step failed, it rolls back.
+async fn run_step(
+    pool: Pool,
+    lane: i32,
+    entries: Vec<(i64, QueuedJob)>,
+    previous: Option<Chain>,
+    locked: oneshot::Sender<()>,
+    done: oneshot::Sender<bool>,
+) -> Result<ApplyReport> {
+    let (prev_locked, prev_done) = match previous {
+        Some(Chain { locked, done }) => (Some(locked), Some(done)),
+        None => (None, None),
+    };
+    let tx = match Tx::begin(&pool).await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let _ = done.send(false);
+            return Err(e);
+        }
+    };
+    if let Some(l) = prev_locked {
+        let _ = l.await;
+    }
     let rt = Handle::current();
     // core's apply_item is synchronous: run the step on a blocking thread,
     // which drives the queries with `block_on`.
-    let (tx, result) = tokio::task::spawn_blocking(move || {
+    let joined = tokio::task::spawn_blocking(move || {
         let mut applier = Applier::new(tx, rt);
-        let result = applier.run(lane, &entries);
+        let result = applier.prefetch(&entries);
+        drop(locked);
+        let result = result.and_then(|_| applier.run(lane, &entries));
         (applier.tx, result)
     })
-    .await
-    .map_err(|e| Error::Internal(format!("the applier panicked: {e}")))?;
-    tx.finish(result).await
+    .await;
+    let (tx, result) = match joined {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = done.send(false);
+            return Err(Error::Internal(format!("the applier panicked: {e}")));
+        }
+    };
+    let previous_ok = match prev_done {
+        None => true,
+        Some(d) => d.await.unwrap_or(false),
+    };
+    match result {
+        Ok(report) if previous_ok => {
+            let committed = tx.commit().await;
+            let _ = done.send(committed.is_ok());
+            committed.map(|_| report)
+        }
+        Ok(_) => {
+            tx.rollback().await;
+            let _ = done.send(false);
+            Err(Error::Unavailable { message: "an earlier apply step failed".into(), retry_after_secs: 1 })
+        }
+        Err(e) => {
+            tx.rollback().await;
+            let _ = done.send(false);
+            Err(e)
+        }
+    }
 }
 
 /// A contact loaded or created in this step.
@@ -120,6 +463,9 @@ pub(crate) struct Applier {
     seen: HashMap<Key, DateTime<Utc>>,
     reserved: Vec<i64>,
     subscriptions: Vec<(String, i64, SubscriptionChange)>,
+    /// How many ids the first reservation takes: the step's items less the
+    /// contacts the prefetch found (at least [`ID_CHUNK`]).
+    id_hint: usize,
 }
 
 fn block<F: Future>(rt: &Handle, f: F) -> F::Output {
@@ -145,6 +491,7 @@ impl Applier {
             seen: HashMap::new(),
             reserved: Vec::new(),
             subscriptions: Vec::new(),
+            id_hint: 0,
         }
     }
 
@@ -154,7 +501,6 @@ impl Applier {
     }
 
     fn run(&mut self, lane: i32, entries: &[(i64, QueuedJob)]) -> Result<ApplyReport> {
-        self.prefetch(entries)?;
         let mut report = ApplyReport::default();
         let mut results = Vec::with_capacity(entries.len());
         for (_, job) in entries {
@@ -203,10 +549,18 @@ impl Applier {
             ),
         )?;
         let seqs: Vec<i64> = entries.iter().map(|(seq, _)| *seq).collect();
-        block(
+        let deleted = block(
             &self.rt,
             execute(self.tx.c(), "DELETE FROM ingest_inbox WHERE lane = $1 AND seq = ANY($2)", &[&lane, &seqs]),
         )?;
+        if deleted != seqs.len() as u64 {
+            // Another applier took some of these entries: this step must
+            // not apply them a second time.
+            return Err(Error::Unavailable {
+                message: "inbox entries were applied by another step".into(),
+                retry_after_secs: 1,
+            });
+        }
         Ok(report)
     }
 
@@ -288,6 +642,7 @@ impl Applier {
                 }
             }
         }
+        let mut found = 0usize;
         for (ws, w) in wanted {
             let messages: Vec<&String> = w.messages.iter().collect();
             if !messages.is_empty() {
@@ -320,21 +675,29 @@ impl Applier {
                     self.holders.insert((ws.to_string(), kind, v.clone()), None);
                 }
             }
-            // Each arm names its partial unique index's predicate, so the
-            // planner uses the four indexes.
-            let sql = format!(
-                "SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND (
-                    (email IS NOT NULL AND email = ANY($2)) OR (mobile IS NOT NULL AND mobile = ANY($3))
-                 OR (external_id IS NOT NULL AND external_id = ANY($4))
-                 OR (anonymous_id IS NOT NULL AND anonymous_id = ANY($5)))
-                 ORDER BY id FOR UPDATE"
-            );
+            // One index probe and lock per value, whatever the table size
+            // and the plan (custom or generic): each arm is a nested loop
+            // over its array into its partial unique index. A contact named
+            // by two kinds comes back twice (locked once).
+            let arm = |n: usize, column: &str| {
+                format!(
+                    "SELECT {COLUMNS} FROM unnest(${n}::text[]) AS v(x) CROSS JOIN LATERAL (
+                         SELECT {COLUMNS} FROM contacts c
+                         WHERE c.workspace_id = $1 AND c.{column} IS NOT NULL AND c.{column} = v.x FOR UPDATE) c"
+                )
+            };
+            let sql =
+                [arm(2, "email"), arm(3, "mobile"), arm(4, "external_id"), arm(5, "anonymous_id")].join(" UNION ALL ");
             let rows = block(&self.rt, query(self.tx.c(), &sql, &[&ws, &emails, &mobiles, &externals, &anonymous]))?;
+            found += rows.len();
             for row in &rows {
                 let contact = contact_from_row(row)?;
                 self.remember(ws, contact.id, contact.state);
             }
         }
+        // At most this many contacts are new: items less the contacts found.
+        let items: usize = entries.iter().map(|(_, job)| job.items.len()).sum();
+        self.id_hint = items.saturating_sub(found);
         Ok(())
     }
 
@@ -521,7 +884,8 @@ impl IngestTx for Applier {
 
     fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64> {
         if self.reserved.is_empty() {
-            let mut ids = block(&self.rt, contacts::reserve_ids(self.tx.c(), ID_CHUNK))?;
+            let n = std::mem::take(&mut self.id_hint).max(ID_CHUNK);
+            let mut ids = block(&self.rt, contacts::reserve_ids(self.tx.c(), n))?;
             ids.reverse();
             self.reserved = ids;
         }
@@ -536,9 +900,10 @@ impl IngestTx for Applier {
 
     fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, _identities_changed: bool) -> Result<()> {
         let key = (ws.to_string(), id);
-        let before = self.contacts.get(&key).map(|c| c.state.clone()).unwrap_or_default();
+        let cached =
+            self.contacts.entry(key).or_insert(Cached { state: ContactState::default(), new: false, dirty: false });
         for kind in IdentityKind::ALL {
-            let (old, new) = (before.identity(kind), state.identity(kind));
+            let (old, new) = (cached.state.identity(kind), state.identity(kind));
             if old != new {
                 if let Some(old) = old {
                     self.holders.insert((ws.to_string(), kind, old.to_string()), None);
@@ -548,8 +913,6 @@ impl IngestTx for Applier {
                 }
             }
         }
-        let cached =
-            self.contacts.entry(key).or_insert(Cached { state: ContactState::default(), new: false, dirty: false });
         cached.state = state.clone();
         cached.dirty = true;
         Ok(())

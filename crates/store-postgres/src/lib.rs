@@ -4,7 +4,8 @@
 //! Reads and native writes go through a connection pool; each native write
 //! is one transaction that locks what it changes. The ingest inbox is a
 //! table written by group commit (synchronous_commit on); appliers on every
-//! node claim its lanes with `FOR UPDATE SKIP LOCKED` (apply.rs). Nothing a
+//! node take its lanes with an advisory lock and run several steps of a
+//! lane at once, keeping per-contact order (apply.rs). Nothing a
 //! node keeps in memory is needed for correctness: a node can be killed at
 //! any moment and another finishes its work.
 //!
@@ -46,11 +47,21 @@ pub struct PgOptions {
     /// How many times a transaction is run again after a serialization
     /// failure or deadlock.
     pub retries: u32,
+    /// Apply steps of one lane (one workspace's queue) this node runs at
+    /// once, each in its own transaction and on its own connection; the
+    /// applier's batch (`--ingest-apply-batch`) is shared among them.
+    pub apply_parallelism: usize,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { max_connections: 16, statement_timeout_ms: 30_000, acquire_timeout_ms: 5_000, retries: 5 }
+        PgOptions {
+            max_connections: 16,
+            statement_timeout_ms: 30_000,
+            acquire_timeout_ms: 5_000,
+            retries: 5,
+            apply_parallelism: 3,
+        }
     }
 }
 
@@ -64,6 +75,8 @@ pub struct PgStore {
     backlog: Arc<AtomicU64>,
     /// Where this node's next apply step starts looking for a lane.
     next_lane: AtomicI32,
+    /// This node's applier (one caller at a time).
+    pipeline: tokio::sync::Mutex<apply::Pipeline>,
     _refresher: tokio::task::JoinHandle<()>,
 }
 
@@ -88,7 +101,15 @@ impl PgStore {
             })
         };
         let start = (std::process::id() % inbox::LANES) as i32;
-        Ok(PgStore { pool, options, inbox, backlog, next_lane: AtomicI32::new(start), _refresher: refresher })
+        Ok(PgStore {
+            pool,
+            options,
+            inbox,
+            backlog,
+            next_lane: AtomicI32::new(start),
+            pipeline: tokio::sync::Mutex::new(apply::Pipeline::default()),
+            _refresher: refresher,
+        })
     }
 
     /// Applies the embedded migrations and returns how many were new.

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "companies", include_str!("../migrations/0002_companies.sql")),
     (3, "conversations", include_str!("../migrations/0003_conversations.sql")),
+    (4, "apply_speed", include_str!("../migrations/0004_apply_speed.sql")),
 ];
 
 /// Advisory lock key of the migrator ("convene" in ASCII).

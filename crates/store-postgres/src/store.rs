@@ -27,7 +27,7 @@ use convene_core::{Result, Store};
 use crate::db::conn;
 use crate::error::{db, is_retryable};
 use crate::inbox::LANES;
-use crate::{PgStore, apply, batch, companies, contacts, conversations, events, keys, workspaces};
+use crate::{PgStore, batch, companies, contacts, conversations, events, keys, workspaces};
 
 #[async_trait]
 impl Store for PgStore {
@@ -240,7 +240,28 @@ impl Store for PgStore {
 
     async fn apply_pending(&self, max_items: usize) -> Result<ApplyReport> {
         let start = self.next_lane.fetch_add(1, Ordering::Relaxed).rem_euclid(LANES as i32);
-        let report = self.retrying(|| apply::apply_step(&self.pool, start, max_items)).await?;
+        // `max_items` is shared by the steps in flight: smaller steps keep
+        // memory bounded and make two steps in flight less likely to name
+        // the same contact (which makes the later one wait).
+        let parallelism = self.options.apply_parallelism.max(1);
+        let step_items = max_items.div_ceil(parallelism).max(1);
+        let mut pipeline = self.pipeline.lock().await;
+        let mut tries = 0;
+        let report = loop {
+            match pipeline.next(&self.pool, start, step_items, parallelism).await {
+                Ok(report) => break report.unwrap_or_default(),
+                Err(e) => {
+                    pipeline.reset().await;
+                    if is_retryable(&e) && tries < self.options.retries {
+                        tries += 1;
+                        tracing::debug!(error = %e, tries, "retrying the apply steps");
+                        tokio::time::sleep(std::time::Duration::from_millis(5 * (1 << tries.min(6)))).await;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        };
         if report.items == 0 {
             // Idle: take the exact figure (other nodes' work included).
             self.backlog.store(crate::count_backlog(&self.pool).await?, Ordering::SeqCst);

@@ -82,3 +82,74 @@ async fn two_nodes_apply_one_inbox_without_losing_or_repeating_items() {
     assert_eq!(page.items[0].state.traits["n"], json!(40));
     assert_eq!(page.items[0].state.traits["last"], json!(39), "applied in arrival order");
 }
+
+#[tokio::test]
+async fn steps_in_flight_keep_per_contact_order_across_identity_kinds() {
+    use convene_core::contact::ContactFilter;
+    use convene_core::identity::IdentityKind;
+    use convene_core::ingest::{QueuedJob, identify_item};
+    use convene_core::page::PageRequest;
+    use serde_json::json;
+
+    let url = fresh_url().await;
+    let store = PgStore::connect(&url, PgOptions { apply_parallelism: 4, ..PgOptions::default() }).await.unwrap();
+    let ws = store.create_workspace("w".into()).await.unwrap();
+    let job = |i: usize, items| QueuedJob {
+        id: format!("job_{i}"),
+        workspace_id: ws.id.clone(),
+        items,
+        received_at: convene_core::ids::now(),
+    };
+    // Five contacts with an external id and an email, and the fields.
+    let items = (0..5)
+        .map(|k| {
+            let traits = json!({"email": format!("c{k}@x.io"), "n": 0, "last": -1}).as_object().unwrap().clone();
+            identify_item(vec![(IdentityKind::ExternalId, format!("c{k}"))], traits, None).unwrap()
+        })
+        .collect();
+    store.enqueue(job(1000, items)).await.unwrap();
+    while store.apply_pending(1000).await.unwrap().items > 0 {}
+    // Then 40 jobs on the same five contacts, naming them by email and by
+    // external id in turn: consecutive jobs share no identity, so their
+    // steps run at once, and must still apply in arrival order.
+    for j in 0..40 {
+        let items = (0..5)
+            .map(|k| {
+                let lookup = if j % 2 == 0 {
+                    (IdentityKind::Email, format!("c{k}@x.io"))
+                } else {
+                    (IdentityKind::ExternalId, format!("c{k}"))
+                };
+                let traits = json!({"n": {"$inc": 1}, "last": j}).as_object().unwrap().clone();
+                identify_item(vec![lookup], traits, None).unwrap()
+            })
+            .collect();
+        store.enqueue(job(j, items)).await.unwrap();
+    }
+    let mut applied = 0;
+    loop {
+        let n = store.apply_pending(5).await.unwrap().items;
+        if n == 0 {
+            break;
+        }
+        applied += n;
+    }
+    assert_eq!(applied, 200, "every item applied once");
+    for k in 0..5 {
+        let page = store
+            .list_contacts(
+                &ws.id,
+                ContactFilter { identity: Some((IdentityKind::ExternalId, format!("c{k}"))), ..Default::default() },
+                PageRequest::parse(None, Some(10)).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].state.traits["n"], json!(40));
+        assert_eq!(page.items[0].state.traits["last"], json!(39), "applied in arrival order");
+    }
+    for j in 0..40 {
+        let result = store.get_job(&ws.id, &format!("job_{j}")).await.unwrap();
+        assert_eq!(result.applied, 5, "job {j}: {result:?}");
+    }
+}
