@@ -290,7 +290,14 @@ pub(crate) fn add_message(conn: &Connection, ws: &str, id: &str, m: NewMessage) 
     let (seq, mut c) = load(conn, ws, id)?;
     check_sender(conn, ws, &m.sender)?;
     let message = insert_message(conn, ws, seq, &mut c, m)?;
-    write_conversation(conn, ws, seq, &c)?;
+    // Only the counters and times change: naming no indexed column in SET
+    // keeps SQLite from rewriting the status and assignee indexes.
+    conn.prepare_cached(
+        "UPDATE conversations SET messages_count = ?3, updated_at = ?4, last_message_at = ?4
+         WHERE workspace_id = ?1 AND seq = ?2",
+    )
+    .and_then(|mut s| s.execute(params![ws, seq, c.messages_count, t(&message.created_at)]))
+    .map_err(storage)?;
     Ok(message)
 }
 
