@@ -153,8 +153,14 @@ pub async fn create_message(
     AppPath(id): AppPath<String>,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
-    let conversation = state.store.get_conversation(auth.workspace(), &id).await?;
-    let message = message_in(body, conversation.contact_id, &auth.key.key_id)?;
+    // Only an incoming message needs the conversation first (its sender is
+    // the contact); the others go straight to the write, which finds it.
+    let contact_id = if body.get("type").and_then(Value::as_str) == Some(MessageType::Incoming.as_str()) {
+        state.store.get_conversation(auth.workspace(), &id).await?.contact_id
+    } else {
+        0
+    };
+    let message = message_in(body, contact_id, &auth.key.key_id)?;
     let message = state.store.add_message(auth.workspace(), &id, message).await?;
     Ok((StatusCode::CREATED, Json(message.into())))
 }
