@@ -47,13 +47,15 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use convene_core::batch::upsert_company;
+use convene_core::company::CompanyChanges;
 use convene_core::contact::{ContactState, SubscriptionChange};
 use convene_core::event::NewEvent;
 use convene_core::field::{Entity, FieldRegistry, FieldType};
 use convene_core::identity::IdentityKind;
 use convene_core::ids::now;
 use convene_core::ingest::{ApplyReport, IngestItem, IngestTx, JobStatus, QueuedJob, RowError, RowOutcome, apply_item};
-use convene_core::merge::{TraitOp, apply_traits};
+use convene_core::merge::TraitOp;
 use convene_core::{Error, Result};
 use deadpool_postgres::{Object, Pool};
 use serde_json::{Map, Value};
@@ -61,6 +63,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::companies::PgCompanyTx;
 use crate::contacts::{self, COLUMNS, RowWrite, contact_from_row, identity_column};
 use crate::db::{Tx, conn, execute, query, query_one, query_opt};
 use crate::events;
@@ -957,52 +960,11 @@ impl IngestTx for Applier {
 
     fn upsert_company(&mut self, ws: &str, external_id: &str, traits: &Map<String, Value>) -> Result<i64> {
         self.flush()?;
-        let existing = block(
-            &self.rt,
-            query_opt(
-                self.tx.c(),
-                "SELECT id, traits FROM companies WHERE workspace_id = $1 AND external_id = $2 FOR UPDATE",
-                &[&ws, &external_id],
-            ),
-        )?;
-        let (id, mut current) = match &existing {
-            Some(row) => {
-                let traits: Value = get(row, "traits")?;
-                (Some(get::<i64>(row, "id")?), traits.as_object().cloned().unwrap_or_default())
-            }
-            None => (None, Map::new()),
-        };
-        let ops = TraitOp::parse_map(traits)?;
-        let outcome = apply_traits(&mut current, &ops, self.field_registry(ws, Entity::Company)?)?;
-        self.record_fields(ws, Entity::Company, &outcome.new_fields)?;
-        let at = now();
-        let value = Value::Object(current);
-        let id: i64 = match id {
-            Some(id) => {
-                block(
-                    &self.rt,
-                    execute(
-                        self.tx.c(),
-                        "UPDATE companies SET traits = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2",
-                        &[&ws, &id, &value, &at],
-                    ),
-                )?;
-                id
-            }
-            None => {
-                let row = block(
-                    &self.rt,
-                    query_one(
-                        self.tx.c(),
-                        "INSERT INTO companies (workspace_id, external_id, traits, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $4) RETURNING id",
-                        &[&ws, &external_id, &value, &at],
-                    ),
-                )?;
-                get(&row, "id")?
-            }
-        };
-        Ok(id)
+        let changes = CompanyChanges { traits: TraitOp::parse_map(traits)?, ..Default::default() };
+        let mut companies = block(&self.rt, PgCompanyTx::load(self.tx.c(), ws, &[external_id]))?;
+        let (_, company) = upsert_company(&mut companies, ws, external_id, &changes, now())?;
+        block(&self.rt, companies.flush(self.tx.c(), ws))?;
+        Ok(company.id)
     }
 
     fn record_subscription(&mut self, ws: &str, contact_id: i64, change: &SubscriptionChange) -> Result<()> {

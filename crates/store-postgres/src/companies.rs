@@ -32,7 +32,7 @@ fn company_from_row(row: &Row) -> Result<Company> {
 }
 
 /// core's view of a company transaction: loaded up front, written by [`PgCompanyTx::flush`].
-struct PgCompanyTx {
+pub(crate) struct PgCompanyTx {
     by_external_id: HashMap<String, Company>,
     registry: FieldRegistry,
     new_fields: Vec<(String, FieldType)>,
@@ -44,7 +44,7 @@ struct PgCompanyTx {
 impl PgCompanyTx {
     /// Loads (and locks) the companies with these external ids and the
     /// registry, and reserves an id for each external id not found.
-    async fn load(cw: &ClientWrapper, ws: &str, external_ids: &[&str]) -> Result<Self> {
+    pub(crate) async fn load(cw: &ClientWrapper, ws: &str, external_ids: &[&str]) -> Result<Self> {
         let rows = query(
             cw,
             &format!(
@@ -75,7 +75,7 @@ impl PgCompanyTx {
     }
 
     /// Writes what the core functions changed.
-    async fn flush(&self, cw: &ClientWrapper, ws: &str) -> Result<()> {
+    pub(crate) async fn flush(&self, cw: &ClientWrapper, ws: &str) -> Result<()> {
         insert_inferred_fields(cw, ws, Entity::Company, &self.new_fields).await?;
         let companies: Vec<(&Company, bool)> =
             self.by_external_id.values().filter_map(|c| self.dirty.get(&c.id).map(|new| (c, *new))).collect();
