@@ -10,7 +10,8 @@
 //! (`GET /v1/conversations/{id}/messages?limit=50`), the same two through
 //! the Convot dialect, and posting messages (`POST …/messages`), each for
 //! `BENCH_SECONDS` (default 10) at `BENCH_CONCURRENCY` (default 8)
-//! connections, `BENCH_POST_CONCURRENCY` (default 64) for posting: writes
+//! connections, `BENCH_POST_CONCURRENCY` (default 64) for posting (extra
+//! `convene serve` flags in `BENCH_SERVER_ARGS`): writes
 //! share commits, so their throughput grows with the requests in flight.
 
 mod common;
@@ -188,6 +189,7 @@ async fn run() -> Result<(), String> {
             .args(["serve", "--data-dir"])
             .arg(dir.path())
             .args(["--listen", &format!("127.0.0.1:{port}"), "--master-key", MASTER])
+            .args(std::env::var("BENCH_SERVER_ARGS").unwrap_or_default().split_whitespace())
             .env("CONVENE_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
