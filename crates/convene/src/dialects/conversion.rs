@@ -8,10 +8,9 @@
 //! nothing. Decisions: docs/compat/conversion.md.
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert, RowStatus, first_duplicate};
@@ -48,7 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/companies/by-external-id/{id}", get(get_company).delete(delete_company))
         .fallback(crate::api::ops::not_found)
         .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-        .layer(middleware::from_fn(envelope_errors))
+        .layer(middleware::from_fn(|req, next| super::rewrite_errors_and_status(req, next, render_error)))
 }
 
 /// The vendor's code and the status sent for each of core's codes.
@@ -96,22 +95,6 @@ pub fn render_error(info: &ErrorInfo) -> (u16, String) {
         (info.field.is_some() || info.row.is_some()).then_some(Details { field: info.field.as_deref(), row: info.row });
     let body = ErrorBody { success: false, error: VendorError { code, message: &info.message, details } };
     (status, serde_json::to_string(&body).unwrap_or_else(|_| r#"{"success":false}"#.into()))
-}
-
-/// Renders every error response (those carrying [`ErrorInfo`]) in the
-/// vendor's envelope with the vendor's status; headers such as
-/// `Retry-After` are kept.
-async fn envelope_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
-    let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else {
-        return response;
-    };
-    let (status, text) = render_error(&info);
-    let (mut parts, _) = response.into_parts();
-    parts.status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(text))
 }
 
 #[derive(Serialize)]

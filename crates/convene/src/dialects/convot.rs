@@ -4,10 +4,9 @@
 //! this dialect's layer. Decisions: docs/compat/convot.md.
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use convene_core::batch::{BatchOptions, ContactUpsert, RowStatus};
@@ -46,7 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/conversations/{id}/messages", get(list_messages).post(create_message))
         .fallback(crate::api::ops::not_found)
         .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-        .layer(middleware::from_fn(envelope_errors))
+        .layer(middleware::from_fn(|req, next| super::rewrite_errors_and_status(req, next, render_error)))
 }
 
 /// The status and code sent for each of core's codes.
@@ -69,19 +68,6 @@ pub fn vendor_code(code: ErrorCode) -> (u16, &'static str) {
 pub fn render_error(info: &ErrorInfo) -> (u16, String) {
     let (status, code) = vendor_code(info.code);
     (status, json!({"error": {"code": code, "message": info.message}}).to_string())
-}
-
-async fn envelope_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
-    let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else {
-        return response;
-    };
-    let (status, text) = render_error(&info);
-    let (mut parts, _) = response.into_parts();
-    parts.status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(text))
 }
 
 /// A contact as the vendor shows it: `name` and `custom_data` are traits.

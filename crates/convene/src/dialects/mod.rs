@@ -31,11 +31,32 @@ pub fn router() -> Router<AppState> {
 /// status and headers.
 pub async fn rewrite_errors(req: Request, next: Next, render: fn(&ErrorInfo) -> String) -> Response {
     let response = next.run(req).await;
-    let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else {
-        return response;
-    };
+    match response.extensions().get::<ErrorInfo>().cloned() {
+        Some(info) => replace_body(response, None, render(&info)),
+        None => response,
+    }
+}
+
+/// Rewrites error responses with `render`, which also chooses the status
+/// (for vendors whose table differs from convene's); headers such as
+/// `Retry-After` are kept.
+pub async fn rewrite_errors_and_status(req: Request, next: Next, render: fn(&ErrorInfo) -> (u16, String)) -> Response {
+    let response = next.run(req).await;
+    match response.extensions().get::<ErrorInfo>().cloned() {
+        Some(info) => {
+            let (status, text) = render(&info);
+            replace_body(response, Some(status), text)
+        }
+        None => response,
+    }
+}
+
+fn replace_body(response: Response, status: Option<u16>, text: String) -> Response {
     let (mut parts, _) = response.into_parts();
+    if let Some(status) = status.and_then(|s| axum::http::StatusCode::from_u16(s).ok()) {
+        parts.status = status;
+    }
     parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(render(&info)))
+    Response::from_parts(parts, Body::from(text))
 }
