@@ -116,8 +116,8 @@ impl Sender {
 pub struct Conversation {
     /// UUID.
     pub id: String,
-    /// The contact.
-    pub contact_id: i64,
+    /// The contact (a call may have none).
+    pub contact_id: Option<i64>,
     /// Status.
     pub status: ConversationStatus,
     /// The user it is assigned to.

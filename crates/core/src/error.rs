@@ -91,6 +91,14 @@ pub enum Error {
         limit: usize,
     },
     /// The body's media type is not one the route reads (415).
+    /// Too many rows in one request (413), with the limit named.
+    #[error("at most {limit} rows per request; this one has {rows}")]
+    TooManyRows {
+        /// The limit.
+        limit: usize,
+        /// Rows sent.
+        rows: usize,
+    },
     #[error("{message}")]
     UnsupportedMediaType {
         /// What was expected.
@@ -228,7 +236,7 @@ impl Error {
             Error::Conflict { .. } | Error::Duplicate { .. } => ErrorCode::Conflict,
             Error::Unauthenticated { .. } => ErrorCode::Unauthenticated,
             Error::Forbidden { .. } | Error::MasterKeyRequired => ErrorCode::Forbidden,
-            Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::PayloadTooLarge { .. } | Error::TooManyRows { .. } => ErrorCode::PayloadTooLarge,
             Error::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
             Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Error::RateLimited { .. } => ErrorCode::RateLimited,

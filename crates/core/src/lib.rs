@@ -23,6 +23,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod call;
 pub mod company;
 pub mod contact;
 pub mod conversation;
@@ -36,6 +37,8 @@ pub mod limits;
 pub mod merge;
 pub mod page;
 pub mod ratelimit;
+pub mod rep;
+pub mod report;
 pub mod scope;
 pub mod store;
 pub mod token;

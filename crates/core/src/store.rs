@@ -10,6 +10,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::call::{Call, CallFilter, CallWrite};
+use crate::rep::{Rep, RepFilter, RepWrite, UpsertCounts, WriteMode};
+use crate::report::{ReportQuery, ReportResult};
 use crate::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
 use crate::company::{Company, CompanyChanges, CompanyFilter};
 use crate::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
@@ -26,6 +29,10 @@ use crate::page::{Page, PageRequest};
 use crate::token::TokenHash;
 use crate::user::{User, UserChanges};
 use crate::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace};
+
+/// Rows read from the database while the stream is consumed (bounded
+/// buffering: memory stays flat whatever the number of rows).
+pub type RowStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T>> + Send>>;
 
 /// A field to create explicitly (`POST /v1/fields`).
 #[derive(Debug, Clone)]
@@ -191,6 +198,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Vec<Message>, bool)>;
     /// A contact's events and messages in time order.
     async fn timeline(&self, ws: &str, contact_id: i64, page: PageRequest) -> Result<Page<TimelineItem>>;
+
+    /// Updates reps in one transaction with core's
+    /// [`crate::rep::upsert_reps`], creating unknown ones; all or nothing.
+    async fn upsert_reps(&self, ws: &str, rows: Vec<RepWrite>) -> Result<UpsertCounts>;
+    /// Creates, updates or upserts one rep (core's [`crate::rep::upsert_rep`]).
+    async fn write_rep(&self, ws: &str, write: RepWrite, mode: WriteMode) -> Result<Rep>;
+    /// One rep.
+    async fn get_rep(&self, ws: &str, rep_id: &str) -> Result<Rep>;
+    /// Deletes a rep; its calls keep the rep id.
+    async fn delete_rep(&self, ws: &str, rep_id: &str) -> Result<()>;
+    /// Lists reps in creation order (cursor paging).
+    async fn list_reps(&self, ws: &str, filter: RepFilter, page: PageRequest) -> Result<Page<Rep>>;
+    /// How many reps match.
+    async fn count_reps(&self, ws: &str, filter: RepFilter) -> Result<u64>;
+    /// Reps `offset..offset + limit` in creation order, streamed.
+    fn stream_reps(&self, ws: &str, filter: RepFilter, offset: u64, limit: u64) -> RowStream<Rep>;
+
+    /// Updates calls in one transaction with core's
+    /// [`crate::call::upsert_calls`]; all or nothing.
+    async fn upsert_calls(&self, ws: &str, rows: Vec<CallWrite>) -> Result<UpsertCounts>;
+    /// One call.
+    async fn get_call(&self, ws: &str, call_id: &str) -> Result<Call>;
+    /// How many calls match.
+    async fn count_calls(&self, ws: &str, filter: CallFilter) -> Result<u64>;
+    /// Calls `offset..offset + limit` by start time (then creation), streamed.
+    fn stream_calls(&self, ws: &str, filter: CallFilter, offset: u64, limit: u64) -> RowStream<Call>;
+
+    /// Runs a report: selects the rows of the query's period and filters and
+    /// feeds them to core's [`crate::report::Aggregator`].
+    async fn report(&self, ws: &str, query: &ReportQuery) -> Result<ReportResult>;
 
     /// Appends a validated job to the durable inbox; returns once it is on disk.
     async fn enqueue(&self, job: QueuedJob) -> Result<()>;

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "ingestion", include_str!("../migrations/0002_ingestion.sql")),
     (3, "companies", include_str!("../migrations/0003_companies.sql")),
     (4, "conversations", include_str!("../migrations/0004_conversations.sql")),
+    (5, "reps and calls", include_str!("../migrations/0005_reps_calls.sql")),
 ];
 
 /// Applies the migrations not yet applied; returns how many ran.
