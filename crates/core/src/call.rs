@@ -136,12 +136,13 @@ impl CallWrite {
                 "campaign" => w.campaign = Some(text_of(&value, "campaign", MAX_CALL_LABEL_LEN)?),
                 "direction" => w.direction = Some(text_of(&value, "direction", MAX_CALL_LABEL_LEN)?),
                 "status" => {
-                    w.status = match &value {
-                        Value::Null => None,
-                        v => Some(v.as_str().and_then(ConversationStatus::parse).ok_or_else(|| {
-                            Error::validation("status", "status must be open, pending or resolved")
-                        })?),
-                    }
+                    w.status =
+                        match &value {
+                            Value::Null => None,
+                            v => Some(v.as_str().and_then(ConversationStatus::parse).ok_or_else(|| {
+                                Error::validation("status", "status must be open, pending or resolved")
+                            })?),
+                        }
                 }
                 "email" => {
                     if let Some(s) = text_of(&value, "email", 254)? {
@@ -208,7 +209,9 @@ impl CallWrite {
         }
         match (next.ended_at, next.duration) {
             (Some(end), None) => next.duration = Some((end - next.started_at).num_milliseconds() as f64 / 1000.0),
-            (None, Some(d)) => next.ended_at = TimeDelta::try_milliseconds((d * 1000.0) as i64).map(|d| next.started_at + d),
+            (None, Some(d)) => {
+                next.ended_at = TimeDelta::try_milliseconds((d * 1000.0) as i64).map(|d| next.started_at + d)
+            }
             _ => {}
         }
         if let Some(end) = next.ended_at
@@ -222,6 +225,22 @@ impl CallWrite {
 }
 
 impl CallDetails {
+    /// The text of the activity message that records the call in its
+    /// conversation (and so in the contact's timeline).
+    pub fn activity_text(&self) -> String {
+        let mut text = format!("Call {}", self.call_id);
+        if let Some(d) = &self.direction {
+            text.push_str(&format!(" ({d})"));
+        }
+        if let Some(rep) = &self.rep_id {
+            text.push_str(&format!(" with rep {rep}"));
+        }
+        if let Some(secs) = self.duration {
+            text.push_str(&format!(", {secs} s"));
+        }
+        text
+    }
+
     /// An empty call starting at `started_at`.
     pub fn new(call_id: String, started_at: DateTime<Utc>) -> Self {
         CallDetails {
@@ -315,7 +334,10 @@ pub struct CallFilter {
 pub trait CallTx: RepTx {
     /// The call with this id.
     fn find_call(&mut self, ws: &str, call_id: &str) -> Result<Option<Call>, Error>;
-    /// Inserts a new call: its conversation (id chosen by the caller) and details.
+    /// Inserts a new call: its conversation (id chosen by the caller) and
+    /// details, and one `activity` message dated at the call's start with
+    /// [`CallDetails::activity_text`] (sent by the API), so the call shows in
+    /// its contact's timeline; `messages_count` counts it.
     fn insert_call(&mut self, ws: &str, call: &Call) -> Result<(), Error>;
     /// Writes a call's new state (conversation and details).
     fn update_call(&mut self, ws: &str, call: &Call) -> Result<(), Error>;
@@ -376,7 +398,12 @@ pub fn upsert_call(tx: &mut dyn CallTx, ws: &str, write: &CallWrite, at: DateTim
 
 /// Creates or changes every row, all or nothing: the first failing row's
 /// error (carrying its index) is returned and the caller rolls back.
-pub fn upsert_calls(tx: &mut dyn CallTx, ws: &str, rows: &[CallWrite], at: DateTime<Utc>) -> Result<UpsertCounts, Error> {
+pub fn upsert_calls(
+    tx: &mut dyn CallTx,
+    ws: &str,
+    rows: &[CallWrite],
+    at: DateTime<Utc>,
+) -> Result<UpsertCounts, Error> {
     check_rows(rows)?;
     let mut counts = UpsertCounts::default();
     for (i, row) in rows.iter().enumerate() {
@@ -425,7 +452,8 @@ mod tests {
         w.apply(&mut c, &mut FieldRegistry::default()).unwrap();
         assert_eq!(c.duration, Some(330.0));
         assert_eq!(w.contact, vec![(IdentityKind::Email, "a@b.io".to_string())]);
-        let w2 = CallWrite::from_row(row(json!({"call_id": "c2", "start_time": 1_767_261_600, "duration": 60}))).unwrap();
+        let w2 =
+            CallWrite::from_row(row(json!({"call_id": "c2", "start_time": 1_767_261_600, "duration": 60}))).unwrap();
         let mut c2 = CallDetails::new(w2.call_id.clone(), w2.require_start().unwrap());
         w2.apply(&mut c2, &mut FieldRegistry::default()).unwrap();
         assert_eq!(c2.ended_at.map(|t| (t - c2.started_at).num_seconds()), Some(60));

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use crate::batch::RowStatus;
 use crate::error::Error;
 use crate::field::{Entity, FieldRegistry, validate_field_name};
-use crate::ingest::IngestTx;
 use crate::identity::normalise_email;
+use crate::ingest::IngestTx;
 use crate::merge::{MergeOutcome, TraitOp, apply_traits};
 
 /// Most rows one reps update takes (Converz's limit).
@@ -125,7 +125,8 @@ impl RepWrite {
             Some(Value::Object(m)) => m,
             Some(_) => return Err(Error::validation("attributes", "attributes must be an object")),
         };
-        if let Some(k) = body.keys().find(|k| !BUILTIN_KEYS.contains(&k.as_str()) && !READ_ONLY_KEYS.contains(&k.as_str()))
+        if let Some(k) =
+            body.keys().find(|k| !BUILTIN_KEYS.contains(&k.as_str()) && !READ_ONLY_KEYS.contains(&k.as_str()))
         {
             return Err(Error::validation(
                 k.as_str(),
@@ -350,10 +351,10 @@ mod tests {
         }
         let err = RepWrite::from_native(obj(json!({"rep_id": "a", "gender": "f"})), None).unwrap_err();
         assert_eq!(err.field(), Some("gender"));
-        let dup = [RepWrite { rep_id: "a".into(), ..Default::default() }, RepWrite {
-            rep_id: "a".into(),
-            ..Default::default()
-        }];
+        let dup = [
+            RepWrite { rep_id: "a".into(), ..Default::default() },
+            RepWrite { rep_id: "a".into(), ..Default::default() },
+        ];
         assert_eq!(check_rows(&dup).unwrap_err().row(), Some(1));
     }
 }

@@ -253,7 +253,9 @@ impl Measure {
         match source {
             Source::Conversations => match fields.get(field) {
                 Some(t) if t.is_numeric() => Ok(Measure::Field(field.to_string())),
-                Some(t) => Err(Error::validation(name, format!("'{name}' is a {t} field; metrics need a number field"))),
+                Some(t) => {
+                    Err(Error::validation(name, format!("'{name}' is a {t} field; metrics need a number field")))
+                }
                 None => Err(Error::validation(
                     name,
                     format!("unknown measure '{name}'; use duration or a number field of conversations"),
@@ -299,7 +301,7 @@ impl Metric {
             (Agg::Count, None) => Ok(Metric { name: "count".into(), agg, measure: None }),
             (Agg::Count, Some(_)) | (_, None) => Err(bad()),
             (_, Some(m)) => {
-                let measure = Measure::parse(m, source, fields)?;
+                let measure = Measure::parse(m, source, fields).map_err(|e| Error::validation(spec, e.to_string()))?;
                 Ok(Metric { name: format!("{}_{}", agg.as_str(), measure.key()), agg, measure: Some(measure) })
             }
         }
@@ -363,10 +365,30 @@ impl ReportQuery {
 
     /// Reads a time zone name (`Europe/Paris`, `UTC`).
     pub fn set_tz(&mut self, name: &str) -> Result<(), Error> {
-        self.tz = name
-            .parse::<Tz>()
-            .map_err(|_| Error::validation("tz", format!("unknown time zone '{name}'; use an IANA name such as Europe/Paris")))?;
+        self.tz = name.parse::<Tz>().map_err(|_| {
+            Error::validation("tz", format!("unknown time zone '{name}'; use an IANA name such as Europe/Paris"))
+        })?;
         Ok(())
+    }
+
+    /// Reads a period bound: RFC 3339, Unix seconds, or a date (local
+    /// midnight in the query's time zone — set it first).
+    pub fn time_param(&self, raw: &str, field: &str) -> Result<DateTime<Utc>, Error> {
+        let raw = raw.trim();
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            && let Some(midnight) = d.and_hms_opt(0, 0, 0)
+        {
+            return self
+                .tz
+                .from_local_datetime(&midnight)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| Error::validation(field, format!("{field}: no such local time")));
+        }
+        let value = raw.parse::<f64>().map(serde_json::Value::from).unwrap_or_else(|_| raw.into());
+        crate::call::time_of(&value, field)?.ok_or_else(|| {
+            Error::validation(field, format!("{field} must be a date, an RFC 3339 time or Unix seconds"))
+        })
     }
 
     /// Checks the whole query: at least one metric, not too many, a period
@@ -401,6 +423,37 @@ impl ReportQuery {
     /// Whether rows must join the rep (for its department).
     pub fn needs_rep(&self) -> bool {
         self.dimensions.iter().chain(self.filters.iter().map(|(d, _)| d)).any(|d| *d == Dimension::Department)
+    }
+}
+
+impl ReportQuery {
+    /// The result as JSON objects, one per group: the bucket under its name
+    /// (`day`: `2026-01-31`, see [`Bucket::label`]), each dimension under
+    /// its key, each metric under its name (`count` metrics as integers).
+    pub fn rows(&self, result: &ReportResult) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        use serde_json::Value;
+        result
+            .groups
+            .iter()
+            .map(|g| {
+                let mut row = serde_json::Map::new();
+                if let (Some(bucket), Some(start)) = (self.bucket, &g.bucket) {
+                    row.insert(bucket.as_str().into(), Value::String(bucket.label(start)));
+                }
+                for (d, v) in self.dimensions.iter().zip(&g.dims) {
+                    row.insert(d.key().to_string(), v.clone().map_or(Value::Null, Value::String));
+                }
+                for (m, v) in self.metrics.iter().zip(&g.values) {
+                    let value = match (m.agg, v) {
+                        (_, None) => Value::Null,
+                        (Agg::Count, Some(n)) => Value::from(*n as u64),
+                        (_, Some(x)) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
+                    };
+                    row.insert(m.name.clone(), value);
+                }
+                row
+            })
+            .collect()
     }
 }
 
@@ -526,10 +579,10 @@ impl Aggregator {
             ));
         }
         let n = self.measures;
-        let acc = self
-            .groups
-            .entry((bucket, key))
-            .or_insert_with(|| Acc { count: 0, measures: vec![(0, 0.0, f64::INFINITY, f64::NEG_INFINITY, Vec::new()); n] });
+        let acc = self.groups.entry((bucket, key)).or_insert_with(|| Acc {
+            count: 0,
+            measures: vec![(0, 0.0, f64::INFINITY, f64::NEG_INFINITY, Vec::new()); n],
+        });
         acc.count += 1;
         for (i, m) in acc.measures.iter_mut().enumerate() {
             if let Some(v) = values.get(i).copied().flatten().filter(|v| v.is_finite()) {
@@ -629,11 +682,14 @@ mod tests {
         assert_eq!(r.rows, 5);
         let labels: Vec<_> =
             r.groups.iter().map(|g| (Bucket::Day.label(g.bucket.as_ref().unwrap()), g.dims[0].clone())).collect();
-        assert_eq!(labels, vec![
-            ("2026-01-01".to_string(), None),
-            ("2026-01-01".to_string(), Some("mila".to_string())),
-            ("2026-01-02".to_string(), Some("mila".to_string()))
-        ]);
+        assert_eq!(
+            labels,
+            vec![
+                ("2026-01-01".to_string(), None),
+                ("2026-01-01".to_string(), Some("mila".to_string())),
+                ("2026-01-02".to_string(), Some("mila".to_string()))
+            ]
+        );
         let mila = &r.groups[1].values;
         assert_eq!(mila[0], Some(3.0));
         assert_eq!(mila[1], Some(90.0));
@@ -665,9 +721,10 @@ mod tests {
         agg.push(ms("2026-02-28T23:59:59Z"), &[], &[]).unwrap();
         agg.push(ms("2026-03-01T00:00:00Z"), &[], &[]).unwrap();
         let r = agg.finish();
-        assert_eq!(r.groups.iter().map(|g| Bucket::Month.label(g.bucket.as_ref().unwrap())).collect::<Vec<_>>(), [
-            "2026-02", "2026-03"
-        ]);
+        assert_eq!(
+            r.groups.iter().map(|g| Bucket::Month.label(g.bucket.as_ref().unwrap())).collect::<Vec<_>>(),
+            ["2026-02", "2026-03"]
+        );
     }
 
     #[test]

@@ -10,10 +10,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::call::{Call, CallFilter, CallWrite};
-use crate::rep::{Rep, RepFilter, RepWrite, UpsertCounts, WriteMode};
-use crate::report::{ReportQuery, ReportResult};
 use crate::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
+use crate::call::{Call, CallFilter, CallWrite};
 use crate::company::{Company, CompanyChanges, CompanyFilter};
 use crate::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
 use crate::conversation::{
@@ -26,6 +24,8 @@ use crate::field::{Entity, Field, FieldType};
 use crate::identity::IdentityKind;
 use crate::ingest::{ApplyReport, Job, QueuedJob};
 use crate::page::{Page, PageRequest};
+use crate::rep::{Rep, RepFilter, RepWrite, UpsertCounts, WriteMode};
+use crate::report::{ReportQuery, ReportResult};
 use crate::token::TokenHash;
 use crate::user::{User, UserChanges};
 use crate::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace};

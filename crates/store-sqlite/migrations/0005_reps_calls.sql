@@ -33,3 +33,4 @@ UPDATE conversations SET at_ms = CAST(unixepoch(created_at, 'subsec') * 1000 AS 
 CREATE UNIQUE INDEX conversations_call_id ON conversations (workspace_id, call_id) WHERE call_id IS NOT NULL;
 CREATE INDEX conversations_by_time ON conversations (workspace_id, at_ms, seq);
 CREATE INDEX conversations_calls_by_rep ON conversations (workspace_id, rep_id, at_ms, seq) WHERE call_id IS NOT NULL;
+CREATE INDEX events_by_time ON events (workspace_id, timestamp, id);

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use convene_core::field::{Entity, FieldRegistry};
+use convene_core::store::RowStream;
 use convene_core::{Error, Result};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
@@ -289,6 +290,61 @@ impl Readers {
         })
         .await
         .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
+    }
+
+    /// Streams what `f` sends from a free read connection: rows go through a
+    /// bounded channel in chunks, so a slow consumer holds the reader (and
+    /// memory stays flat) instead of rows piling up; a consumer that goes
+    /// away stops the query at its next row.
+    pub fn stream<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut dyn FnMut(T) -> bool) -> Result<()> + Send + 'static,
+    ) -> RowStream<T> {
+        const CHUNK: usize = 256;
+        let (tx, rx) = mpsc::channel::<Result<Vec<T>>>(8);
+        let (permits, slots) = (self.permits.clone(), self.slots.clone());
+        tokio::spawn(async move {
+            let permit = match permits.acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => {
+                    let _ = tx.send(Err(Error::Internal("reader pool closed".into()))).await;
+                    return;
+                }
+            };
+            let task = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let Some(guard) = slots.iter().find_map(|slot| slot.try_lock()) else {
+                    let _ = tx.blocking_send(Err(Error::Internal("no free read connection".into())));
+                    return;
+                };
+                let mut chunk = Vec::with_capacity(CHUNK);
+                let mut open = true;
+                let mut send = |item: T| {
+                    chunk.push(item);
+                    if chunk.len() == CHUNK {
+                        open = tx.blocking_send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_ok();
+                    }
+                    open
+                };
+                let outcome = f(&guard, &mut send);
+                let rest = match outcome {
+                    Ok(()) if !chunk.is_empty() => Ok(chunk),
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                };
+                let _ = tx.blocking_send(rest);
+            });
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a streaming read failed");
+            }
+        });
+        let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+        Box::pin(futures::StreamExt::flat_map(chunks, |chunk| {
+            futures::stream::iter(match chunk {
+                Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+        }))
     }
 
     /// Reads the settings of every pooled connection.

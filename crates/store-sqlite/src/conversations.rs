@@ -99,10 +99,10 @@ pub(crate) fn list_users(conn: &Connection, ws: &str, page: &PageRequest) -> Res
     Ok(Page::from_overfetch(items, page.limit, |u| u.id.to_string()))
 }
 
-const CONV_COLUMNS: &str = "seq, id, contact_id, status, assignee_id, channel, subject, labels, messages_count, \
+pub(crate) const CONV_COLUMNS: &str = "seq, id, contact_id, status, assignee_id, channel, subject, labels, messages_count, \
                             created_at, updated_at, last_message_at";
 
-fn conversation_from_row(row: &Row) -> rusqlite::Result<(i64, Conversation)> {
+pub(crate) fn conversation_from_row(row: &Row) -> rusqlite::Result<(i64, Conversation)> {
     let status: String = row.get(3)?;
     let labels: String = row.get(7)?;
     Ok((
@@ -189,7 +189,13 @@ fn write_conversation(conn: &Connection, ws: &str, seq: i64, c: &Conversation) -
 
 /// Inserts a message and counts it on the conversation (in memory; the
 /// caller writes the conversation).
-fn insert_message(conn: &Connection, ws: &str, seq: i64, c: &mut Conversation, m: NewMessage) -> Result<Message> {
+pub(crate) fn insert_message(
+    conn: &Connection,
+    ws: &str,
+    seq: i64,
+    c: &mut Conversation,
+    m: NewMessage,
+) -> Result<Message> {
     let at = now();
     let (sender_type, sender_id) = m.sender.parts();
     conn.prepare_cached(
@@ -227,7 +233,7 @@ pub(crate) fn create_conversation(conn: &Connection, ws: &str, new: NewConversat
     let at = now();
     let mut c = Conversation {
         id: new.id,
-        contact_id: new.contact_id,
+        contact_id: Some(new.contact_id),
         status: ConversationStatus::Open,
         assignee_id: new.assignee_id,
         channel: new.channel,
@@ -240,7 +246,7 @@ pub(crate) fn create_conversation(conn: &Connection, ws: &str, new: NewConversat
     };
     conn.prepare_cached(
         "INSERT INTO conversations (workspace_id, id, contact_id, status, assignee_id, channel, subject, labels,
-         messages_count, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?9)",
+         messages_count, created_at, updated_at, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -252,7 +258,8 @@ pub(crate) fn create_conversation(conn: &Connection, ws: &str, new: NewConversat
             c.channel,
             c.subject,
             serde_json::to_string(&c.labels).unwrap_or_else(|_| "[]".into()),
-            t(&at)
+            t(&at),
+            at.timestamp_millis()
         ])
     })
     .map_err(storage)?;

@@ -14,6 +14,7 @@
 
 mod apply;
 mod batch;
+mod calls;
 mod checkpoint;
 mod companies;
 mod conn;
@@ -23,6 +24,8 @@ mod events;
 mod inbox;
 mod keys;
 mod migrate;
+mod reports;
+mod reps;
 
 pub use migrate::MIGRATION_COUNT;
 mod rows;

@@ -27,7 +27,14 @@ use convene_core::event::{Event, EventFilter, NewEvent};
 use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 
 use crate::conn::storage;
-use crate::{SqliteStore, apply, batch, companies, contacts, conversations, events, keys, workspaces};
+use convene_core::call::{Call, CallFilter, CallWrite};
+use convene_core::rep::{Rep, RepFilter, RepWrite, UpsertCounts, WriteMode};
+use convene_core::report::{ReportQuery, ReportResult};
+use convene_core::store::RowStream;
+
+use crate::{
+    SqliteStore, apply, batch, calls, companies, contacts, conversations, events, keys, reports, reps, workspaces,
+};
 
 fn owned(s: &str) -> String {
     s.to_string()
@@ -266,6 +273,57 @@ impl Store for SqliteStore {
     async fn timeline(&self, ws: &str, contact_id: i64, page: PageRequest) -> Result<Page<TimelineItem>> {
         let ws = owned(ws);
         self.readers.run(move |c| conversations::timeline(c, &ws, contact_id, &page)).await
+    }
+
+    async fn upsert_reps(&self, ws: &str, rows: Vec<RepWrite>) -> Result<UpsertCounts> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| reps::upsert(ctx, &ws, &rows)).await
+    }
+    async fn write_rep(&self, ws: &str, write: RepWrite, mode: WriteMode) -> Result<Rep> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| reps::write(ctx, &ws, &write, mode)).await
+    }
+    async fn get_rep(&self, ws: &str, rep_id: &str) -> Result<Rep> {
+        let (ws, rep_id) = (owned(ws), owned(rep_id));
+        self.readers.run(move |c| reps::get(c, &ws, &rep_id)).await
+    }
+    async fn delete_rep(&self, ws: &str, rep_id: &str) -> Result<()> {
+        let (ws, rep_id) = (owned(ws), owned(rep_id));
+        self.writer.run(move |ctx| reps::delete(&ctx.conn, &ws, &rep_id)).await
+    }
+    async fn list_reps(&self, ws: &str, filter: RepFilter, page: PageRequest) -> Result<Page<Rep>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| reps::list(c, &ws, &filter, &page)).await
+    }
+    async fn count_reps(&self, ws: &str, filter: RepFilter) -> Result<u64> {
+        let ws = owned(ws);
+        self.readers.run(move |c| reps::count(c, &ws, &filter)).await
+    }
+    fn stream_reps(&self, ws: &str, filter: RepFilter, offset: u64, limit: u64) -> RowStream<Rep> {
+        let ws = owned(ws);
+        self.readers.stream(move |c, send| reps::stream(c, &ws, &filter, offset, limit, send))
+    }
+
+    async fn upsert_calls(&self, ws: &str, rows: Vec<CallWrite>) -> Result<UpsertCounts> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| calls::upsert(ctx, &ws, &rows)).await
+    }
+    async fn get_call(&self, ws: &str, call_id: &str) -> Result<Call> {
+        let (ws, call_id) = (owned(ws), owned(call_id));
+        self.readers.run(move |c| calls::get(c, &ws, &call_id)).await
+    }
+    async fn count_calls(&self, ws: &str, filter: CallFilter) -> Result<u64> {
+        let ws = owned(ws);
+        self.readers.run(move |c| calls::count(c, &ws, &filter)).await
+    }
+    fn stream_calls(&self, ws: &str, filter: CallFilter, offset: u64, limit: u64) -> RowStream<Call> {
+        let ws = owned(ws);
+        self.readers.stream(move |c, send| calls::stream(c, &ws, &filter, offset, limit, send))
+    }
+
+    async fn report(&self, ws: &str, query: &ReportQuery) -> Result<ReportResult> {
+        let (ws, query) = (owned(ws), query.clone());
+        self.readers.run(move |c| reports::run(c, &ws, &query)).await
     }
 
     async fn enqueue(&self, job: QueuedJob) -> Result<()> {

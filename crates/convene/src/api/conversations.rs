@@ -156,7 +156,9 @@ pub async fn create_message(
     // Only an incoming message needs the conversation first (its sender is
     // the contact); the others go straight to the write, which finds it.
     let contact_id = if body.get("type").and_then(Value::as_str) == Some(MessageType::Incoming.as_str()) {
-        state.store.get_conversation(auth.workspace(), &id).await?.contact_id
+        state.store.get_conversation(auth.workspace(), &id).await?.contact_id.ok_or_else(|| {
+            Error::validation("type", "this conversation has no contact, so it cannot take incoming messages")
+        })?
     } else {
         0
     };

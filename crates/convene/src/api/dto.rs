@@ -775,7 +775,7 @@ pub struct ConversationOut {
     /// UUID.
     pub id: String,
     /// The contact.
-    pub contact_id: i64,
+    pub contact_id: Option<i64>,
     /// open, pending or resolved.
     pub status: convene_core::conversation::ConversationStatus,
     /// The user it is assigned to.

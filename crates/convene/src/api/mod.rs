@@ -12,6 +12,8 @@ pub mod fields;
 pub mod ingest;
 pub mod keys;
 pub mod ops;
+pub mod reports;
+pub mod reps;
 pub mod users;
 pub mod workspaces;
 
@@ -72,6 +74,8 @@ pub enum CommonErrors {
         (name = "contacts", description = "Contacts with typed traits"),
         (name = "companies", description = "Companies with typed traits; contacts link to one"),
         (name = "fields", description = "The fields registry"),
+        (name = "reps", description = "The team's members as data (sales and support agents)"),
+        (name = "reports", description = "Metrics over conversations, calls and events"),
         (name = "users", description = "The workspace's people: operators and console users"),
         (name = "conversations", description = "Conversations with contacts and their messages"),
         (name = "ingest", description = "Queued identify/track/batch, jobs, events"),
@@ -120,6 +124,9 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::get_conversation, conversations::update_conversation))
         .routes(routes!(conversations::list_messages, conversations::create_message))
         .routes(routes!(conversations::timeline))
+        .routes(routes!(reps::create_rep, reps::list_reps))
+        .routes(routes!(reps::get_rep, reps::update_rep, reps::delete_rep))
+        .routes(routes!(reports::report))
         .routes(routes!(fields::list_fields, fields::create_field))
         .routes(routes!(ingest::identify))
         .routes(routes!(ingest::track))

@@ -3,6 +3,7 @@
 //! error envelope applied once by a layer over the dialect's router.
 
 pub mod conversion;
+pub mod converz;
 pub mod conveyour;
 pub mod convot;
 pub mod segment;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .nest("/compat/conversion", conversion::router())
         .nest("/compat/conveyour", conveyour::router())
+        .nest("/compat/converz", converz::router())
         .nest("/compat/convot", convot::router())
         .nest("/compat/segment", segment::router())
 }

@@ -159,6 +159,9 @@ pub mod scopes {
         CompaniesWrite => CompaniesWrite,
         ConversationsRead => ConversationsRead,
         ConversationsWrite => ConversationsWrite,
+        RepsRead => RepsRead,
+        RepsWrite => RepsWrite,
+        ReportsRead => ReportsRead,
         Admin => Admin,
     }
 

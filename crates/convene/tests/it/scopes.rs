@@ -150,6 +150,12 @@ fn routes() -> Vec<Route> {
             &["conversations:write"],
             Some(|n, _| json!({"content": format!("hello {n}")})),
         ),
+        r(Method::GET, "/v1/reps", &["reps:read"], None),
+        r(Method::POST, "/v1/reps", &["reps:write"], Some(|n, _| json!({"rep_id": format!("new{n}")}))),
+        r(Method::GET, "/v1/reps/{rep}", &["reps:read"], None),
+        r(Method::PATCH, "/v1/reps/{rep}", &["reps:write"], Some(|_, _| json!({"department": "sales"}))),
+        r(Method::DELETE, "/v1/reps/{rep}", &["reps:write"], None),
+        r(Method::GET, "/v1/reports", &["reports:read"], None),
         Route {
             method: Method::GET,
             route: "/v1/contacts/{contact}/timeline",
@@ -183,6 +189,11 @@ async fn fill(app: &TestApp, ws: &str, full: &str, route: &str, n: usize) -> Str
         let (status, company) = app.post("/v1/companies", full, json!({"external_id": format!("fixture{n}")})).await;
         assert_eq!(status, 201, "{company}");
         path = path.replace("{company}", &company["id"].to_string());
+    }
+    if path.contains("{rep}") {
+        let (status, rep) = app.post("/v1/reps", full, json!({"rep_id": format!("fixture{n}")})).await;
+        assert_eq!(status, 201, "{rep}");
+        path = path.replace("{rep}", rep["rep_id"].as_str().unwrap());
     }
     if path.contains("{sa}") {
         let (status, sa) = app.post("/v1/service-accounts", full, json!({"name": format!("fixture {n}")})).await;
@@ -259,7 +270,7 @@ async fn the_matrix_lists_every_native_workspace_route() {
     let mut tested: Vec<String> = routes()
         .iter()
         .map(|r| {
-            let path = ["{contact}", "{sa}", "{key}", "{job}", "{company}", "{user}", "{conversation}"]
+            let path = ["{contact}", "{sa}", "{key}", "{job}", "{company}", "{user}", "{conversation}", "{rep}"]
                 .iter()
                 .fold(r.route.to_string(), |p, placeholder| p.replace(placeholder, "{id}"));
             format!("{} {path}", r.method)

@@ -1,0 +1,167 @@
+//! Reports: selects the rows of a query's period and filters in one pass
+//! and feeds them to core's [`Aggregator`], which groups and computes.
+
+use std::collections::HashMap;
+
+use convene_core::ids::parse_time;
+use convene_core::report::{Aggregator, Dimension, Measure, ReportQuery, ReportResult, Source};
+use convene_core::{Error, Result};
+use rusqlite::Connection;
+use rusqlite::types::{Value as SqlValue, ValueRef};
+
+use crate::conn::storage;
+use crate::rows::t;
+
+/// A JSON path for one key of an attributes/properties object.
+fn json_path(name: &str) -> Result<String> {
+    if name.contains('"') || name.contains('\\') {
+        return Err(Error::validation(name, format!("'{name}' cannot be reported on (it contains a quote)")));
+    }
+    Ok(format!("$.\"{name}\""))
+}
+
+/// Builds the SELECT of a report: time (ms or text), dimensions, measures.
+struct Plan {
+    sql: String,
+    args: Vec<SqlValue>,
+    /// Dimensions whose value is the rep's department (column holds rep_id).
+    department: Vec<bool>,
+}
+
+fn column_of(dim: &Dimension, source: Source, json: &str, args: &mut Vec<SqlValue>) -> Result<String> {
+    Ok(match (source, dim) {
+        (_, Dimension::Rep | Dimension::Department) => "rep_id".into(),
+        (_, Dimension::Vendor) => "vendor".into(),
+        (_, Dimension::Campaign) => "campaign".into(),
+        (_, Dimension::Direction) => "direction".into(),
+        (_, Dimension::Status) => "status".into(),
+        (_, Dimension::Channel) => "channel".into(),
+        (_, Dimension::EventName) => "name".into(),
+        (_, Dimension::Field(name)) => {
+            args.push(json_path(name)?.into());
+            format!("json_extract({json}, ?{})", args.len())
+        }
+    })
+}
+
+fn plan(ws: &str, q: &ReportQuery) -> Result<Plan> {
+    let (table, time, json) = match q.source {
+        Source::Conversations => ("conversations", "at_ms", "attributes"),
+        Source::Events => ("events", "timestamp", "properties"),
+    };
+    let mut args: Vec<SqlValue> = vec![ws.to_string().into()];
+    let mut cols = vec![time.to_string()];
+    let mut department = Vec::new();
+    for d in &q.dimensions {
+        cols.push(column_of(d, q.source, json, &mut args)?);
+        department.push(*d == Dimension::Department);
+    }
+    for m in q.measures() {
+        cols.push(match m {
+            Measure::Duration => "duration".into(),
+            Measure::Field(name) => {
+                args.push(json_path(&name)?.into());
+                format!("json_extract({json}, ?{})", args.len())
+            }
+        });
+    }
+    let mut cond = "workspace_id = ?1".to_string();
+    let bound = |v: Option<chrono::DateTime<chrono::Utc>>| -> Option<SqlValue> {
+        v.map(|v| match q.source {
+            Source::Conversations => SqlValue::from(v.timestamp_millis()),
+            Source::Events => SqlValue::from(t(&v)),
+        })
+    };
+    if let Some(from) = bound(q.from) {
+        args.push(from);
+        cond.push_str(&format!(" AND {time} >= ?{}", args.len()));
+    }
+    if let Some(to) = bound(q.to) {
+        args.push(to);
+        cond.push_str(&format!(" AND {time} < ?{}", args.len()));
+    }
+    for (d, values) in &q.filters {
+        let col = column_of(d, q.source, json, &mut args)?;
+        let marks: Vec<String> = values
+            .iter()
+            .map(|v| {
+                args.push(v.clone().into());
+                format!("?{}", args.len())
+            })
+            .collect();
+        let list = marks.join(", ");
+        cond.push_str(&match d {
+            Dimension::Department => {
+                format!(" AND rep_id IN (SELECT rep_id FROM reps WHERE workspace_id = ?1 AND department IN ({list}))")
+            }
+            Dimension::Field(_) => format!(" AND CAST({col} AS TEXT) IN ({list})"),
+            _ => format!(" AND {col} IN ({list})"),
+        });
+    }
+    Ok(Plan { sql: format!("SELECT {} FROM {table} WHERE {cond}", cols.join(", ")), args, department })
+}
+
+/// A dimension value as text (numbers and booleans of JSON fields too).
+fn text_of(v: ValueRef<'_>) -> Option<String> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Text(s) | ValueRef::Blob(s) => Some(String::from_utf8_lossy(s).into_owned()),
+    }
+}
+
+/// A measure value: numbers, and text that is a number.
+fn number_of(v: ValueRef<'_>) -> Option<f64> {
+    match v {
+        ValueRef::Integer(i) => Some(i as f64),
+        ValueRef::Real(f) => Some(f),
+        ValueRef::Text(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn departments(conn: &Connection, ws: &str) -> Result<HashMap<String, Option<String>>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT rep_id, department FROM reps WHERE workspace_id = ?1").map_err(storage)?;
+    let rows = stmt
+        .query_map([ws], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))
+        .map_err(storage)?
+        .collect::<rusqlite::Result<HashMap<_, _>>>()
+        .map_err(storage)?;
+    Ok(rows)
+}
+
+/// Runs a report on a read connection.
+pub(crate) fn run(conn: &Connection, ws: &str, q: &ReportQuery) -> Result<ReportResult> {
+    let plan = plan(ws, q)?;
+    let depts = if q.needs_rep() { departments(conn, ws)? } else { HashMap::new() };
+    let mut agg = Aggregator::new(q);
+    let (n_dims, n_measures) = (q.dimensions.len(), q.measures().len());
+    let mut stmt = conn.prepare(&plan.sql).map_err(storage)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(plan.args)).map_err(storage)?;
+    let mut dims: Vec<Option<String>> = Vec::with_capacity(n_dims);
+    let mut values: Vec<Option<f64>> = Vec::with_capacity(n_measures);
+    while let Some(row) = rows.next().map_err(storage)? {
+        let at_ms = match row.get_ref(0).map_err(storage)? {
+            ValueRef::Integer(ms) => ms,
+            ValueRef::Text(s) => match std::str::from_utf8(s).ok().and_then(parse_time) {
+                Some(t) => t.timestamp_millis(),
+                None => continue,
+            },
+            _ => continue,
+        };
+        dims.clear();
+        for i in 0..n_dims {
+            let v = text_of(row.get_ref(1 + i).map_err(storage)?);
+            dims.push(if plan.department[i] { v.and_then(|rep| depts.get(&rep).cloned().flatten()) } else { v });
+        }
+        values.clear();
+        for i in 0..n_measures {
+            values.push(number_of(row.get_ref(1 + n_dims + i).map_err(storage)?));
+        }
+        let borrowed: Vec<Option<&str>> = dims.iter().map(|d| d.as_deref()).collect();
+        agg.push(at_ms, &borrowed, &values)?;
+    }
+    Ok(agg.finish())
+}
