@@ -53,6 +53,9 @@ macro_rules! store_conformance_tests {
             conversations_open_change_and_count_messages,
             conversation_lists_filter_and_page,
             timelines_merge_events_and_messages_in_time_order,
+            reps_upsert_all_or_nothing_and_list,
+            calls_upsert_by_call_id_with_contacts_and_reps,
+            reports_group_and_compute_the_same_numbers,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -949,4 +952,226 @@ pub async fn timelines_merge_events_and_messages_in_time_order(store: &dyn Store
         store.timeline(&other, c.id, PageRequest::parse(None, None).unwrap()).await,
         Err(Error::NotFound { .. })
     ));
+}
+
+fn rep_row(v: Value) -> crate::rep::RepWrite {
+    crate::rep::RepWrite::from_row(v.as_object().expect("object").clone(), None).expect("valid rep row")
+}
+
+fn call_row(v: Value) -> crate::call::CallWrite {
+    crate::call::CallWrite::from_row(v.as_object().expect("object").clone()).expect("valid call row")
+}
+
+async fn all_reps(store: &dyn Store, ws: &str, filter: crate::rep::RepFilter) -> Vec<crate::rep::Rep> {
+    use futures::StreamExt;
+    store.stream_reps(ws, filter, 0, 1000).map(|r| r.expect("rep row")).collect().await
+}
+
+/// Reps: a bulk update creates and updates, clears with null, types its
+/// attributes, and writes nothing when a row fails; lists filter, page,
+/// count and stream; single writes honour their mode.
+pub async fn reps_upsert_all_or_nothing_and_list(store: &dyn Store) {
+    use crate::rep::{RepFilter, WriteMode};
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let other = store.create_workspace("o".into()).await.unwrap().id;
+    let rows = vec![
+        rep_row(json!({"rep_id": "mila", "name": "Mila", "department": "sales", "score": 3})),
+        rep_row(json!({"rep_id": "liam", "department": "support", "active": 0})),
+    ];
+    let counts = store.upsert_reps(&ws, rows).await.unwrap();
+    assert_eq!((counts.created, counts.updated), (2, 0));
+    let counts = store
+        .upsert_reps(
+            &ws,
+            vec![rep_row(json!({"rep_id": "mila", "name": null, "score": "4"})), rep_row(json!({"rep_id": "noor"}))],
+        )
+        .await
+        .unwrap();
+    assert_eq!((counts.created, counts.updated), (1, 1));
+    let mila = store.get_rep(&ws, "mila").await.unwrap();
+    assert_eq!(
+        (mila.name.clone(), mila.attributes["score"].clone(), mila.department.as_deref()),
+        (None, json!(4), Some("sales"))
+    );
+    // A failing row (text in a number field) rolls the whole update back.
+    let err = store
+        .upsert_reps(&ws, vec![rep_row(json!({"rep_id": "new1"})), rep_row(json!({"rep_id": "mila", "score": "high"}))])
+        .await
+        .unwrap_err();
+    assert_eq!(err.row(), Some(1), "{err}");
+    assert!(matches!(store.get_rep(&ws, "new1").await, Err(Error::NotFound { .. })));
+    assert_eq!(store.count_reps(&ws, RepFilter::default()).await.unwrap(), 3);
+    assert_eq!(store.count_reps(&other, RepFilter::default()).await.unwrap(), 0);
+    let active = RepFilter { active: Some(true), ..Default::default() };
+    let ids: Vec<String> = all_reps(store, &ws, active.clone()).await.into_iter().map(|r| r.rep_id).collect();
+    assert_eq!(ids, ["mila", "noor"]);
+    let support = RepFilter { department: Some("support".into()), ..Default::default() };
+    assert_eq!(store.count_reps(&ws, support).await.unwrap(), 1);
+    let page = store.list_reps(&ws, RepFilter::default(), PageRequest { after: None, limit: 2 }).await.unwrap();
+    assert_eq!(page.items.len(), 2);
+    let rest = store
+        .list_reps(&ws, RepFilter::default(), PageRequest::parse(page.next_cursor.as_deref(), Some(10)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rest.items.iter().map(|r| r.rep_id.as_str()).collect::<Vec<_>>(), ["noor"]);
+    {
+        use futures::StreamExt;
+        let second: Vec<_> = store.stream_reps(&ws, RepFilter::default(), 1, 1).collect().await;
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].as_ref().unwrap().rep_id, "liam");
+    }
+    let created = store.write_rep(&ws, rep_row(json!({"rep_id": "zed"})), WriteMode::Create).await.unwrap();
+    assert!(created.active);
+    assert!(matches!(
+        store.write_rep(&ws, rep_row(json!({"rep_id": "zed"})), WriteMode::Create).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert!(matches!(
+        store.write_rep(&ws, rep_row(json!({"rep_id": "nope"})), WriteMode::Update).await,
+        Err(Error::NotFound { .. })
+    ));
+    store.delete_rep(&ws, "zed").await.unwrap();
+    assert!(matches!(store.delete_rep(&ws, "zed").await, Err(Error::NotFound { .. })));
+    assert!(matches!(store.get_rep(&other, "mila").await, Err(Error::NotFound { .. })));
+}
+
+/// Calls: upserted by call id in one transaction; their contact is found or
+/// created, unknown reps created; they are conversations with an activity
+/// message; lists count and stream by start time.
+pub async fn calls_upsert_by_call_id_with_contacts_and_reps(store: &dyn Store) {
+    use crate::call::CallFilter;
+    use futures::StreamExt;
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let known = store.create_contact(&ws, changes(json!({"email": "ann@x.io"}))).await.unwrap();
+    let rows = vec![
+        call_row(
+            json!({"call_id": "b", "rep_id": "mila", "start_time": "2026-01-02T10:00:00Z", "duration": 60, "email": "ANN@x.io", "sentiment": 0.2}),
+        ),
+        call_row(
+            json!({"call_id": "a", "start_time": "2026-01-01T10:00:00Z", "end_time": "2026-01-01T10:10:00Z", "phone": "+1 555 0100"}),
+        ),
+        call_row(json!({"call_id": "c", "start_time": "2026-01-03T10:00:00Z"})),
+    ];
+    let counts = store.upsert_calls(&ws, rows).await.unwrap();
+    assert_eq!((counts.created, counts.updated), (3, 0));
+    let b = store.get_call(&ws, "b").await.unwrap();
+    assert_eq!(b.conversation.contact_id, Some(known.id));
+    assert_eq!((b.conversation.channel.as_str(), b.conversation.status), ("call", ConversationStatus::Resolved));
+    assert_eq!(b.details.attributes["sentiment"], json!(0.2));
+    assert_eq!(store.get_conversation(&ws, &b.conversation.id).await.unwrap().id, b.conversation.id);
+    assert!(store.get_rep(&ws, "mila").await.is_ok(), "an unknown rep is created");
+    let a = store.get_call(&ws, "a").await.unwrap();
+    assert_eq!(a.details.duration, Some(600.0));
+    assert!(a.conversation.contact_id.is_some_and(|id| id != known.id), "a contact made from the phone");
+    assert_eq!(store.get_call(&ws, "c").await.unwrap().conversation.contact_id, None);
+    let timeline = store.timeline(&ws, known.id, PageRequest { after: None, limit: 10 }).await.unwrap();
+    assert!(timeline.items.iter().any(|i| matches!(i, TimelineItem::Message(m) if m.content.starts_with("Call b"))));
+    // Upsert: the same id changes the call; a failing row rolls back all.
+    let counts = store
+        .upsert_calls(&ws, vec![call_row(json!({"call_id": "a", "summary": "Renewal", "rep_id": "liam"}))])
+        .await
+        .unwrap();
+    assert_eq!((counts.created, counts.updated), (0, 1));
+    let a2 = store.get_call(&ws, "a").await.unwrap();
+    assert_eq!(
+        (a2.details.summary.as_deref(), a2.details.duration, a2.conversation.id.clone()),
+        (Some("Renewal"), Some(600.0), a.conversation.id.clone())
+    );
+    let err = store
+        .upsert_calls(
+            &ws,
+            vec![
+                call_row(json!({"call_id": "d", "start_time": "2026-01-04T00:00:00Z"})),
+                call_row(json!({"call_id": "e"})),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.row(), Some(1), "{err}");
+    assert!(matches!(store.get_call(&ws, "d").await, Err(Error::NotFound { .. })));
+    let all = CallFilter::default();
+    assert_eq!(store.count_calls(&ws, all.clone()).await.unwrap(), 3);
+    let ids: Vec<String> = store.stream_calls(&ws, all, 0, 10).map(|c| c.unwrap().details.call_id).collect().await;
+    assert_eq!(ids, ["a", "b", "c"], "by start time");
+    let window = CallFilter {
+        from: crate::ids::parse_time("2026-01-02T00:00:00Z"),
+        to: crate::ids::parse_time("2026-01-03T00:00:00Z"),
+        rep_id: None,
+    };
+    assert_eq!(store.count_calls(&ws, window).await.unwrap(), 1);
+    let liam = CallFilter { rep_id: Some("liam".into()), ..Default::default() };
+    assert_eq!(store.count_calls(&ws, liam).await.unwrap(), 1);
+}
+
+/// Reports: the same groups and numbers on every backend, checked against
+/// values computed here; period and dimension filters; departments come
+/// from the reps.
+pub async fn reports_group_and_compute_the_same_numbers(store: &dyn Store) {
+    use crate::report::{Metric, ReportQuery, Source};
+    use std::collections::{BTreeMap, HashMap};
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    store
+        .upsert_reps(
+            &ws,
+            vec![
+                rep_row(json!({"rep_id": "r0", "department": "sales"})),
+                rep_row(json!({"rep_id": "r1", "department": "support"})),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    let mut want: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    for i in 0..40u32 {
+        let rep = format!("r{}", i % 3);
+        let hour = (i * 5) % 48;
+        let d = f64::from((i * 13) % 97);
+        rows.push(call_row(json!({"call_id": format!("k{i}"), "rep_id": rep, "start_time": format!("2026-04-{:02}T{:02}:30:00Z", 1 + hour / 24, hour % 24), "duration": d, "talk": f64::from(i % 7) / 10.0})));
+        want.entry((rep, format!("2026-04-{:02}", 1 + hour / 24))).or_default().push(d);
+    }
+    store.upsert_calls(&ws, rows).await.unwrap();
+    let fields: HashMap<String, FieldType> = HashMap::from([("talk".into(), FieldType::Number)]);
+    let mut q = ReportQuery::new(Source::Conversations);
+    q.group_by("rep_id", &fields).unwrap();
+    q.group_by("day", &fields).unwrap();
+    for m in ["count", "sum:duration", "min:duration", "max:duration", "p90:duration", "avg:talk"] {
+        q.metrics.push(Metric::parse(m, q.source, &fields).unwrap());
+    }
+    let r = store.report(&ws, &q).await.unwrap();
+    assert_eq!(r.rows, 40);
+    assert_eq!(r.groups.len(), want.len());
+    for g in &r.groups {
+        let key = (g.dims[0].clone().unwrap(), crate::report::Bucket::Day.label(g.bucket.as_ref().unwrap()));
+        let mut v = want[&key].clone();
+        assert_eq!(g.values[0], Some(v.len() as f64), "{key:?}");
+        assert_eq!(g.values[1], Some(v.iter().sum::<f64>()), "{key:?}");
+        let p90 = crate::report::percentile(&mut v, 0.9);
+        assert_eq!((g.values[2], g.values[3], g.values[4]), (Some(v[0]), v.last().copied(), Some(p90)), "{key:?}");
+        assert!(g.values[5].is_some());
+    }
+    let mut by_dept = ReportQuery::new(Source::Conversations);
+    by_dept.group_by("department", &fields).unwrap();
+    by_dept.metrics.push(Metric::parse("count", by_dept.source, &fields).unwrap());
+    by_dept.from = crate::ids::parse_time("2026-04-02T00:00:00Z");
+    let r = store.report(&ws, &by_dept).await.unwrap();
+    let got: Vec<(Option<String>, Option<f64>)> = r.groups.iter().map(|g| (g.dims[0].clone(), g.values[0])).collect();
+    let count = |rep: &str| {
+        want.iter().filter(|((r, d), _)| r == rep && d == "2026-04-02").map(|(_, v)| v.len()).sum::<usize>() as f64
+    };
+    assert_eq!(
+        got,
+        vec![
+            (None, Some(count("r2"))),
+            (Some("sales".into()), Some(count("r0"))),
+            (Some("support".into()), Some(count("r1")))
+        ]
+    );
+    let mut filtered = ReportQuery::new(Source::Conversations);
+    filtered.metrics.push(Metric::parse("count", filtered.source, &fields).unwrap());
+    filtered.filters.push((crate::report::Dimension::Department, vec!["support".into()]));
+    let r = store.report(&ws, &filtered).await.unwrap();
+    assert_eq!(
+        r.groups[0].values[0],
+        Some(want.iter().filter(|((r, _), _)| r == "r1").map(|(_, v)| v.len()).sum::<usize>() as f64)
+    );
 }
