@@ -526,7 +526,7 @@ mod tests {
         let at = crate::ids::now();
         Conversation {
             id: "c".into(),
-            contact_id: 1,
+            contact_id: Some(1),
             status: ConversationStatus::Open,
             assignee_id: None,
             channel: "api".into(),
