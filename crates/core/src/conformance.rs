@@ -1077,6 +1077,11 @@ pub async fn calls_upsert_by_call_id_with_contacts_and_reps(store: &dyn Store) {
         (a2.details.summary.as_deref(), a2.details.duration, a2.conversation.id.clone()),
         (Some("Renewal"), Some(600.0), a.conversation.id.clone())
     );
+    // A contact given later: the call moves to its timeline.
+    store.upsert_calls(&ws, vec![call_row(json!({"call_id": "c", "email": "late@x.io"}))]).await.unwrap();
+    let late = store.get_call(&ws, "c").await.unwrap().conversation.contact_id.expect("a contact now");
+    let timeline = store.timeline(&ws, late, PageRequest { after: None, limit: 10 }).await.unwrap();
+    assert!(timeline.items.iter().any(|i| matches!(i, TimelineItem::Message(m) if m.content.starts_with("Call c"))));
     let err = store
         .upsert_calls(
             &ws,
@@ -1120,13 +1125,16 @@ pub async fn reports_group_and_compute_the_same_numbers(store: &dyn Store) {
         )
         .await
         .unwrap();
+    // A json field holds numbers and booleans alike.
+    let score = NewField { entity: Entity::Conversation, name: "score".into(), label: None, field_type: FieldType::Json };
+    store.create_field(&ws, score).await.unwrap();
     let mut rows = Vec::new();
     let mut want: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     for i in 0..40u32 {
         let rep = format!("r{}", i % 3);
         let hour = (i * 5) % 48;
         let d = f64::from((i * 13) % 97);
-        rows.push(call_row(json!({"call_id": format!("k{i}"), "rep_id": rep, "start_time": format!("2026-04-{:02}T{:02}:30:00Z", 1 + hour / 24, hour % 24), "duration": d, "talk": f64::from(i % 7) / 10.0})));
+        rows.push(call_row(json!({"call_id": format!("k{i}"), "rep_id": rep, "start_time": format!("2026-04-{:02}T{:02}:30:00Z", 1 + hour / 24, hour % 24), "duration": d, "talk": f64::from(i % 7) / 10.0, "won": i % 2 == 0, "score": if i % 4 == 0 { json!(true) } else { json!(i) }})));
         want.entry((rep, format!("2026-04-{:02}", 1 + hour / 24))).or_default().push(d);
     }
     store.upsert_calls(&ws, rows).await.unwrap();
@@ -1166,6 +1174,24 @@ pub async fn reports_group_and_compute_the_same_numbers(store: &dyn Store) {
             (Some("support".into()), Some(count("r1")))
         ]
     );
+    // JSON values read alike on every backend: booleans group as true/false
+    // and are no value as a measure.
+    let fields: HashMap<String, FieldType> =
+        HashMap::from([("won".into(), FieldType::Boolean), ("score".into(), FieldType::Number)]);
+    let mut by_won = ReportQuery::new(Source::Conversations);
+    by_won.group_by("won", &fields).unwrap();
+    by_won.metrics.push(Metric::parse("count", by_won.source, &fields).unwrap());
+    by_won.metrics.push(Metric::parse("sum:score", by_won.source, &fields).unwrap());
+    let r = store.report(&ws, &by_won).await.unwrap();
+    let got: Vec<(Option<String>, Option<f64>, Option<f64>)> =
+        r.groups.iter().map(|g| (g.dims[0].clone(), g.values[0], g.values[1])).collect();
+    let odd: f64 = (0..40u32).filter(|i| i % 2 == 1).map(f64::from).sum();
+    let even: f64 = (0..40u32).filter(|i| i % 2 == 0 && i % 4 != 0).map(f64::from).sum();
+    assert_eq!(got, vec![(Some("false".into()), Some(20.0), Some(odd)), (Some("true".into()), Some(20.0), Some(even))]);
+    let mut won = ReportQuery::new(Source::Conversations);
+    won.metrics.push(Metric::parse("count", won.source, &fields).unwrap());
+    won.filters.push((crate::report::Dimension::Field("won".into()), vec!["true".into()]));
+    assert_eq!(store.report(&ws, &won).await.unwrap().groups[0].values[0], Some(20.0));
     let mut filtered = ReportQuery::new(Source::Conversations);
     filtered.metrics.push(Metric::parse("count", filtered.source, &fields).unwrap());
     filtered.filters.push((crate::report::Dimension::Department, vec!["support".into()]));

@@ -63,11 +63,13 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::calls::CachedCall;
 use crate::companies::PgCompanyTx;
 use crate::contacts::{self, COLUMNS, RowWrite, contact_from_row, identity_column};
 use crate::db::{Tx, conn, execute, query, query_one, query_opt};
 use crate::events;
 use crate::inbox::LANES;
+use crate::reps::CachedRep;
 use crate::rows::{get, insert_inferred_fields, load_registry};
 
 /// Contact ids reserved from the sequence at a time (after the first
@@ -451,8 +453,8 @@ type Key = (String, i64);
 
 /// core's view of the step's transaction (see the module doc).
 pub(crate) struct Applier {
-    tx: Tx,
-    rt: Handle,
+    pub(crate) tx: Tx,
+    pub(crate) rt: Handle,
     /// Who holds an identity (`None`: nobody), for every identity asked.
     holders: HashMap<(String, IdentityKind, String), Option<i64>>,
     contacts: HashMap<Key, Cached>,
@@ -469,9 +471,16 @@ pub(crate) struct Applier {
     /// How many ids the first reservation takes: the step's items less the
     /// contacts the prefetch found (at least [`ID_CHUNK`]).
     id_hint: usize,
+    /// Reps asked for or written (`None`: no such rep), by workspace, then rep id.
+    pub(crate) reps: HashMap<String, HashMap<String, Option<CachedRep>>>,
+    /// Calls asked for or written (`None`: no such call), by workspace, then call id.
+    pub(crate) calls: HashMap<String, HashMap<String, Option<CachedCall>>>,
+    /// Reps and calls created so far (orders their inserts).
+    pub(crate) order: usize,
 }
 
-fn block<F: Future>(rt: &Handle, f: F) -> F::Output {
+/// Runs a query future from the applier's blocking thread.
+pub(crate) fn block<F: Future>(rt: &Handle, f: F) -> F::Output {
     rt.block_on(f)
 }
 
@@ -495,6 +504,9 @@ impl Applier {
             reserved: Vec::new(),
             subscriptions: Vec::new(),
             id_hint: 0,
+            reps: HashMap::new(),
+            calls: HashMap::new(),
+            order: 0,
         }
     }
 
@@ -598,6 +610,8 @@ impl Applier {
         self.contacts.clear();
         self.messages.clear();
         self.registries.clear();
+        self.reps.clear();
+        self.calls.clear();
         result
     }
 
@@ -725,12 +739,16 @@ impl Applier {
         wss.extend(self.new_messages.iter().map(|(w, _)| w.clone()));
         wss.extend(self.new_fields.iter().map(|(w, _, _, _)| w.clone()));
         wss.extend(self.subscriptions.iter().map(|(w, _, _)| w.clone()));
+        let dirty_rep = |c: &Option<CachedRep>| c.as_ref().is_some_and(|c| c.dirty);
+        let dirty_call = |c: &Option<CachedCall>| c.as_ref().is_some_and(|c| c.dirty);
+        wss.extend(self.reps.iter().filter(|(_, m)| m.values().any(dirty_rep)).map(|(w, _)| w.clone()));
+        wss.extend(self.calls.iter().filter(|(_, m)| m.values().any(dirty_call)).map(|(w, _)| w.clone()));
         if wss.is_empty() {
             return Ok(());
         }
         let at = now();
         for ws in &wss {
-            for entity in [Entity::Contact, Entity::Company] {
+            for entity in Entity::ALL {
                 let fields: Vec<(String, FieldType)> = self
                     .new_fields
                     .iter()
@@ -759,6 +777,9 @@ impl Applier {
             let changes: Vec<(i64, &SubscriptionChange)> =
                 self.subscriptions.iter().filter(|(w, _, _)| w == ws).map(|(_, c, s)| (*c, s)).collect();
             block(&self.rt, contacts::insert_subscription_changes(self.tx.c(), ws, &changes))?;
+            // After the contacts: a new call may name a new contact.
+            self.flush_reps(ws)?;
+            self.flush_calls(ws)?;
             let msgs: Vec<&str> = self.new_messages.iter().filter(|(w, _)| w == ws).map(|(_, m)| m.as_str()).collect();
             if !msgs.is_empty() {
                 block(
@@ -783,6 +804,26 @@ impl Applier {
     fn cached_state(&self, ws: &str, id: i64) -> Option<&ContactState> {
         self.contacts.get(&(ws.to_string(), id)).map(|c| &c.state)
     }
+}
+
+/// Runs `f` with an [`Applier`] on a new transaction, on a blocking thread
+/// (core's write functions are synchronous); commits when it succeeds,
+/// rolls back otherwise.
+pub(crate) async fn with_applier<T, F>(pool: &Pool, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Applier) -> Result<T> + Send + 'static,
+{
+    let tx = Tx::begin(pool).await?;
+    let rt = Handle::current();
+    let (tx, result) = tokio::task::spawn_blocking(move || {
+        let mut applier = Applier::new(tx, rt);
+        let result = f(&mut applier);
+        (applier.into_tx(), result)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("a write panicked: {e}")))?;
+    tx.finish(result).await
 }
 
 /// A flush that fails on a unique index means another writer (a native

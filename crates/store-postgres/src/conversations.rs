@@ -87,10 +87,10 @@ pub(crate) async fn list_users(pool: &Pool, ws: &str, page: &PageRequest) -> Res
     Ok(Page::from_overfetch(items, page.limit, |u| u.id.to_string()))
 }
 
-const CONV_COLUMNS: &str = "seq, id, contact_id, status, assignee_id, channel, subject, labels, messages_count, \
+pub(crate) const CONV_COLUMNS: &str = "seq, id, contact_id, status, assignee_id, channel, subject, labels, messages_count, \
                             created_at, updated_at, last_message_at";
 
-fn conversation_from_row(row: &Row) -> Result<(i64, Conversation)> {
+pub(crate) fn conversation_from_row(row: &Row) -> Result<(i64, Conversation)> {
     let status: String = get(row, "status")?;
     Ok((
         get(row, "seq")?,
@@ -211,7 +211,7 @@ pub(crate) async fn create_conversation(pool: &Pool, ws: &str, new: &NewConversa
         let at = now();
         let mut conv = Conversation {
             id: new.id.clone(),
-            contact_id: new.contact_id,
+            contact_id: Some(new.contact_id),
             status: ConversationStatus::Open,
             assignee_id: new.assignee_id,
             channel: new.channel.clone(),
@@ -225,7 +225,8 @@ pub(crate) async fn create_conversation(pool: &Pool, ws: &str, new: &NewConversa
         let row = query_one(
             tx.c(),
             "INSERT INTO conversations (workspace_id, id, contact_id, status, assignee_id, channel, subject, labels,
-             messages_count, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) RETURNING seq",
+             messages_count, created_at, updated_at, at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10) RETURNING seq",
             &[
                 &ws,
                 &conv.id,
@@ -236,6 +237,7 @@ pub(crate) async fn create_conversation(pool: &Pool, ws: &str, new: &NewConversa
                 &conv.subject,
                 &conv.labels,
                 &at,
+                &at.timestamp_millis(),
             ],
         )
         .await?;

@@ -52,6 +52,8 @@ fn conflict(constraint: &str) -> Error {
         "fields_pkey" => Error::Conflict { entity: "field", field: "name".into(), row: None },
         "companies_external_id" => Error::Conflict { entity: "company", field: "external_id".into(), row: None },
         "users_email" => Error::Conflict { entity: "user", field: "email".into(), row: None },
+        "reps_rep_id" => Error::Conflict { entity: "rep", field: "rep_id".into(), row: None },
+        "conversations_call_id" => Error::Conflict { entity: "call", field: "call_id".into(), row: None },
         other => Error::Storage(format!("unexpected unique violation on {other}")),
     }
 }

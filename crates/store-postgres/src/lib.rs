@@ -13,6 +13,7 @@
 
 mod apply;
 mod batch;
+mod calls;
 mod companies;
 mod contacts;
 mod conversations;
@@ -22,6 +23,9 @@ mod events;
 mod inbox;
 mod keys;
 mod migrate;
+mod report;
+mod reps;
+mod stream;
 
 pub use migrate::MIGRATION_COUNT;
 mod rows;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "companies", include_str!("../migrations/0002_companies.sql")),
     (3, "conversations", include_str!("../migrations/0003_conversations.sql")),
     (4, "apply_speed", include_str!("../migrations/0004_apply_speed.sql")),
+    (5, "reps_calls", include_str!("../migrations/0005_reps_calls.sql")),
 ];
 
 /// Advisory lock key of the migrator ("convene" in ASCII).

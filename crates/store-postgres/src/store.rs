@@ -1,10 +1,12 @@
 //! `impl Store for PgStore`.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
+use convene_core::call::{Call, CallFilter, CallWrite};
 use convene_core::company::{Company, CompanyChanges, CompanyFilter};
 use convene_core::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
 use convene_core::conversation::{
@@ -16,7 +18,10 @@ use convene_core::field::{Entity, Field};
 use convene_core::identity::IdentityKind;
 use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 use convene_core::page::{Page, PageRequest};
+use convene_core::rep::{Rep, RepFilter, RepWrite, UpsertCounts, WriteMode};
+use convene_core::report::{ReportQuery, ReportResult};
 use convene_core::store::NewField;
+use convene_core::store::RowStream;
 use convene_core::token::TokenHash;
 use convene_core::user::{User, UserChanges};
 use convene_core::workspace::{
@@ -27,7 +32,7 @@ use convene_core::{Result, Store};
 use crate::db::conn;
 use crate::error::{db, is_retryable};
 use crate::inbox::LANES;
-use crate::{PgStore, batch, companies, contacts, conversations, events, keys, workspaces};
+use crate::{PgStore, batch, calls, companies, contacts, conversations, events, keys, report, reps, workspaces};
 
 #[async_trait]
 impl Store for PgStore {
@@ -220,6 +225,48 @@ impl Store for PgStore {
     }
     async fn timeline(&self, ws: &str, contact_id: i64, page: PageRequest) -> Result<Page<TimelineItem>> {
         conversations::timeline(&self.pool, ws, contact_id, &page).await
+    }
+
+    async fn upsert_reps(&self, ws: &str, rows: Vec<RepWrite>) -> Result<UpsertCounts> {
+        let rows = Arc::new(rows);
+        self.retrying(|| reps::upsert(&self.pool, ws, rows.clone())).await
+    }
+    async fn write_rep(&self, ws: &str, write: RepWrite, mode: WriteMode) -> Result<Rep> {
+        let write = Arc::new(write);
+        self.retrying(|| reps::write(&self.pool, ws, write.clone(), mode)).await
+    }
+    async fn get_rep(&self, ws: &str, rep_id: &str) -> Result<Rep> {
+        reps::get_one(&self.pool, ws, rep_id).await
+    }
+    async fn delete_rep(&self, ws: &str, rep_id: &str) -> Result<()> {
+        reps::delete(&self.pool, ws, rep_id).await
+    }
+    async fn list_reps(&self, ws: &str, filter: RepFilter, page: PageRequest) -> Result<Page<Rep>> {
+        reps::list(&self.pool, ws, &filter, &page).await
+    }
+    async fn count_reps(&self, ws: &str, filter: RepFilter) -> Result<u64> {
+        reps::count(&self.pool, ws, &filter).await
+    }
+    fn stream_reps(&self, ws: &str, filter: RepFilter, offset: u64, limit: u64) -> RowStream<Rep> {
+        reps::stream(&self.pool, ws, &filter, offset, limit)
+    }
+
+    async fn upsert_calls(&self, ws: &str, rows: Vec<CallWrite>) -> Result<UpsertCounts> {
+        let rows = Arc::new(rows);
+        self.retrying(|| calls::upsert(&self.pool, ws, rows.clone())).await
+    }
+    async fn get_call(&self, ws: &str, call_id: &str) -> Result<Call> {
+        calls::get_one(&self.pool, ws, call_id).await
+    }
+    async fn count_calls(&self, ws: &str, filter: CallFilter) -> Result<u64> {
+        calls::count(&self.pool, ws, &filter).await
+    }
+    fn stream_calls(&self, ws: &str, filter: CallFilter, offset: u64, limit: u64) -> RowStream<Call> {
+        calls::stream(&self.pool, ws, &filter, offset, limit)
+    }
+
+    async fn report(&self, ws: &str, query: &ReportQuery) -> Result<ReportResult> {
+        report::run(&self.pool, ws, query).await
     }
 
     async fn enqueue(&self, job: QueuedJob) -> Result<()> {

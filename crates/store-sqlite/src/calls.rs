@@ -146,6 +146,16 @@ impl CallTx for SqliteIngestTx<'_> {
                 ])
             })
             .map_err(storage)?;
+        // The call's messages follow its contact (so the call shows in the new contact's timeline).
+        self.ctx
+            .conn
+            .prepare_cached(
+                "UPDATE messages SET contact_id = ?3
+                 WHERE conversation = (SELECT seq FROM conversations WHERE workspace_id = ?1 AND call_id = ?2)
+                   AND contact_id IS NOT ?3",
+            )
+            .and_then(|mut s| s.execute(params![ws, d.call_id, c.contact_id]))
+            .map_err(storage)?;
         Ok(())
     }
 }

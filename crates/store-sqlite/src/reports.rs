@@ -38,8 +38,13 @@ fn column_of(dim: &Dimension, source: Source, json: &str, args: &mut Vec<SqlValu
         (_, Dimension::Channel) => "channel".into(),
         (_, Dimension::EventName) => "name".into(),
         (_, Dimension::Field(name)) => {
+            // As PostgreSQL's `->>` renders it: booleans as true/false, numbers and text as text.
             args.push(json_path(name)?.into());
-            format!("json_extract({json}, ?{})", args.len())
+            let p = args.len();
+            format!(
+                "CASE json_type({json}, ?{p}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                 ELSE CAST(json_extract({json}, ?{p}) AS TEXT) END"
+            )
         }
     })
 }
@@ -60,8 +65,10 @@ fn plan(ws: &str, q: &ReportQuery) -> Result<Plan> {
         cols.push(match m {
             Measure::Duration => "duration".into(),
             Measure::Field(name) => {
+                // Numbers, and text holding one; booleans and the rest are no value.
                 args.push(json_path(&name)?.into());
-                format!("json_extract({json}, ?{})", args.len())
+                let p = args.len();
+                format!("CASE WHEN json_type({json}, ?{p}) IN ('integer', 'real', 'text') THEN json_extract({json}, ?{p}) END")
             }
         });
     }
@@ -94,7 +101,6 @@ fn plan(ws: &str, q: &ReportQuery) -> Result<Plan> {
             Dimension::Department => {
                 format!(" AND rep_id IN (SELECT rep_id FROM reps WHERE workspace_id = ?1 AND department IN ({list}))")
             }
-            Dimension::Field(_) => format!(" AND CAST({col} AS TEXT) IN ({list})"),
             _ => format!(" AND {col} IN ({list})"),
         });
     }
