@@ -117,7 +117,7 @@ fn calls_body(first: usize) -> String {
         .map(|i| {
             let start = epoch + ((i as i64).wrapping_mul(7_919) % (90 * 86_400));
             json!({"call_id": format!("call{i:08}"), "rep_id": format!("rep{:07}", i % 1000), "start_time": start,
-                   "duration": 30 + (i * 37) % 900, "vendor": ["aircall", "zoom"][i % 2]})
+                   "duration": 30 + (i * 37) % 900, "vendor": if i % 2 == 0 { "aircall" } else { "zoom" }})
         })
         .collect();
     Value::Array(rows).to_string()

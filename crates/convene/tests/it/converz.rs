@@ -259,7 +259,11 @@ async fn the_report_matches_numbers_computed_here() {
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A 200,000-row page is streamed: the answer has no length, arrives whole,
@@ -274,11 +278,17 @@ async fn a_200000_row_page_is_streamed_with_flat_memory() {
     for first in (0..n).step_by(10_000) {
         let ids: Vec<String> = (first..first + 10_000).map(|i| format!("r{i:06}")).collect();
         let names: Vec<String> = (first..first + 10_000).map(|i| format!("Representative number {i}")).collect();
-        let (status, body) = post(&app, "/reps", &token, json!({"rep_id": ids, "name": names, "department": ids})).await;
+        let (status, body) =
+            post(&app, "/reps", &token, json!({"rep_id": ids, "name": names, "department": ids})).await;
         assert_eq!(status, 200, "{body}");
     }
     let before = rss_kib();
-    let mut r = app.req(Method::GET, &format!("{BASE}/reps?n_per_page=1000000")).header("X-API-Key", &token).send().await.unwrap();
+    let mut r = app
+        .req(Method::GET, &format!("{BASE}/reps?n_per_page=1000000"))
+        .header("X-API-Key", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("content-length").is_none(), "streamed, not buffered");
     let (mut bytes, mut peak, mut head, mut tail) = (0usize, before, Vec::new(), Vec::new());
@@ -295,7 +305,11 @@ async fn a_200000_row_page_is_streamed_with_flat_memory() {
     let head = String::from_utf8_lossy(&head);
     let tail = String::from_utf8_lossy(&tail);
     assert!(head.starts_with("{\"data\":[{") && head.contains("\"rep_id\":\"r000000\""), "{head}");
-    assert!(tail.contains("\"rep_id\":\"r199999\"") && tail.ends_with(",\"page\":0,\"n_per_page\":1000000,\"total\":200000}"), "{tail}");
+    assert!(
+        tail.contains("\"rep_id\":\"r199999\"")
+            && tail.ends_with(",\"page\":0,\"n_per_page\":1000000,\"total\":200000}"),
+        "{tail}"
+    );
     let growth_mib = peak.saturating_sub(before) as f64 / 1024.0;
     let size_mib = bytes as f64 / (1024.0 * 1024.0);
     assert!(size_mib > 15.0, "{size_mib}");
