@@ -1126,7 +1126,8 @@ pub async fn reports_group_and_compute_the_same_numbers(store: &dyn Store) {
         .await
         .unwrap();
     // A json field holds numbers and booleans alike.
-    let score = NewField { entity: Entity::Conversation, name: "score".into(), label: None, field_type: FieldType::Json };
+    let score =
+        NewField { entity: Entity::Conversation, name: "score".into(), label: None, field_type: FieldType::Json };
     store.create_field(&ws, score).await.unwrap();
     let mut rows = Vec::new();
     let mut want: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
