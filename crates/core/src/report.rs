@@ -420,6 +420,13 @@ impl ReportQuery {
         out
     }
 
+    /// Whether a store may group rows itself and hand the aggregator partial
+    /// aggregates ([`Aggregator::push_partial`]): true when no metric needs
+    /// the values themselves (percentiles).
+    pub fn mergeable(&self) -> bool {
+        !self.metrics.iter().any(|m| matches!(m.agg, Agg::P50 | Agg::P90))
+    }
+
     /// Whether rows must join the rep (for its department).
     pub fn needs_rep(&self) -> bool {
         self.dimensions.iter().chain(self.filters.iter().map(|(d, _)| d)).any(|d| *d == Dimension::Department)
@@ -534,6 +541,17 @@ impl Aggregator {
         }
     }
 
+    /// The instant (Unix ms) a local bucket start stands for: the earliest
+    /// such instant, or an hour later when that local time does not exist
+    /// (a daylight-saving gap).
+    fn local_start_ms(&self, local: NaiveDateTime) -> Option<i64> {
+        self.tz
+            .from_local_datetime(&local)
+            .earliest()
+            .or_else(|| self.tz.from_local_datetime(&(local + chrono::TimeDelta::hours(1))).earliest())
+            .map(|t| t.timestamp_millis())
+    }
+
     /// The bucket start (Unix ms of its local start) of a time.
     fn bucket_of(&mut self, at_ms: i64) -> i64 {
         let Some(bucket) = self.bucket else { return 0 };
@@ -543,20 +561,13 @@ impl Aggregator {
         }
         let utc = DateTime::from_timestamp_millis(slot * SLOT_MS).unwrap_or_default();
         let local = bucket.truncate(utc.with_timezone(&self.tz).naive_local());
-        let start = self
-            .tz
-            .from_local_datetime(&local)
-            .earliest()
-            .or_else(|| self.tz.from_local_datetime(&(local + chrono::TimeDelta::hours(1))).earliest())
-            .map_or(slot * SLOT_MS, |t| t.timestamp_millis());
+        let start = self.local_start_ms(local).unwrap_or(slot * SLOT_MS);
         self.slot_cache.insert(slot, start);
         start
     }
 
-    /// Adds one row: its time (Unix ms), its dimension values in the query's
-    /// order and its measure values in [`ReportQuery::measures`] order.
-    pub fn push(&mut self, at_ms: i64, dims: &[Option<&str>], values: &[Option<f64>]) -> Result<(), Error> {
-        let bucket = self.bucket_of(at_ms);
+    /// The group of a bucket and dimension values, created when new.
+    fn group(&mut self, bucket: i64, dims: &[Option<&str>]) -> Result<&mut Acc, Error> {
         let mut key = [0u32; MAX_DIMENSIONS];
         for (i, slot) in key.iter_mut().enumerate().take(self.dims) {
             *slot = match dims.get(i).copied().flatten() {
@@ -579,23 +590,63 @@ impl Aggregator {
             ));
         }
         let n = self.measures;
-        let acc = self.groups.entry((bucket, key)).or_insert_with(|| Acc {
+        Ok(self.groups.entry((bucket, key)).or_insert_with(|| Acc {
             count: 0,
             measures: vec![(0, 0.0, f64::INFINITY, f64::NEG_INFINITY, Vec::new()); n],
-        });
-        acc.count += 1;
-        for (i, m) in acc.measures.iter_mut().enumerate() {
-            if let Some(v) = values.get(i).copied().flatten().filter(|v| v.is_finite()) {
-                m.0 += 1;
-                m.1 += v;
-                m.2 = m.2.min(v);
-                m.3 = m.3.max(v);
-                if self.keep_values[i] {
-                    m.4.push(v);
+        }))
+    }
+
+    /// Adds one row: its time (Unix ms), its dimension values in the query's
+    /// order and its measure values in [`ReportQuery::measures`] order.
+    pub fn push(&mut self, at_ms: i64, dims: &[Option<&str>], values: &[Option<f64>]) -> Result<(), Error> {
+        let bucket = self.bucket_of(at_ms);
+        let keep = std::mem::take(&mut self.keep_values);
+        let acc = self.group(bucket, dims);
+        let result = acc.map(|acc| {
+            acc.count += 1;
+            for (i, m) in acc.measures.iter_mut().enumerate() {
+                if let Some(v) = values.get(i).copied().flatten().filter(|v| v.is_finite()) {
+                    m.0 += 1;
+                    m.1 += v;
+                    m.2 = m.2.min(v);
+                    m.3 = m.3.max(v);
+                    if keep[i] {
+                        m.4.push(v);
+                    }
                 }
             }
-        }
+        });
+        self.keep_values = keep;
         self.rows += 1;
+        result
+    }
+
+    /// Adds rows the database already grouped (see [`ReportQuery::mergeable`]):
+    /// the bucket's local start as the database truncated it (`None` when
+    /// not grouped by time), the dimension values, the number of rows, and
+    /// per measure the (values present, sum, min, max) of those rows.
+    pub fn push_partial(
+        &mut self,
+        bucket_local: Option<NaiveDateTime>,
+        dims: &[Option<&str>],
+        rows: u64,
+        measures: &[(u64, f64, f64, f64)],
+    ) -> Result<(), Error> {
+        let bucket = match (self.bucket, bucket_local) {
+            (Some(_), Some(local)) => self.local_start_ms(local).unwrap_or_default(),
+            _ => 0,
+        };
+        let acc = self.group(bucket, dims)?;
+        acc.count += rows;
+        for (m, (n, sum, min, max)) in acc.measures.iter_mut().zip(measures) {
+            if *n > 0 {
+                m.0 += n;
+                m.1 += sum;
+                m.2 = m.2.min(*min);
+                m.3 = m.3.max(*max);
+            }
+        }
+        self.rows += rows;
         Ok(())
     }
 
@@ -737,6 +788,35 @@ mod tests {
         assert_eq!(Metric::parse("mode:duration", q.source, &f).unwrap_err().field(), Some("mode:duration"));
         assert!(q.validate().is_err(), "no metric");
         assert!(q.set_tz("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn partial_aggregates_merge_like_rows() {
+        let f = fields();
+        let mut q = ReportQuery::new(Source::Conversations);
+        q.set_tz("Europe/Paris").unwrap();
+        q.group_by("day", &f).unwrap();
+        q.group_by("rep_id", &f).unwrap();
+        for m in ["count", "sum:duration", "avg:duration", "min:duration", "max:duration"] {
+            q.metrics.push(Metric::parse(m, q.source, &f).unwrap());
+        }
+        assert!(q.mergeable());
+        let mut rows = Aggregator::new(&q);
+        for (at, rep, d) in [
+            ("2026-01-01T10:00:00Z", "a", 10.0),
+            ("2026-01-01T11:00:00Z", "a", 30.0),
+            ("2026-01-01T12:00:00Z", "b", 5.0),
+        ] {
+            rows.push(ms(at), &[Some(rep)], &[Some(d)]).unwrap();
+        }
+        let mut parts = Aggregator::new(&q);
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
+        parts.push_partial(day, &[Some("a")], 1, &[(1, 10.0, 10.0, 10.0)]).unwrap();
+        parts.push_partial(day, &[Some("a")], 1, &[(1, 30.0, 30.0, 30.0)]).unwrap();
+        parts.push_partial(day, &[Some("b")], 1, &[(1, 5.0, 5.0, 5.0)]).unwrap();
+        assert_eq!(rows.finish(), parts.finish());
+        q.metrics.push(Metric::parse("p90:duration", q.source, &f).unwrap());
+        assert!(!q.mergeable());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use convene_core::ids::parse_time;
-use convene_core::report::{Aggregator, Dimension, Measure, ReportQuery, ReportResult, Source};
+use convene_core::report::{Aggregator, Dimension, MAX_DIMENSIONS, Measure, ReportQuery, ReportResult, Source};
 use convene_core::{Error, Result};
 use rusqlite::Connection;
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -146,7 +146,6 @@ pub(crate) fn run(conn: &Connection, ws: &str, q: &ReportQuery) -> Result<Report
     let (n_dims, n_measures) = (q.dimensions.len(), q.measures().len());
     let mut stmt = conn.prepare(&plan.sql).map_err(storage)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(plan.args)).map_err(storage)?;
-    let mut dims: Vec<Option<String>> = Vec::with_capacity(n_dims);
     let mut values: Vec<Option<f64>> = Vec::with_capacity(n_measures);
     while let Some(row) = rows.next().map_err(storage)? {
         let at_ms = match row.get_ref(0).map_err(storage)? {
@@ -157,17 +156,28 @@ pub(crate) fn run(conn: &Connection, ws: &str, q: &ReportQuery) -> Result<Report
             },
             _ => continue,
         };
-        dims.clear();
+        // Text is read in place; only other values are turned into text.
+        let mut owned: [Option<String>; MAX_DIMENSIONS] = Default::default();
+        let mut refs: [ValueRef<'_>; MAX_DIMENSIONS] = [ValueRef::Null; MAX_DIMENSIONS];
         for i in 0..n_dims {
-            let v = text_of(row.get_ref(1 + i).map_err(storage)?);
-            dims.push(if plan.department[i] { v.and_then(|rep| depts.get(&rep).cloned().flatten()) } else { v });
+            refs[i] = row.get_ref(1 + i).map_err(storage)?;
+            if !matches!(refs[i], ValueRef::Text(_) | ValueRef::Null) {
+                owned[i] = text_of(refs[i]);
+            }
+        }
+        let mut dims: [Option<&str>; MAX_DIMENSIONS] = [None; MAX_DIMENSIONS];
+        for i in 0..n_dims {
+            let v = match refs[i] {
+                ValueRef::Text(s) => std::str::from_utf8(s).ok(),
+                _ => owned[i].as_deref(),
+            };
+            dims[i] = if plan.department[i] { v.and_then(|rep| depts.get(rep)).and_then(|d| d.as_deref()) } else { v };
         }
         values.clear();
         for i in 0..n_measures {
             values.push(number_of(row.get_ref(1 + n_dims + i).map_err(storage)?));
         }
-        let borrowed: Vec<Option<&str>> = dims.iter().map(|d| d.as_deref()).collect();
-        agg.push(at_ms, &borrowed, &values)?;
+        agg.push(at_ms, &dims[..n_dims], &values)?;
     }
     Ok(agg.finish())
 }
