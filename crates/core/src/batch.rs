@@ -226,5 +226,22 @@ pub fn first_duplicate<'a>(keys: impl IntoIterator<Item = (usize, &'a str)>) -> 
     None
 }
 
+/// Refuses a bulk update (reps, calls) of more than `limit` rows (413), or
+/// one naming the same `field` value twice (the result would depend on the
+/// order of the rows), naming the second row.
+pub fn check_bulk<'a>(keys: impl ExactSizeIterator<Item = &'a str>, field: &str, limit: usize) -> Result<()> {
+    if keys.len() > limit {
+        return Err(Error::TooManyRows { limit, rows: keys.len() });
+    }
+    if let Some((key, first, row)) = first_duplicate(keys.enumerate()) {
+        return Err(Error::Duplicate {
+            field: field.into(),
+            message: format!("{field} '{key}' appears in rows {first} and {row}"),
+            row: Some(row),
+        });
+    }
+    Ok(())
+}
+
 /// A contact row's result as the store reports it.
 pub type ContactRow = RowResult<Contact>;

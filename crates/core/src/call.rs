@@ -418,20 +418,7 @@ pub fn upsert_calls(
 /// Checks a calls update before any write: at most [`MAX_CALL_ROWS`] rows
 /// and each `call_id` once.
 pub fn check_rows(rows: &[CallWrite]) -> Result<(), Error> {
-    if rows.len() > MAX_CALL_ROWS {
-        return Err(Error::TooManyRows { limit: MAX_CALL_ROWS, rows: rows.len() });
-    }
-    let mut seen = std::collections::HashMap::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        if let Some(first) = seen.insert(row.call_id.as_str(), i) {
-            return Err(Error::Duplicate {
-                field: "call_id".into(),
-                message: format!("call_id '{}' appears in rows {first} and {i}", row.call_id),
-                row: Some(i),
-            });
-        }
-    }
-    Ok(())
+    crate::batch::check_bulk(rows.iter().map(|r| r.call_id.as_str()), "call_id", MAX_CALL_ROWS)
 }
 
 #[cfg(test)]

@@ -1175,6 +1175,13 @@ pub async fn reports_group_and_compute_the_same_numbers(store: &dyn Store) {
             (Some("support".into()), Some(count("r1")))
         ]
     );
+    // A narrow period (read through the time index on SQLite).
+    let mut narrow = ReportQuery::new(Source::Conversations);
+    narrow.metrics.push(Metric::parse("count", narrow.source, &fields).unwrap());
+    narrow.from = crate::ids::parse_time("2026-04-01T00:00:00Z");
+    narrow.to = crate::ids::parse_time("2026-04-01T05:00:00Z");
+    let expected = (0..40u32).filter(|i| (i * 5) % 48 < 5).count() as f64;
+    assert_eq!(store.report(&ws, &narrow).await.unwrap().groups[0].values[0], Some(expected));
     // JSON values read alike on every backend: booleans group as true/false
     // and are no value as a measure.
     let fields: HashMap<String, FieldType> =

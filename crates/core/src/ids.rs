@@ -22,7 +22,43 @@ pub fn fmt_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Parses a time written by [`fmt_time`] (or any RFC 3339 time).
+/// Parses a time written by [`fmt_time`] (or any RFC 3339 time). The form
+/// [`fmt_time`] writes is read by a fast path (stores read it for every row).
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    parse_canonical(s).or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, exactly.
+fn parse_canonical(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
+    let time = date.and_hms_milli_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?)?;
+    Some(time.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canonical_form_reads_back_exactly() {
+        for s in ["2026-11-28T22:03:59.123Z", "1999-12-31T23:59:59.999Z", "2024-02-29T00:00:00.000Z"] {
+            let t = parse_time(s).unwrap();
+            assert_eq!(fmt_time(&t), s);
+            assert_eq!(Some(t), DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)));
+        }
+        assert_eq!(parse_time("2026-11-28T23:03:59+01:00"), parse_time("2026-11-28T22:03:59.000Z"));
+        for bad in ["2026-02-30T00:00:00.000Z", "2026-11-28T24:00:00.000Z", "2026-11-28X22:03:59.123Z", ""] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
 }

@@ -294,20 +294,7 @@ pub fn upsert_reps(tx: &mut dyn RepTx, ws: &str, rows: &[RepWrite], at: DateTime
 /// each `rep_id` once (a second row for the same rep would make the result
 /// depend on order; it is refused naming the row).
 pub fn check_rows(rows: &[RepWrite]) -> Result<(), Error> {
-    if rows.len() > MAX_REP_ROWS {
-        return Err(Error::TooManyRows { limit: MAX_REP_ROWS, rows: rows.len() });
-    }
-    let mut seen = std::collections::HashMap::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        if let Some(first) = seen.insert(row.rep_id.as_str(), i) {
-            return Err(Error::Duplicate {
-                field: "rep_id".into(),
-                message: format!("rep_id '{}' appears in rows {first} and {i}", row.rep_id),
-                row: Some(i),
-            });
-        }
-    }
-    Ok(())
+    crate::batch::check_bulk(rows.iter().map(|r| r.rep_id.as_str()), "rep_id", MAX_REP_ROWS)
 }
 
 #[cfg(test)]

@@ -63,13 +63,11 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::calls::CachedCall;
 use crate::companies::PgCompanyTx;
 use crate::contacts::{self, COLUMNS, RowWrite, contact_from_row, identity_column};
 use crate::db::{Tx, conn, execute, query, query_one, query_opt};
 use crate::events;
 use crate::inbox::LANES;
-use crate::reps::CachedRep;
 use crate::rows::{get, insert_inferred_fields, load_registry};
 
 /// Contact ids reserved from the sequence at a time (after the first
@@ -472,9 +470,9 @@ pub(crate) struct Applier {
     /// contacts the prefetch found (at least [`ID_CHUNK`]).
     id_hint: usize,
     /// Reps asked for or written (`None`: no such rep), by workspace, then rep id.
-    pub(crate) reps: HashMap<String, HashMap<String, Option<CachedRep>>>,
+    pub(crate) reps: HashMap<String, crate::pending::Known<convene_core::rep::Rep>>,
     /// Calls asked for or written (`None`: no such call), by workspace, then call id.
-    pub(crate) calls: HashMap<String, HashMap<String, Option<CachedCall>>>,
+    pub(crate) calls: HashMap<String, crate::pending::Known<convene_core::call::Call>>,
     /// Reps and calls created so far (orders their inserts).
     pub(crate) order: usize,
 }
@@ -739,10 +737,8 @@ impl Applier {
         wss.extend(self.new_messages.iter().map(|(w, _)| w.clone()));
         wss.extend(self.new_fields.iter().map(|(w, _, _, _)| w.clone()));
         wss.extend(self.subscriptions.iter().map(|(w, _, _)| w.clone()));
-        let dirty_rep = |c: &Option<CachedRep>| c.as_ref().is_some_and(|c| c.dirty);
-        let dirty_call = |c: &Option<CachedCall>| c.as_ref().is_some_and(|c| c.dirty);
-        wss.extend(self.reps.iter().filter(|(_, m)| m.values().any(dirty_rep)).map(|(w, _)| w.clone()));
-        wss.extend(self.calls.iter().filter(|(_, m)| m.values().any(dirty_call)).map(|(w, _)| w.clone()));
+        wss.extend(self.reps.iter().filter(|(_, m)| crate::pending::any_dirty(m)).map(|(w, _)| w.clone()));
+        wss.extend(self.calls.iter().filter(|(_, m)| crate::pending::any_dirty(m)).map(|(w, _)| w.clone()));
         if wss.is_empty() {
             return Ok(());
         }

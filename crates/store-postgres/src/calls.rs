@@ -23,6 +23,7 @@ use tokio_postgres::types::ToSql;
 use crate::apply::{Applier, block, race, with_applier};
 use crate::conversations::{CONV_COLUMNS, conversation_from_row};
 use crate::db::{conn, execute, query, query_one, query_opt};
+use crate::pending;
 use crate::rows::get;
 use crate::stream::{self, Param, bigint};
 
@@ -55,18 +56,6 @@ pub(crate) fn call_from_row(row: &Row) -> Result<(i64, Call)> {
         attributes,
     };
     Ok((seq, Call { conversation, details }))
-}
-
-/// A call the applier loaded or wrote.
-pub(crate) struct CachedCall {
-    /// Its state in this transaction.
-    pub call: Call,
-    /// Not yet in the table.
-    pub new: bool,
-    /// Changed since the last flush.
-    pub dirty: bool,
-    /// When it was created in this transaction (the insert order).
-    pub order: usize,
 }
 
 /// Column arrays of calls to write, bound to `unnest`.
@@ -268,7 +257,7 @@ impl Applier {
         }
         for row in &rows {
             let (_, call) = call_from_row(row)?;
-            known.insert(call.details.call_id.clone(), Some(CachedCall { call, new: false, dirty: false, order: 0 }));
+            known.insert(call.details.call_id.clone(), pending::loaded(call));
         }
         Ok(())
     }
@@ -277,23 +266,10 @@ impl Applier {
     /// then updates.
     pub(crate) fn flush_calls(&mut self, ws: &str) -> Result<()> {
         let Some(known) = self.calls.get_mut(ws) else { return Ok(()) };
-        let mut inserts: Vec<(usize, &Call)> = Vec::new();
-        let mut updates: Vec<&Call> = Vec::new();
-        for c in known.values().flatten().filter(|c| c.dirty) {
-            if c.new {
-                inserts.push((c.order, &c.call));
-            } else {
-                updates.push(&c.call);
-            }
-        }
-        inserts.sort_by_key(|(order, _)| *order);
-        let inserts: Vec<&Call> = inserts.into_iter().map(|(_, c)| c).collect();
+        let (inserts, updates) = pending::writes(known);
         block(&self.rt, insert_rows(self.tx.c(), ws, &inserts))?;
         block(&self.rt, update_rows(self.tx.c(), ws, &updates))?;
-        for c in known.values_mut().flatten() {
-            c.new = false;
-            c.dirty = false;
-        }
+        pending::mark_clean(known);
         Ok(())
     }
 }
@@ -303,7 +279,7 @@ impl CallTx for Applier {
         if !self.calls.get(ws).is_some_and(|m| m.contains_key(call_id)) {
             self.prefetch_calls(ws, &[call_id])?;
         }
-        Ok(self.calls.get(ws).and_then(|m| m.get(call_id)).and_then(|c| c.as_ref()).map(|c| c.call.clone()))
+        Ok(pending::get(self.calls.get(ws), call_id).cloned())
     }
 
     fn insert_call(&mut self, ws: &str, call: &Call) -> Result<()> {
@@ -313,20 +289,12 @@ impl CallTx for Applier {
         call.conversation.messages_count = 1;
         call.conversation.last_message_at = Some(call.details.started_at);
         let id = call.details.call_id.clone();
-        let cached = CachedCall { call, new: true, dirty: true, order: self.order };
-        self.calls.entry(ws.to_string()).or_default().insert(id, Some(cached));
+        pending::insert(self.calls.entry(ws.to_string()).or_default(), id, call, self.order);
         Ok(())
     }
 
     fn update_call(&mut self, ws: &str, call: &Call) -> Result<()> {
-        let slot = self.calls.entry(ws.to_string()).or_default().entry(call.details.call_id.clone()).or_insert(None);
-        match slot {
-            Some(c) => {
-                c.call = call.clone();
-                c.dirty = true;
-            }
-            None => *slot = Some(CachedCall { call: call.clone(), new: false, dirty: true, order: 0 }),
-        }
+        pending::update(self.calls.entry(ws.to_string()).or_default(), call.details.call_id.clone(), call.clone());
         Ok(())
     }
 }
@@ -342,7 +310,7 @@ pub(crate) async fn upsert(pool: &Pool, ws: &str, rows: Arc<Vec<CallWrite>>) -> 
         applier.prefetch_calls(&ws, &ids)?;
         let mut reps: Vec<String> = rows.iter().filter_map(|r| r.rep_id.clone().flatten()).collect();
         if let Some(known) = applier.calls.get(&ws) {
-            reps.extend(known.values().flatten().filter_map(|c| c.call.details.rep_id.clone()));
+            reps.extend(known.values().flatten().filter_map(|c| c.value.details.rep_id.clone()));
         }
         let reps: Vec<&str> = reps.iter().map(String::as_str).collect();
         applier.prefetch_reps(&ws, &reps)?;

@@ -23,6 +23,7 @@ mod events;
 mod inbox;
 mod keys;
 mod migrate;
+mod pending;
 mod report;
 mod reps;
 mod stream;

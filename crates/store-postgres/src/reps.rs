@@ -18,6 +18,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::apply::{Applier, block, race, with_applier};
 use crate::db::{conn, execute, query, query_one, query_opt};
+use crate::pending;
 use crate::rows::{get, object};
 use crate::stream::{self, Param, bigint};
 
@@ -39,18 +40,6 @@ pub(crate) fn rep_from_row(row: &Row) -> Result<(i64, Rep)> {
             updated_at: get(row, "updated_at")?,
         },
     ))
-}
-
-/// A rep the applier loaded or wrote.
-pub(crate) struct CachedRep {
-    /// Its state in this transaction.
-    pub rep: Rep,
-    /// Not yet in the table.
-    pub new: bool,
-    /// Changed since the last flush.
-    pub dirty: bool,
-    /// When it was created in this transaction (the insert order, hence seq order).
-    pub order: usize,
 }
 
 /// Column arrays of reps to write, bound to `unnest`.
@@ -149,7 +138,7 @@ impl Applier {
         }
         for row in &rows {
             let (_, rep) = rep_from_row(row)?;
-            known.insert(rep.rep_id.clone(), Some(CachedRep { rep, new: false, dirty: false, order: 0 }));
+            known.insert(rep.rep_id.clone(), pending::loaded(rep));
         }
         Ok(())
     }
@@ -158,23 +147,10 @@ impl Applier {
     /// then updates.
     pub(crate) fn flush_reps(&mut self, ws: &str) -> Result<()> {
         let Some(known) = self.reps.get_mut(ws) else { return Ok(()) };
-        let mut inserts: Vec<(usize, &Rep)> = Vec::new();
-        let mut updates: Vec<&Rep> = Vec::new();
-        for c in known.values().flatten().filter(|c| c.dirty) {
-            if c.new {
-                inserts.push((c.order, &c.rep));
-            } else {
-                updates.push(&c.rep);
-            }
-        }
-        inserts.sort_by_key(|(order, _)| *order);
-        let inserts: Vec<&Rep> = inserts.into_iter().map(|(_, r)| r).collect();
+        let (inserts, updates) = pending::writes(known);
         block(&self.rt, insert_rows(self.tx.c(), ws, &inserts))?;
         block(&self.rt, update_rows(self.tx.c(), ws, &updates))?;
-        for c in known.values_mut().flatten() {
-            c.new = false;
-            c.dirty = false;
-        }
+        pending::mark_clean(known);
         Ok(())
     }
 }
@@ -184,25 +160,17 @@ impl RepTx for Applier {
         if !self.reps.get(ws).is_some_and(|m| m.contains_key(rep_id)) {
             self.prefetch_reps(ws, &[rep_id])?;
         }
-        Ok(self.reps.get(ws).and_then(|m| m.get(rep_id)).and_then(|c| c.as_ref()).map(|c| c.rep.clone()))
+        Ok(pending::get(self.reps.get(ws), rep_id).cloned())
     }
 
     fn insert_rep(&mut self, ws: &str, rep: &Rep) -> Result<()> {
         self.order += 1;
-        let cached = CachedRep { rep: rep.clone(), new: true, dirty: true, order: self.order };
-        self.reps.entry(ws.to_string()).or_default().insert(rep.rep_id.clone(), Some(cached));
+        pending::insert(self.reps.entry(ws.to_string()).or_default(), rep.rep_id.clone(), rep.clone(), self.order);
         Ok(())
     }
 
     fn update_rep(&mut self, ws: &str, rep: &Rep) -> Result<()> {
-        let slot = self.reps.entry(ws.to_string()).or_default().entry(rep.rep_id.clone()).or_insert(None);
-        match slot {
-            Some(c) => {
-                c.rep = rep.clone();
-                c.dirty = true;
-            }
-            None => *slot = Some(CachedRep { rep: rep.clone(), new: false, dirty: true, order: 0 }),
-        }
+        pending::update(self.reps.entry(ws.to_string()).or_default(), rep.rep_id.clone(), rep.clone());
         Ok(())
     }
 }
