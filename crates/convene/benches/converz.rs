@@ -13,7 +13,8 @@
 //!
 //! `BENCH_POSTGRES_URL` (an admin URL) runs it again on a fresh PostgreSQL
 //! database in the same run. `BENCH_REPS` and `BENCH_CALLS` change the data
-//! set sizes; `BENCH_RUNS` the repetitions of each timed request (default 3).
+//! set sizes; `BENCH_RUNS` the repetitions of each timed request (default 3);
+//! `BENCH_ONLY=reps,page,report` runs only the named phases.
 
 mod common;
 
@@ -144,10 +145,30 @@ async fn backend(client: &reqwest::Client, name: &str, database: Option<&str>, f
     let s = start(client, database).await?;
     let pid = s.node.0.id();
     let runs = env_or("BENCH_RUNS", 3usize).max(1);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |phase: &str| only.is_empty() || only.split(',').any(|p| p == phase);
+    if wanted("reps") || wanted("page") {
+        reps_phases(client, &s, name, runs, pid, f, wanted("page")).await?;
+    }
+    if wanted("report") {
+        report_phase(client, &s, name, runs, f).await?;
+    }
+    Ok(())
+}
+
+async fn reps_phases(
+    client: &reqwest::Client,
+    s: &Server,
+    name: &str,
+    runs: usize,
+    pid: u32,
+    f: &mut Figures,
+    page: bool,
+) -> Result<(), String> {
     // 1. 100,000 reps, columnar, 5 attributes.
     let mut times = Vec::new();
     for round in 0..runs {
-        let (secs, answer) = send(client, &s, "/reps", reps_body(0, round)).await?;
+        let (secs, answer) = send(client, s, "/reps", reps_body(0, round)).await?;
         let what = if round == 0 { "created" } else { "updated" };
         f.add(
             name,
@@ -161,10 +182,10 @@ async fn backend(client: &reqwest::Client, name: &str, database: Option<&str>, f
     let total = env_or("BENCH_REPS", 1_000_000usize);
     let started = Instant::now();
     for first in (BATCH..total).step_by(BATCH) {
-        send(client, &s, "/reps", reps_body(first, 0)).await?;
+        send(client, s, "/reps", reps_body(first, 0)).await?;
     }
     f.add(name, &format!("load up to {total} reps"), format!("{:.1} s", started.elapsed().as_secs_f64()));
-    for _ in 0..runs {
+    for _ in 0..if page { runs } else { 0 } {
         let before = rss_kib(pid).0;
         let started = Instant::now();
         let mut r = client
@@ -196,11 +217,21 @@ async fn backend(client: &reqwest::Client, name: &str, database: Option<&str>, f
             ),
         );
     }
+    Ok(())
+}
+
+async fn report_phase(
+    client: &reqwest::Client,
+    s: &Server,
+    name: &str,
+    runs: usize,
+    f: &mut Figures,
+) -> Result<(), String> {
     // 3. 1,000,000 calls, the report by rep and day.
     let calls = env_or("BENCH_CALLS", 1_000_000usize);
     let started = Instant::now();
     for first in (0..calls).step_by(BATCH) {
-        send(client, &s, "/calls", calls_body(first)).await?;
+        send(client, s, "/calls", calls_body(first)).await?;
     }
     f.add(name, &format!("load {calls} calls"), format!("{:.1} s", started.elapsed().as_secs_f64()));
     for (label, path) in [

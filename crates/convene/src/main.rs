@@ -9,6 +9,13 @@ use convene::config::{Cli, Command, Database, LogFormat, ServeConfig};
 use convene_store_postgres::PgStore;
 use convene_store_sqlite::SqliteStore;
 
+/// mimalloc: the server allocates and frees small objects on many threads
+/// (rows read on a reader thread are freed on a request's thread); glibc's
+/// allocator spent a quarter of the CPU of a streamed page there, with lock
+/// waits between arenas. BENCHMARKS.md has the figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logs(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG").unwrap_or_else(|_| "info,tower_http=info".into());

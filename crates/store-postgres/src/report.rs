@@ -192,7 +192,7 @@ async fn grouped(
     departments: &HashMap<String, String>,
 ) -> Result<ReportResult> {
     let (table, time) = match q.source {
-        Source::Conversations => ("conversations", "to_timestamp(at_ms / 1000.0)"),
+        Source::Conversations => ("conversations", "to_timestamp(at_ms::float8 / 1000)"),
         Source::Events => ("events", "timestamp"),
     };
     let dims = dims_len(q);
@@ -219,7 +219,9 @@ async fn grouped(
     let mut aggregator = Aggregator::new(q);
     let first = usize::from(q.bucket.is_some());
     let mut measures: Vec<(u64, f64, f64, f64)> = Vec::with_capacity(reads.len() - dims);
-    let mut open = Open::start(pool, &statement, params).await?;
+    // The default work_mem (4 MB) makes a hash aggregate of ~100,000 groups spill to disk.
+    let work_mem = ("SET work_mem = '64MB'", "RESET work_mem");
+    let mut open = Open::start_with(pool, Some(work_mem), &statement, params).await?;
     while let Some(row) = open.next().await? {
         let bucket =
             if q.bucket.is_some() { row.try_get::<_, Option<chrono::NaiveDateTime>>(0).map_err(db)? } else { None };

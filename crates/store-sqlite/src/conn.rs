@@ -340,10 +340,11 @@ impl Readers {
         });
         let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
         Box::pin(futures::StreamExt::flat_map(chunks, |chunk| {
-            futures::stream::iter(match chunk {
-                Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => vec![Err(e)],
-            })
+            let (items, error) = match chunk {
+                Ok(items) => (items, None),
+                Err(e) => (Vec::new(), Some(Err(e))),
+            };
+            futures::stream::iter(items.into_iter().map(Ok).chain(error))
         }))
     }
 

@@ -227,9 +227,9 @@ fn paging(params: &HashMap<String, String>) -> Result<(u64, u64)> {
 
 /// A streamed list: `{"data": [rows…], "page", "n_per_page", "total"}`,
 /// written as rows come from the database.
-fn stream_list<T: Send + 'static>(
+fn stream_list<T: Send + 'static, R: serde::Serialize + 'static>(
     rows: RowStream<T>,
-    render: fn(T) -> Map<String, Value>,
+    render: fn(T) -> R,
     page: u64,
     n: u64,
     total: u64,
@@ -260,18 +260,30 @@ fn stream_list<T: Send + 'static>(
     response
 }
 
-/// A rep as the vendor shows it: attributes beside the built-in columns, `active` as 0/1.
-fn rep_row(r: Rep) -> Map<String, Value> {
-    let mut row = Map::new();
-    row.insert("rep_id".into(), r.rep_id.into());
-    row.insert("name".into(), r.name.into());
-    row.insert("email".into(), r.email.into());
-    row.insert("department".into(), r.department.into());
-    row.insert("active".into(), u8::from(r.active).into());
-    for (k, v) in r.attributes {
-        row.entry(k).or_insert(v);
+/// A rep as the vendor shows it: attributes beside the built-in columns,
+/// `active` as 0/1 (serialised straight from the rep, no map built per row).
+#[derive(serde::Serialize)]
+struct RepRow {
+    rep_id: String,
+    name: Option<String>,
+    email: Option<String>,
+    department: Option<String>,
+    active: u8,
+    #[serde(flatten)]
+    attributes: Map<String, Value>,
+}
+
+fn rep_row(r: Rep) -> RepRow {
+    // Attributes never hold a built-in key (core reads those as built-ins).
+    let attributes = r.attributes;
+    RepRow {
+        rep_id: r.rep_id,
+        name: r.name,
+        email: r.email,
+        department: r.department,
+        active: u8::from(r.active),
+        attributes,
     }
-    row
 }
 
 /// `GET /api/v1/reps?n_per_page=&page=&department=&rep_id=&active=`
