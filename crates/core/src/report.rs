@@ -97,8 +97,8 @@ impl Bucket {
     pub fn label(self, start: &DateTime<FixedOffset>) -> String {
         match self {
             Bucket::Hour => start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            Bucket::Day | Bucket::Week => start.format("%Y-%m-%d").to_string(),
-            Bucket::Month => start.format("%Y-%m").to_string(),
+            Bucket::Day | Bucket::Week => format!("{:04}-{:02}-{:02}", start.year(), start.month(), start.day()),
+            Bucket::Month => format!("{:04}-{:02}", start.year(), start.month()),
         }
     }
 }
@@ -420,13 +420,6 @@ impl ReportQuery {
         out
     }
 
-    /// Whether a store may group rows itself and hand the aggregator partial
-    /// aggregates ([`Aggregator::push_partial`]): true when no metric needs
-    /// the values themselves (percentiles).
-    pub fn mergeable(&self) -> bool {
-        !self.metrics.iter().any(|m| matches!(m.agg, Agg::P50 | Agg::P90))
-    }
-
     /// Whether rows must join the rep (for its department).
     pub fn needs_rep(&self) -> bool {
         self.dimensions.iter().chain(self.filters.iter().map(|(d, _)| d)).any(|d| *d == Dimension::Department)
@@ -437,30 +430,55 @@ impl ReportQuery {
     /// The result as JSON objects, one per group: the bucket under its name
     /// (`day`: `2026-01-31`, see [`Bucket::label`]), each dimension under
     /// its key, each metric under its name (`count` metrics as integers).
-    pub fn rows(&self, result: &ReportResult) -> Vec<serde_json::Map<String, serde_json::Value>> {
-        use serde_json::Value;
-        result
-            .groups
-            .iter()
-            .map(|g| {
-                let mut row = serde_json::Map::new();
-                if let (Some(bucket), Some(start)) = (self.bucket, &g.bucket) {
-                    row.insert(bucket.as_str().into(), Value::String(bucket.label(start)));
+    /// Serialised straight from the groups, without a map per row.
+    pub fn rows(self, result: ReportResult) -> ReportRows {
+        ReportRows { query: self, result }
+    }
+}
+
+/// A report's groups ready to serialise as a JSON array (see [`ReportQuery::rows`]).
+#[derive(Debug, Clone)]
+pub struct ReportRows {
+    /// The query (for names and order).
+    pub query: ReportQuery,
+    /// The result.
+    pub result: ReportResult,
+}
+
+impl serde::Serialize for ReportRows {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let q = &self.query;
+        let mut seq = serializer.serialize_seq(Some(self.result.groups.len()))?;
+        for g in &self.result.groups {
+            seq.serialize_element(&GroupRow { query: q, group: g })?;
+        }
+        return seq.end();
+
+        struct GroupRow<'a> {
+            query: &'a ReportQuery,
+            group: &'a ReportGroup,
+        }
+        impl serde::Serialize for GroupRow<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let (q, g) = (self.query, self.group);
+                let mut map = serializer.serialize_map(None)?;
+                if let (Some(bucket), Some(start)) = (q.bucket, &g.bucket) {
+                    map.serialize_entry(bucket.as_str(), &bucket.label(start))?;
                 }
-                for (d, v) in self.dimensions.iter().zip(&g.dims) {
-                    row.insert(d.key().to_string(), v.clone().map_or(Value::Null, Value::String));
+                for (d, v) in q.dimensions.iter().zip(&g.dims) {
+                    map.serialize_entry(d.key(), v)?;
                 }
-                for (m, v) in self.metrics.iter().zip(&g.values) {
-                    let value = match (m.agg, v) {
-                        (_, None) => Value::Null,
-                        (Agg::Count, Some(n)) => Value::from(*n as u64),
-                        (_, Some(x)) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
-                    };
-                    row.insert(m.name.clone(), value);
+                for (m, v) in q.metrics.iter().zip(&g.values) {
+                    match (m.agg, v) {
+                        (Agg::Count, Some(n)) => map.serialize_entry(&m.name, &(*n as u64))?,
+                        (_, Some(x)) if x.is_finite() => map.serialize_entry(&m.name, x)?,
+                        _ => map.serialize_entry(&m.name, &None::<f64>)?,
+                    }
                 }
-                row
-            })
-            .collect()
+                map.end()
+            }
+        }
     }
 }
 
@@ -616,7 +634,7 @@ impl Aggregator {
                 },
             };
         }
-        if !self.groups.contains_key(&(bucket, key)) && self.groups.len() >= MAX_GROUPS {
+        if self.groups.len() >= MAX_GROUPS && !self.groups.contains_key(&(bucket, key)) {
             return Err(Error::validation(
                 "group_by",
                 format!("this report has more than {MAX_GROUPS} groups; use a coarser bucket or fewer dimensions"),
@@ -652,35 +670,6 @@ impl Aggregator {
         self.keep_values = keep;
         self.rows += 1;
         result
-    }
-
-    /// Adds rows the database already grouped (see [`ReportQuery::mergeable`]):
-    /// the bucket's local start as the database truncated it (`None` when
-    /// not grouped by time), the dimension values, the number of rows, and
-    /// per measure the (values present, sum, min, max) of those rows.
-    pub fn push_partial(
-        &mut self,
-        bucket_local: Option<NaiveDateTime>,
-        dims: &[Option<&str>],
-        rows: u64,
-        measures: &[(u64, f64, f64, f64)],
-    ) -> Result<(), Error> {
-        let bucket = match (self.bucket, bucket_local) {
-            (Some(_), Some(local)) => self.local_start_ms(local).unwrap_or_default(),
-            _ => 0,
-        };
-        let acc = self.group(bucket, dims)?;
-        acc.count += rows;
-        for (m, (n, sum, min, max)) in acc.measures.iter_mut().zip(measures) {
-            if *n > 0 {
-                m.0 += n;
-                m.1 += sum;
-                m.2 = m.2.min(*min);
-                m.3 = m.3.max(*max);
-            }
-        }
-        self.rows += rows;
-        Ok(())
     }
 
     /// The groups, ordered by bucket then dimension values.
@@ -821,35 +810,6 @@ mod tests {
         assert_eq!(Metric::parse("mode:duration", q.source, &f).unwrap_err().field(), Some("mode:duration"));
         assert!(q.validate().is_err(), "no metric");
         assert!(q.set_tz("Mars/Olympus").is_err());
-    }
-
-    #[test]
-    fn partial_aggregates_merge_like_rows() {
-        let f = fields();
-        let mut q = ReportQuery::new(Source::Conversations);
-        q.set_tz("Europe/Paris").unwrap();
-        q.group_by("day", &f).unwrap();
-        q.group_by("rep_id", &f).unwrap();
-        for m in ["count", "sum:duration", "avg:duration", "min:duration", "max:duration"] {
-            q.metrics.push(Metric::parse(m, q.source, &f).unwrap());
-        }
-        assert!(q.mergeable());
-        let mut rows = Aggregator::new(&q);
-        for (at, rep, d) in [
-            ("2026-01-01T10:00:00Z", "a", 10.0),
-            ("2026-01-01T11:00:00Z", "a", 30.0),
-            ("2026-01-01T12:00:00Z", "b", 5.0),
-        ] {
-            rows.push(ms(at), &[Some(rep)], &[Some(d)]).unwrap();
-        }
-        let mut parts = Aggregator::new(&q);
-        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
-        parts.push_partial(day, &[Some("a")], 1, &[(1, 10.0, 10.0, 10.0)]).unwrap();
-        parts.push_partial(day, &[Some("a")], 1, &[(1, 30.0, 30.0, 30.0)]).unwrap();
-        parts.push_partial(day, &[Some("b")], 1, &[(1, 5.0, 5.0, 5.0)]).unwrap();
-        assert_eq!(rows.finish(), parts.finish());
-        q.metrics.push(Metric::parse("p90:duration", q.source, &f).unwrap());
-        assert!(!q.mergeable());
     }
 
     #[test]

@@ -132,12 +132,6 @@ pub(crate) async fn run(pool: &Pool, ws: &str, q: &ReportQuery) -> Result<Report
     }
     let departments =
         if reads.iter().any(|r| matches!(r, Read::Department)) { departments(pool, ws).await? } else { HashMap::new() };
-    // Metrics that partial aggregates answer, over float columns: PostgreSQL
-    // groups (by the local bucket it truncates and the dimensions) and the
-    // aggregator merges the groups — far fewer rows cross the wire.
-    if q.mergeable() && reads[dims_len(q)..].iter().all(|r| matches!(r, Read::Float)) {
-        return grouped(pool, ws, q, sql, columns, conditions, &reads, &departments).await;
-    }
     let statement = format!("SELECT {} FROM {table} WHERE {}", columns.join(", "), conditions.join(" AND "));
     let mut params: Vec<Param> = vec![Box::new(ws.to_string())];
     params.extend(sql.params);
@@ -168,81 +162,6 @@ pub(crate) async fn run(pool: &Pool, ws: &str, q: &ReportQuery) -> Result<Report
             });
         }
         aggregator.push(at_ms, &dim_values[..dims], &values)?;
-    }
-    Ok(aggregator.finish())
-}
-
-fn dims_len(q: &ReportQuery) -> usize {
-    q.dimensions.len()
-}
-
-/// Runs a mergeable report as one GROUP BY: the local bucket start
-/// (`date_trunc` in the query's zone), the dimensions, the row count and
-/// per measure count, sum, min and max; each group goes to
-/// [`Aggregator::push_partial`].
-#[allow(clippy::too_many_arguments)]
-async fn grouped(
-    pool: &Pool,
-    ws: &str,
-    q: &ReportQuery,
-    mut sql: Sql,
-    columns: Vec<String>,
-    conditions: Vec<String>,
-    reads: &[Read],
-    departments: &HashMap<String, String>,
-) -> Result<ReportResult> {
-    let (table, time) = match q.source {
-        Source::Conversations => ("conversations", "to_timestamp(at_ms::float8 / 1000)"),
-        Source::Events => ("events", "timestamp"),
-    };
-    let dims = dims_len(q);
-    let mut select = Vec::new();
-    if let Some(bucket) = q.bucket {
-        let tz = sql.bind(Box::new(q.tz.name().to_string()));
-        select.push(format!("date_trunc('{}', {time} AT TIME ZONE {tz}::text)", bucket.as_str()));
-    }
-    let keys = select.len() + dims;
-    select.extend(columns[1..=dims].iter().cloned());
-    select.push("count(*)".into());
-    for m in &columns[1 + dims..] {
-        select.push(format!("count({m}), coalesce(sum({m}), 0), min({m}), max({m})"));
-    }
-    let group_by = (1..=keys).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-    let statement = format!(
-        "SELECT {} FROM {table} WHERE {}{}",
-        select.join(", "),
-        conditions.join(" AND "),
-        if keys > 0 { format!(" GROUP BY {group_by}") } else { String::new() }
-    );
-    let mut params: Vec<Param> = vec![Box::new(ws.to_string())];
-    params.extend(sql.params);
-    let mut aggregator = Aggregator::new(q);
-    let first = usize::from(q.bucket.is_some());
-    let mut measures: Vec<(u64, f64, f64, f64)> = Vec::with_capacity(reads.len() - dims);
-    // The default work_mem (4 MB) makes a hash aggregate of ~100,000 groups spill to disk.
-    let work_mem = ("SET work_mem = '64MB'", "RESET work_mem");
-    let mut open = Open::start_with(pool, Some(work_mem), &statement, params).await?;
-    while let Some(row) = open.next().await? {
-        let bucket =
-            if q.bucket.is_some() { row.try_get::<_, Option<chrono::NaiveDateTime>>(0).map_err(db)? } else { None };
-        let mut dim_values: [Option<&str>; MAX_DIMENSIONS] = [None; MAX_DIMENSIONS];
-        for (i, slot) in dim_values.iter_mut().enumerate().take(dims) {
-            *slot = match reads[i] {
-                Read::Department => text(&row, first + i)?.and_then(|rep| departments.get(rep)).map(String::as_str),
-                _ => text(&row, first + i)?,
-            };
-        }
-        let count = row.try_get::<_, i64>(first + dims).map_err(db)?;
-        measures.clear();
-        for j in 0..reads.len() - dims {
-            let c = first + dims + 1 + 4 * j;
-            let n = row.try_get::<_, i64>(c).map_err(db)?;
-            let sum = row.try_get::<_, f64>(c + 1).map_err(db)?;
-            let min = row.try_get::<_, Option<f64>>(c + 2).map_err(db)?.unwrap_or(f64::INFINITY);
-            let max = row.try_get::<_, Option<f64>>(c + 3).map_err(db)?.unwrap_or(f64::NEG_INFINITY);
-            measures.push((u64::try_from(n).unwrap_or(0), sum, min, max));
-        }
-        aggregator.push_partial(bucket, &dim_values[..dims], u64::try_from(count).unwrap_or(0), &measures)?;
     }
     Ok(aggregator.finish())
 }

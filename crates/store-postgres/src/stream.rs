@@ -24,32 +24,15 @@ pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 pub(crate) struct Open {
     conn: Option<Object>,
     rows: Pin<Box<tokio_postgres::RowStream>>,
-    /// Settings to reset before the connection returns to the pool.
-    reset: Option<&'static str>,
 }
 
 impl Open {
     /// Runs `sql` on a connection of `pool` and returns its rows unread.
     pub(crate) async fn start(pool: &Pool, sql: &str, params: Vec<Param>) -> Result<Open> {
-        Self::start_with(pool, None, sql, params).await
-    }
-
-    /// As [`Open::start`], with session settings (`set`, undone by `reset`)
-    /// for this statement only, e.g. a larger `work_mem` for a report's
-    /// aggregation.
-    pub(crate) async fn start_with(
-        pool: &Pool,
-        settings: Option<(&'static str, &'static str)>,
-        sql: &str,
-        params: Vec<Param>,
-    ) -> Result<Open> {
         let c = conn(pool).await?;
-        if let Some((set, _)) = settings {
-            c.batch_execute(set).await.map_err(db)?;
-        }
         let stmt = c.prepare_cached(sql).await.map_err(db)?;
         let rows = c.query_raw(&stmt, params).await.map_err(db)?;
-        Ok(Open { conn: Some(c), rows: Box::pin(rows), reset: settings.map(|(_, reset)| reset) })
+        Ok(Open { conn: Some(c), rows: Box::pin(rows) })
     }
 
     /// The next row; `None` after the last (the connection then returns to
@@ -59,12 +42,7 @@ impl Open {
             Some(Ok(row)) => Ok(Some(row)),
             Some(Err(e)) => Err(db(e)),
             None => {
-                // Every row was read: the connection is clean once its
-                // settings are reset (a connection that cannot reset is
-                // closed by Drop instead of returning to the pool).
-                if let (Some(reset), Some(c)) = (self.reset, &self.conn) {
-                    c.batch_execute(reset).await.map_err(db)?;
-                }
+                // Every row was read: the connection is clean.
                 drop(self.conn.take());
                 Ok(None)
             }

@@ -10,7 +10,6 @@ use convene_core::field::{Entity, FieldType};
 use convene_core::page::PageRequest;
 use convene_core::report::{Dimension, Metric, ReportQuery, Source};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::CommonErrors;
@@ -45,7 +44,7 @@ pub struct ReportParams {
 pub struct ReportOut {
     /// One object per group: the bucket, the dimensions, the metrics.
     #[schema(value_type = Vec<Object>)]
-    pub data: Vec<Map<String, Value>>,
+    pub data: convene_core::report::ReportRows,
     /// Rows aggregated.
     pub rows: u64,
 }
@@ -126,5 +125,6 @@ pub async fn report(
     }
     q.validate()?;
     let result = state.store.report(auth.workspace(), &q).await?;
-    Ok(Json(ReportOut { data: q.rows(&result), rows: result.rows }))
+    let rows = result.rows;
+    Ok(Json(ReportOut { data: q.rows(result), rows }))
 }

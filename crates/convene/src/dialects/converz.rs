@@ -370,6 +370,17 @@ fn metric(name: &str, fields: &HashMap<String, convene_core::field::FieldType>) 
     Ok(Metric { name: name.into(), agg, measure: Some(measure) })
 }
 
+/// The report's answer, in this order.
+#[derive(serde::Serialize)]
+struct ReportAnswer {
+    data: convene_core::report::ReportRows,
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Vec<String>,
+    metrics: Vec<String>,
+    total: usize,
+}
+
 /// `GET /api/v1/report?from=&to=&group_by=rep_id,day&metrics=calls,total_duration,avg_duration`
 async fn report(
     auth: Need<scopes::ReportsRead>,
@@ -385,20 +396,14 @@ async fn report(
     }
     q.validate()?;
     let result = state.store.report(auth.workspace(), &q).await?;
-    let group_by: Vec<Value> = q
+    let group_by: Vec<String> = q
         .bucket
         .iter()
-        .map(|b| Value::from(b.as_str()))
-        .chain(q.dimensions.iter().map(|d| Value::from(d.key())))
+        .map(|b| b.as_str().to_string())
+        .chain(q.dimensions.iter().map(|d| d.key().to_string()))
         .collect();
-    let metrics: Vec<Value> = q.metrics.iter().map(|m| Value::from(m.name.clone())).collect();
-    Ok(axum::Json(json!({
-        "data": q.rows(&result),
-        "from": q.from.map(|t| convene_core::ids::fmt_time(&t)),
-        "to": q.to.map(|t| convene_core::ids::fmt_time(&t)),
-        "group_by": group_by,
-        "metrics": metrics,
-        "total": result.groups.len(),
-    }))
-    .into_response())
+    let metrics: Vec<String> = q.metrics.iter().map(|m| m.name.clone()).collect();
+    let (from, to) = (q.from.map(|t| convene_core::ids::fmt_time(&t)), q.to.map(|t| convene_core::ids::fmt_time(&t)));
+    let total = result.groups.len();
+    Ok(axum::Json(ReportAnswer { data: q.rows(result), from, to, group_by, metrics, total }).into_response())
 }
