@@ -31,6 +31,9 @@ ALTER TABLE conversations ADD COLUMN attributes TEXT;
 ALTER TABLE conversations ADD COLUMN at_ms INTEGER;
 UPDATE conversations SET at_ms = CAST(unixepoch(created_at, 'subsec') * 1000 AS INTEGER);
 CREATE UNIQUE INDEX conversations_call_id ON conversations (workspace_id, call_id) WHERE call_id IS NOT NULL;
-CREATE INDEX conversations_by_time ON conversations (workspace_id, at_ms, seq);
+-- By time, covering the columns reports group, filter and measure by (an index-only scan
+-- reads a narrow b-tree in time order instead of the whole rows).
+CREATE INDEX conversations_report ON conversations
+    (workspace_id, at_ms, rep_id, duration, vendor, campaign, direction, status, channel);
 CREATE INDEX conversations_calls_by_rep ON conversations (workspace_id, rep_id, at_ms, seq) WHERE call_id IS NOT NULL;
 CREATE INDEX events_by_time ON events (workspace_id, timestamp, id);
