@@ -15,13 +15,11 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Proc, env_or, free_port, rss_kib, wait_ready};
-use serde_json::{Value, json};
+use common::{env_or, rss_kib, start_server};
 
 const MASTER: &str = "bench-master-key-0123456789";
 /// Rows per request (the dialect's maximum).
@@ -143,44 +141,8 @@ async fn phase(client: &reqwest::Client, load: Load<'_>, concurrency: usize, sec
 }
 
 async fn backend(client: &reqwest::Client, database: Option<&str>) -> Result<Vec<Phase>, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_convene"));
-    cmd.args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--master-key", MASTER])
-        .env("CONVENE_LOG", "warn")
-        .stdout(Stdio::null());
-    if let Some(url) = database {
-        cmd.args(["--database", url]);
-    }
-    let node = Proc(cmd.spawn().map_err(|e| e.to_string())?);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(client, &base).await?;
-    let ws: Value = client
-        .post(format!("{base}/v1/workspaces"))
-        .bearer_auth(MASTER)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let ws = ws["id"].as_str().ok_or("no workspace id")?;
-    let key: Value = client
-        .post(format!("{base}/v1/workspaces/{ws}/keys"))
-        .bearer_auth(MASTER)
-        .json(&json!({"name": "bench", "kind": "full"}))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let token = key["token"].as_str().ok_or("no token")?.to_string();
+    let server = start_server(client, database, MASTER).await?;
+    let (node, base, token) = (&server.node, server.base.clone(), server.token.clone());
     let (conc, secs) = (env_or("BENCH_CONCURRENCY", 4usize), env_or("BENCH_SECONDS", 10u64));
     let pid = node.0.id();
     let dialect = format!("{base}/compat/conversion/api/v1/contacts/batch");
@@ -202,7 +164,7 @@ async fn backend(client: &reqwest::Client, database: Option<&str>) -> Result<Vec
     let native_url = format!("{base}/v1/contacts/batch");
     let name = "native /v1/contacts/batch, new contacts";
     let native = phase(client, load(name, &native_url, 1_000_000_000, None, 0, true), conc, secs, pid).await;
-    drop(node);
+    drop(server);
     Ok(vec![new, updates, native])
 }
 

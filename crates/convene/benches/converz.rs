@@ -18,10 +18,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, env_or, free_port, rss_kib, wait_ready};
+use common::{Server, env_or, rss_kib, start_server};
 use serde_json::{Value, json};
 
 const MASTER: &str = "bench-master-key-0123456789";
@@ -33,51 +32,6 @@ fn main() {
         eprintln!("converz bench failed: {e}");
         std::process::exit(1);
     }
-}
-
-struct Server {
-    node: Proc,
-    base: String,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(client: &reqwest::Client, database: Option<&str>) -> Result<Server, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_convene"));
-    cmd.args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--master-key", MASTER])
-        .env("CONVENE_LOG", "warn")
-        .stdout(Stdio::null());
-    if let Some(url) = database {
-        cmd.args(["--database", url]);
-    }
-    let node = Proc(cmd.spawn().map_err(|e| e.to_string())?);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(client, &base).await?;
-    let post = |url: String, body: Value| {
-        let client = client.clone();
-        async move {
-            client
-                .post(url)
-                .bearer_auth(MASTER)
-                .json(&body)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| e.to_string())?
-                .json::<Value>()
-                .await
-                .map_err(|e| e.to_string())
-        }
-    };
-    let ws = post(format!("{base}/v1/workspaces"), json!({"name": "bench"})).await?;
-    let ws = ws["id"].as_str().ok_or("no workspace id")?;
-    let key = post(format!("{base}/v1/workspaces/{ws}/keys"), json!({"name": "bench", "kind": "full"})).await?;
-    let token = key["token"].as_str().ok_or("no token")?.to_string();
-    Ok(Server { node, base, token, _dir: dir })
 }
 
 /// Sends a body; returns (seconds, answer).
@@ -142,7 +96,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 async fn backend(client: &reqwest::Client, name: &str, database: Option<&str>, f: &mut Figures) -> Result<(), String> {
-    let s = start(client, database).await?;
+    let s = start_server(client, database, MASTER).await?;
     let pid = s.node.0.id();
     let runs = env_or("BENCH_RUNS", 3usize).max(1);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use serde_json::{Value, json};
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
@@ -51,4 +53,54 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), Stri
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(format!("{base} did not become ready"))
+}
+
+/// A release `convene serve` this bench started, with a workspace and a
+/// full key made with `master`.
+pub struct Server {
+    /// The process (killed on drop).
+    pub node: Proc,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The full key's token.
+    pub token: String,
+    /// The data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts `convene serve` (SQLite in a new data directory, or `database`)
+/// on a free port, then creates a workspace and a full key.
+pub async fn start_server(client: &reqwest::Client, database: Option<&str>, master: &str) -> Result<Server, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_convene"));
+    cmd.args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--master-key", master])
+        .env("CONVENE_LOG", "warn")
+        .stdout(Stdio::null());
+    if let Some(url) = database {
+        cmd.args(["--database", url]);
+    }
+    let node = Proc(cmd.spawn().map_err(|e| e.to_string())?);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(client, &base).await?;
+    let post = |url: String, body: Value| async move {
+        client
+            .post(url)
+            .bearer_auth(master)
+            .json(&body)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| e.to_string())?
+            .json::<Value>()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let ws = post(format!("{base}/v1/workspaces"), json!({"name": "bench"})).await?;
+    let ws = ws["id"].as_str().ok_or("no workspace id")?;
+    let key = post(format!("{base}/v1/workspaces/{ws}/keys"), json!({"name": "bench", "kind": "full"})).await?;
+    let token = key["token"].as_str().ok_or("no token")?.to_string();
+    Ok(Server { node, base, token, dir })
 }
