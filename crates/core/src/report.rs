@@ -24,6 +24,9 @@ pub const MAX_DIMENSIONS: usize = 6;
 pub const MAX_METRICS: usize = 20;
 /// Most groups one report returns; more is an error asking for a coarser query.
 pub const MAX_GROUPS: usize = 100_000;
+/// Most values a report keeps for its percentiles (80 MB); more is an error
+/// asking for a shorter period.
+pub const MAX_KEPT_VALUES: usize = 10_000_000;
 
 /// What a report reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -523,6 +526,7 @@ pub struct Aggregator {
     groups: IntMap<(i64, [u32; MAX_DIMENSIONS]), Acc>,
     slot_cache: IntMap<i64, i64>,
     rows: u64,
+    kept: usize,
 }
 
 /// A fast hasher for the aggregator's integer keys (bucket starts and
@@ -589,6 +593,7 @@ impl Aggregator {
             groups: IntMap::default(),
             slot_cache: IntMap::default(),
             rows: 0,
+            kept: 0,
         }
     }
 
@@ -652,6 +657,7 @@ impl Aggregator {
     pub fn push(&mut self, at_ms: i64, dims: &[Option<&str>], values: &[Option<f64>]) -> Result<(), Error> {
         let bucket = self.bucket_of(at_ms);
         let keep = std::mem::take(&mut self.keep_values);
+        let mut kept = 0;
         let acc = self.group(bucket, dims);
         let result = acc.map(|acc| {
             acc.count += 1;
@@ -663,12 +669,20 @@ impl Aggregator {
                     m.3 = m.3.max(v);
                     if keep[i] {
                         m.4.push(v);
+                        kept += 1;
                     }
                 }
             }
         });
         self.keep_values = keep;
         self.rows += 1;
+        self.kept += kept;
+        if self.kept > MAX_KEPT_VALUES {
+            return Err(Error::validation(
+                "metrics",
+                format!("percentiles over more than {MAX_KEPT_VALUES} values; use a shorter period or more filters"),
+            ));
+        }
         result
     }
 

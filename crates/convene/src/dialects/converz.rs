@@ -99,6 +99,7 @@ pub fn table_rows(body: Value, key: &str) -> Result<Vec<Map<String, Value>>> {
             }
             let n = len.map_or(0, |(_, n)| n);
             check_count(n)?;
+            check_columns(columns.len())?;
             let mut rows = vec![Map::new(); n];
             for (name, column) in columns {
                 if let Value::Array(values) = column {
@@ -120,14 +121,12 @@ pub fn table_rows(body: Value, key: &str) -> Result<Vec<Map<String, Value>>> {
                     _ => return Err(Error::bad_request("in the row-wise form every row is an object").at_row(i)),
                 }
             }
-            let mut keys: Vec<String> = Vec::new();
+            let mut keys: std::collections::BTreeSet<&String> = std::collections::BTreeSet::new();
             for row in &rows {
-                for k in row.keys() {
-                    if !keys.contains(k) {
-                        keys.push(k.clone());
-                    }
-                }
+                keys.extend(row.keys());
+                check_columns(keys.len())?;
             }
+            let keys: Vec<String> = keys.into_iter().cloned().collect();
             for row in &mut rows {
                 for k in &keys {
                     if !row.contains_key(k) {
@@ -141,6 +140,20 @@ pub fn table_rows(body: Value, key: &str) -> Result<Vec<Map<String, Value>>> {
             "send the columnar form {{\"{key}\": [...], …}} or the row-wise form [{{\"{key}\": …}}, …]"
         ))),
     }
+}
+
+/// Most distinct keys (columns) one update may name: the built-in columns and
+/// as many attributes as one write may carry. (In the row-wise form every
+/// row gets every key, so this also bounds the work a request makes.)
+const MAX_COLUMNS: usize = convene_core::limits::MAX_TRAITS_PER_WRITE + 16;
+
+fn check_columns(n: usize) -> Result<()> {
+    if n > MAX_COLUMNS {
+        return Err(Error::bad_request(format!(
+            "an update names at most {MAX_COLUMNS} distinct columns; this one names more"
+        )));
+    }
+    Ok(())
 }
 
 fn check_count(n: usize) -> Result<()> {

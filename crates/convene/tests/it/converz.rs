@@ -101,6 +101,11 @@ async fn updates_are_all_or_nothing_and_limits_are_enforced() {
     let (status, body) = post(&app, "/reps", &token, json!({ "rep_id": ids })).await;
     assert_eq!(status, 413, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("100000"), "{body}");
+    // At most 516 distinct columns (row-wise, every row gets every key).
+    let wide: Vec<Value> = (0..600).map(|i| json!({"rep_id": format!("w{i}"), format!("attr{i}"): i})).collect();
+    let (status, body) = post(&app, "/reps", &token, Value::Array(wide)).await;
+    error(status, &body, 400, None);
+    assert!(body["error"]["message"].as_str().unwrap().contains("distinct columns"), "{body}");
     // n_per_page: 1..=1,000,000.
     let (status, body) = get(&app, "/reps?n_per_page=1000001", &token).await;
     error(status, &body, 400, Some("n_per_page"));
