@@ -1020,6 +1020,29 @@ pub async fn reps_upsert_all_or_nothing_and_list(store: &dyn Store) {
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].as_ref().unwrap().rep_id, "liam");
     }
+    {
+        // Rendered straight from the rows, in chunks, with a separator.
+        use futures::StreamExt;
+        fn render(v: &crate::rep::RepView<'_>, out: &mut Vec<u8>) {
+            let row = json!({"rep_id": v.rep_id, "name": v.name, "department": v.department, "active": v.active,
+                "attributes": serde_json::from_str::<Value>(v.attributes_json).unwrap_or(Value::Null)});
+            out.extend_from_slice(row.to_string().as_bytes());
+        }
+        let chunks: Vec<_> = store.stream_reps_rendered(&ws, RepFilter::default(), 0, 10, render, b",").collect().await;
+        let text: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap()).collect();
+        let rows: Value = serde_json::from_slice(&[b"[".as_slice(), &text, b"]"].concat()).unwrap();
+        assert_eq!(
+            rows,
+            json!([
+                {"rep_id": "mila", "name": null, "department": "sales", "active": true, "attributes": {"score": 4}},
+                {"rep_id": "liam", "name": null, "department": "support", "active": false, "attributes": {}},
+                {"rep_id": "noor", "name": null, "department": null, "active": true, "attributes": {}},
+            ])
+        );
+        let second: Vec<_> = store.stream_reps_rendered(&ws, RepFilter::default(), 1, 1, render, b",").collect().await;
+        assert_eq!(second.len(), 1);
+        assert!(String::from_utf8_lossy(second[0].as_ref().unwrap()).contains("\"liam\""));
+    }
     let created = store.write_rep(&ws, rep_row(json!({"rep_id": "zed"})), WriteMode::Create).await.unwrap();
     assert!(created.active);
     assert!(matches!(

@@ -208,6 +208,28 @@ pub fn active_of(value: &Value) -> Result<Option<bool>, Error> {
     }
 }
 
+/// A rep as read from storage, borrowed, for rendering large pages without
+/// building a [`Rep`] per row (its attributes stay the stored JSON text).
+#[derive(Debug, Clone, Copy)]
+pub struct RepView<'a> {
+    /// The rep's id.
+    pub rep_id: &'a str,
+    /// Display name.
+    pub name: Option<&'a str>,
+    /// Email.
+    pub email: Option<&'a str>,
+    /// Department.
+    pub department: Option<&'a str>,
+    /// Whether the rep is active.
+    pub active: bool,
+    /// The attributes as stored: the text of a JSON object with none of
+    /// [`BUILTIN_KEYS`].
+    pub attributes_json: &'a str,
+}
+
+/// Writes one rep into a buffer (a dialect's wire form of a list row).
+pub type RepRenderer = fn(&RepView<'_>, &mut Vec<u8>);
+
 /// Filters of the rep list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RepFilter {

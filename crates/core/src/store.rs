@@ -24,7 +24,7 @@ use crate::field::{Entity, Field, FieldType};
 use crate::identity::IdentityKind;
 use crate::ingest::{ApplyReport, Job, QueuedJob};
 use crate::page::{Page, PageRequest};
-use crate::rep::{Rep, RepFilter, RepWrite, UpsertCounts, WriteMode};
+use crate::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
 use crate::report::{ReportQuery, ReportResult};
 use crate::token::TokenHash;
 use crate::user::{User, UserChanges};
@@ -33,6 +33,9 @@ use crate::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAcco
 /// Rows read from the database while the stream is consumed (bounded
 /// buffering: memory stays flat whatever the number of rows).
 pub type RowStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T>> + Send>>;
+
+/// Bytes gathered before a rendered chunk is sent.
+pub const RENDER_CHUNK_BYTES: usize = 64 * 1024;
 
 /// A field to create explicitly (`POST /v1/fields`).
 #[derive(Debug, Clone)]
@@ -214,6 +217,18 @@ pub trait Store: Send + Sync + 'static {
     async fn count_reps(&self, ws: &str, filter: RepFilter) -> Result<u64>;
     /// Reps `offset..offset + limit` in creation order, streamed.
     fn stream_reps(&self, ws: &str, filter: RepFilter, offset: u64, limit: u64) -> RowStream<Rep>;
+    /// The same reps written by `render` as they are read, `sep` between two
+    /// of them, in chunks of about 64 KiB (each holding whole reps): for
+    /// pages of up to a million rows, without a [`Rep`] built per row.
+    fn stream_reps_rendered(
+        &self,
+        ws: &str,
+        filter: RepFilter,
+        offset: u64,
+        limit: u64,
+        render: RepRenderer,
+        sep: &'static [u8],
+    ) -> RowStream<Vec<u8>>;
 
     /// Updates calls in one transaction with core's
     /// [`crate::call::upsert_calls`]; all or nothing.

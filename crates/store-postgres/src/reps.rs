@@ -9,8 +9,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use convene_core::ids::now;
 use convene_core::page::{Page, PageRequest};
-use convene_core::rep::{self, Rep, RepFilter, RepTx, RepWrite, UpsertCounts, WriteMode};
-use convene_core::store::RowStream;
+use convene_core::rep::{self, Rep, RepFilter, RepRenderer, RepTx, RepView, RepWrite, UpsertCounts, WriteMode};
+use convene_core::store::{RENDER_CHUNK_BYTES, RowStream};
 use convene_core::{Error, Result};
 use deadpool_postgres::{ClientWrapper, Pool};
 use tokio_postgres::Row;
@@ -286,4 +286,79 @@ pub(crate) fn stream(pool: &Pool, ws: &str, filter: &RepFilter, offset: u64, lim
         n + 3
     );
     stream::rows(pool.clone(), sql, params, |row| rep_from_row(row).map(|(_, rep)| rep))
+}
+
+/// Reps `offset..offset + limit` written by `render` as they are read (no
+/// [`Rep`] built), `sep` between two, in chunks of about
+/// [`RENDER_CHUNK_BYTES`].
+pub(crate) fn stream_rendered(
+    pool: &Pool,
+    ws: &str,
+    filter: &RepFilter,
+    (offset, limit): (u64, u64),
+    render: RepRenderer,
+    sep: &'static [u8],
+) -> RowStream<Vec<u8>> {
+    let (where_sql, filter_params) = filter_sql(filter, 2);
+    let n = filter_params.len();
+    let mut params: Vec<Param> = vec![Box::new(ws.to_string())];
+    params.extend(filter_params);
+    params.push(Box::new(bigint(offset)));
+    params.push(Box::new(bigint(limit)));
+    let sql = format!(
+        "SELECT rep_id, name, email, department, active, attributes::text FROM reps WHERE workspace_id = $1{where_sql} \
+         ORDER BY seq OFFSET ${} LIMIT ${}",
+        n + 2,
+        n + 3
+    );
+    enum State {
+        Start(Pool, String, Vec<Param>),
+        Open(stream::Open, bool),
+        Done,
+    }
+    let chunks = futures::stream::unfold(State::Start(pool.clone(), sql, params), move |state| async move {
+        let (mut open, mut first) = match state {
+            State::Start(pool, sql, params) => match stream::Open::start(&pool, &sql, params).await {
+                Ok(open) => (open, true),
+                Err(e) => return Some((Err(e), State::Done)),
+            },
+            State::Open(open, first) => (open, first),
+            State::Done => return None,
+        };
+        let mut buf = Vec::with_capacity(RENDER_CHUNK_BYTES + 4096);
+        loop {
+            match open.next().await {
+                Ok(Some(row)) => {
+                    let view = match view_of(&row) {
+                        Ok(v) => v,
+                        Err(e) => return Some((Err(e), State::Done)),
+                    };
+                    if !first {
+                        buf.extend_from_slice(sep);
+                    }
+                    first = false;
+                    render(&view, &mut buf);
+                    if buf.len() >= RENDER_CHUNK_BYTES {
+                        return Some((Ok(buf), State::Open(open, first)));
+                    }
+                }
+                Ok(None) if buf.is_empty() => return None,
+                Ok(None) => return Some((Ok(buf), State::Done)),
+                Err(e) => return Some((Err(e), State::Done)),
+            }
+        }
+    });
+    Box::pin(chunks)
+}
+
+fn view_of(row: &Row) -> Result<RepView<'_>> {
+    let text = |i: usize| row.try_get::<_, Option<&str>>(i).map_err(crate::error::db);
+    Ok(RepView {
+        rep_id: text(0)?.unwrap_or_default(),
+        name: text(1)?,
+        email: text(2)?,
+        department: text(3)?,
+        active: row.try_get::<_, bool>(4).map_err(crate::error::db)?,
+        attributes_json: text(5)?.unwrap_or("{}"),
+    })
 }

@@ -18,7 +18,7 @@ use convene_core::field::{Entity, Field};
 use convene_core::identity::IdentityKind;
 use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 use convene_core::page::{Page, PageRequest};
-use convene_core::rep::{Rep, RepFilter, RepWrite, UpsertCounts, WriteMode};
+use convene_core::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
 use convene_core::report::{ReportQuery, ReportResult};
 use convene_core::store::NewField;
 use convene_core::store::RowStream;
@@ -249,6 +249,17 @@ impl Store for PgStore {
     }
     fn stream_reps(&self, ws: &str, filter: RepFilter, offset: u64, limit: u64) -> RowStream<Rep> {
         reps::stream(&self.pool, ws, &filter, offset, limit)
+    }
+    fn stream_reps_rendered(
+        &self,
+        ws: &str,
+        filter: RepFilter,
+        offset: u64,
+        limit: u64,
+        render: RepRenderer,
+        sep: &'static [u8],
+    ) -> RowStream<Vec<u8>> {
+        reps::stream_rendered(&self.pool, ws, &filter, (offset, limit), render, sep)
     }
 
     async fn upsert_calls(&self, ws: &str, rows: Vec<CallWrite>) -> Result<UpsertCounts> {

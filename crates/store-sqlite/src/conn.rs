@@ -300,7 +300,17 @@ impl Readers {
         &self,
         f: impl FnOnce(&Connection, &mut dyn FnMut(T) -> bool) -> Result<()> + Send + 'static,
     ) -> RowStream<T> {
-        const CHUNK: usize = 256;
+        self.stream_chunked(256, f)
+    }
+
+    /// As [`Readers::stream`], with `CHUNK` items per send (1 for items that
+    /// are already large chunks).
+    pub fn stream_chunked<T: Send + 'static>(
+        &self,
+        chunk_items: usize,
+        f: impl FnOnce(&Connection, &mut dyn FnMut(T) -> bool) -> Result<()> + Send + 'static,
+    ) -> RowStream<T> {
+        let chunk_size = chunk_items.max(1);
         let (tx, rx) = mpsc::channel::<Result<Vec<T>>>(8);
         let (permits, slots) = (self.permits.clone(), self.slots.clone());
         tokio::spawn(async move {
@@ -317,12 +327,13 @@ impl Readers {
                     let _ = tx.blocking_send(Err(Error::Internal("no free read connection".into())));
                     return;
                 };
-                let mut chunk = Vec::with_capacity(CHUNK);
+                let mut chunk = Vec::with_capacity(chunk_size);
                 let mut open = true;
                 let mut send = |item: T| {
                     chunk.push(item);
-                    if chunk.len() == CHUNK {
-                        open = tx.blocking_send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_ok();
+                    if chunk.len() == chunk_size {
+                        open =
+                            tx.blocking_send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size)))).is_ok();
                     }
                     open
                 };

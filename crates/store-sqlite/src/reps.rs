@@ -3,9 +3,10 @@
 
 use convene_core::ids::now;
 use convene_core::page::{Page, PageRequest};
-use convene_core::rep::{self, Rep, RepFilter, RepTx, RepWrite, UpsertCounts, WriteMode};
+use convene_core::rep::{self, Rep, RepFilter, RepRenderer, RepTx, RepView, RepWrite, UpsertCounts, WriteMode};
+use convene_core::store::RENDER_CHUNK_BYTES;
 use convene_core::{Error, Result};
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, Row, params};
 
 use crate::apply::SqliteIngestTx;
@@ -194,6 +195,63 @@ pub(crate) fn stream(
         if !send(rep) {
             break;
         }
+    }
+    Ok(())
+}
+
+/// Streams reps `offset..offset + limit` in creation order, written by
+/// `render` straight from the row (no [`Rep`] built), `sep` between two, in
+/// chunks of about [`RENDER_CHUNK_BYTES`] through `send`.
+pub(crate) fn stream_rendered(
+    conn: &Connection,
+    ws: &str,
+    filter: &RepFilter,
+    (offset, limit): (u64, u64),
+    (render, sep): (RepRenderer, &[u8]),
+    send: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> Result<()> {
+    let (cond, args) = where_clause(filter);
+    let mut args = with_ws(ws, args);
+    args.push((limit.min(i64::MAX as u64) as i64).into());
+    args.push((offset.min(i64::MAX as u64) as i64).into());
+    let sql = format!(
+        "SELECT rep_id, name, email, department, active, attributes FROM reps WHERE {cond} ORDER BY seq \
+         LIMIT ?{} OFFSET ?{}",
+        args.len() - 1,
+        args.len()
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(storage)?;
+    let mut buf = Vec::with_capacity(RENDER_CHUNK_BYTES + 4096);
+    let mut first = true;
+    while let Some(row) = rows.next().map_err(storage)? {
+        let text = |i: usize| -> Result<Option<&str>> {
+            match row.get_ref(i).map_err(storage)? {
+                ValueRef::Text(t) => Ok(Some(std::str::from_utf8(t).map_err(|e| Error::Storage(e.to_string()))?)),
+                _ => Ok(None),
+            }
+        };
+        let view = RepView {
+            rep_id: text(0)?.unwrap_or_default(),
+            name: text(1)?,
+            email: text(2)?,
+            department: text(3)?,
+            active: row.get::<_, bool>(4).map_err(storage)?,
+            attributes_json: text(5)?.unwrap_or("{}"),
+        };
+        if !first {
+            buf.extend_from_slice(sep);
+        }
+        first = false;
+        render(&view, &mut buf);
+        if buf.len() >= RENDER_CHUNK_BYTES
+            && !send(std::mem::replace(&mut buf, Vec::with_capacity(RENDER_CHUNK_BYTES + 4096)))
+        {
+            return Ok(());
+        }
+    }
+    if !buf.is_empty() {
+        send(buf);
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 
 use crate::conn::storage;
 use convene_core::call::{Call, CallFilter, CallWrite};
-use convene_core::rep::{Rep, RepFilter, RepWrite, UpsertCounts, WriteMode};
+use convene_core::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
 use convene_core::report::{ReportQuery, ReportResult};
 use convene_core::store::RowStream;
 
@@ -302,6 +302,21 @@ impl Store for SqliteStore {
     fn stream_reps(&self, ws: &str, filter: RepFilter, offset: u64, limit: u64) -> RowStream<Rep> {
         let ws = owned(ws);
         self.readers.stream(move |c, send| reps::stream(c, &ws, &filter, offset, limit, send))
+    }
+
+    fn stream_reps_rendered(
+        &self,
+        ws: &str,
+        filter: RepFilter,
+        offset: u64,
+        limit: u64,
+        render: RepRenderer,
+        sep: &'static [u8],
+    ) -> RowStream<Vec<u8>> {
+        let ws = owned(ws);
+        self.readers.stream_chunked(1, move |c, send| {
+            reps::stream_rendered(c, &ws, &filter, (offset, limit), (render, sep), send)
+        })
     }
 
     async fn upsert_calls(&self, ws: &str, rows: Vec<CallWrite>) -> Result<UpsertCounts> {

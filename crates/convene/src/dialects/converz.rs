@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use convene_core::call::{Call, CallFilter, CallWrite};
 use convene_core::field::Entity;
-use convene_core::rep::{MAX_REP_ROWS, Rep, RepFilter, RepWrite, UpsertCounts, active_of};
+use convene_core::rep::{MAX_REP_ROWS, RepFilter, RepView, RepWrite, UpsertCounts, active_of};
 use convene_core::report::{Agg, Measure, Metric, Source};
 use convene_core::store::RowStream;
 use convene_core::{Error, Result};
@@ -240,6 +240,24 @@ fn paging(params: &HashMap<String, String>) -> Result<(u64, u64)> {
 
 /// A streamed list: `{"data": [rows…], "page", "n_per_page", "total"}`,
 /// written as rows come from the database.
+fn stream_body(
+    rows: impl futures::Stream<Item = Result<Bytes>> + Send + 'static,
+    page: u64,
+    n: u64,
+    total: u64,
+) -> Response {
+    let head = Bytes::from_static(b"{\"data\":[");
+    let tail = Bytes::from(format!("],\"page\":{page},\"n_per_page\":{n},\"total\":{total}}}"));
+    let body = rows.map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())));
+    let stream = futures::stream::once(async move { Ok(head) })
+        .chain(body)
+        .chain(futures::stream::once(async move { Ok::<_, std::io::Error>(tail) }));
+    let mut response = Body::from_stream(stream).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A streamed list of domain objects, each rendered by `render`.
 fn stream_list<T: Send + 'static, R: serde::Serialize + 'static>(
     rows: RowStream<T>,
     render: fn(T) -> R,
@@ -273,30 +291,30 @@ fn stream_list<T: Send + 'static, R: serde::Serialize + 'static>(
     response
 }
 
-/// A rep as the vendor shows it: attributes beside the built-in columns,
-/// `active` as 0/1 (serialised straight from the rep, no map built per row).
-#[derive(serde::Serialize)]
-struct RepRow {
-    rep_id: String,
-    name: Option<String>,
-    email: Option<String>,
-    department: Option<String>,
-    active: u8,
-    #[serde(flatten)]
-    attributes: Map<String, Value>,
-}
-
-fn rep_row(r: Rep) -> RepRow {
-    // Attributes never hold a built-in key (core reads those as built-ins).
-    let attributes = r.attributes;
-    RepRow {
-        rep_id: r.rep_id,
-        name: r.name,
-        email: r.email,
-        department: r.department,
-        active: u8::from(r.active),
-        attributes,
+/// A rep as the vendor shows it: `rep_id`, `name`, `email`, `department`,
+/// `active` as 0/1, then its attributes beside them (the stored JSON object's
+/// members, spliced in as they are: core keeps built-in keys out of it).
+fn render_rep(r: &RepView<'_>, out: &mut Vec<u8>) {
+    fn field(out: &mut Vec<u8>, name: &[u8], value: Option<&str>) {
+        out.extend_from_slice(name);
+        match value {
+            Some(v) => {
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
+            None => out.extend_from_slice(b"null"),
+        }
     }
+    field(out, b"{\"rep_id\":", Some(r.rep_id));
+    field(out, b",\"name\":", r.name);
+    field(out, b",\"email\":", r.email);
+    field(out, b",\"department\":", r.department);
+    out.extend_from_slice(if r.active { b",\"active\":1" } else { b",\"active\":0" });
+    let members = r.attributes_json.trim().strip_prefix('{').and_then(|m| m.strip_suffix('}')).unwrap_or("");
+    if !members.trim().is_empty() {
+        out.push(b',');
+        out.extend_from_slice(members.as_bytes());
+    }
+    out.push(b'}');
 }
 
 /// `GET /api/v1/reps?n_per_page=&page=&department=&rep_id=&active=`
@@ -312,8 +330,8 @@ async fn list_reps(
         active: params.get("active").map(|a| active_of(&Value::String(a.clone()))).transpose()?.flatten(),
     };
     let total = state.store.count_reps(auth.workspace(), filter.clone()).await?;
-    let rows = state.store.stream_reps(auth.workspace(), filter, page * n, n);
-    Ok(stream_list(rows, rep_row, page, n, total))
+    let chunks = state.store.stream_reps_rendered(auth.workspace(), filter, page * n, n, render_rep, b",");
+    Ok(stream_body(chunks.map(|c| c.map(Bytes::from)), page, n, total))
 }
 
 /// A call as the vendor shows it.
