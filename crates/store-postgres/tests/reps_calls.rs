@@ -316,58 +316,44 @@ async fn reports_group_filter_and_measure_calls_and_events() {
 }
 
 /// Run with `--ignored --nocapture` to time a report over a million calls.
-/// A large table is read in two halves on two connections sharing one
-/// snapshot; the result is the one a single scan gives.
 #[tokio::test]
-async fn a_split_scan_gives_the_single_scan_result() {
+#[ignore]
+async fn a_report_reads_a_million_rows_quickly() {
     let (store, ws) = fresh().await;
-    store.upsert_reps(&ws, vec![rep(json!({"rep_id": "r1", "department": "sales"}))]).await.unwrap();
+    store
+        .upsert_reps(
+            &ws,
+            (0..50).map(|i| rep(json!({"rep_id": format!("r{i}"), "department": format!("d{}", i % 5)}))).collect(),
+        )
+        .await
+        .unwrap();
     let c = store.pool().get().await.unwrap();
+    c.batch_execute("SET statement_timeout = 0").await.unwrap();
     c.execute(
         "INSERT INTO conversations (workspace_id, id, status, channel, created_at, updated_at, call_id, rep_id,
                  started_at, duration, vendor, attributes, at_ms)
-         SELECT $1, 'c' || i, 'resolved', 'call', now(), now(), 'c' || i, 'r' || (i % 5),
-                to_timestamp(1767225600 + i * 600), (i % 600)::float8, 'v' || (i % 3),
-                jsonb_build_object('talk', (i % 100) / 100.0), (1767225600 + i * 600)::bigint * 1000
-         FROM generate_series(1, 20000) AS i",
+         SELECT $1, 'c' || i, 'resolved', 'call', now(), now(), 'c' || i, 'r' || (i % 50),
+                to_timestamp(1767225600 + i * 10), (i % 600)::float8, 'v' || (i % 3),
+                jsonb_build_object('talk', (i % 100) / 100.0), (1767225600 + i * 10)::bigint * 1000
+         FROM generate_series(1, 1000000) AS i",
         &[&ws],
     )
     .await
     .unwrap();
-    let pages: i64 = c
-        .query_one("SELECT (pg_relation_size('conversations') / current_setting('block_size')::bigint)::bigint", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(pages > 100, "{pages} pages");
+    c.batch_execute("VACUUM ANALYZE conversations").await.unwrap();
     drop(c);
     let fields: HashMap<String, FieldType> = [("talk".to_string(), FieldType::Number)].into();
     let mut q = ReportQuery::new(Source::Conversations);
     q.group_by("day", &fields).unwrap();
     q.group_by("department", &fields).unwrap();
     q.group_by("vendor", &fields).unwrap();
-    for m in ["count", "sum:duration", "min:duration", "max:duration", "avg:talk"] {
+    for m in ["count", "avg:duration", "p90:duration", "avg:talk"] {
         q.metrics.push(Metric::parse(m, Source::Conversations, &fields).unwrap());
     }
-    // SAFETY: set before any other thread reads the environment (current-thread runtime).
-    unsafe { std::env::set_var("CONVENE_PG_REPORT_SPLIT_PAGES", "1000000000") };
-    let single = store.report(&ws, &q).await.unwrap();
-    unsafe { std::env::set_var("CONVENE_PG_REPORT_SPLIT_PAGES", "1") };
-    let split = store.report(&ws, &q).await.unwrap();
-    assert_eq!(single.rows, 20_000);
-    assert_eq!(split.rows, single.rows);
-    assert_eq!(split.groups.len(), single.groups.len());
-    for (a, b) in split.groups.iter().zip(&single.groups) {
-        assert_eq!((&a.bucket, &a.dims), (&b.bucket, &b.dims));
-        for (x, y) in a.values.iter().zip(&b.values) {
-            match (x, y) {
-                (Some(x), Some(y)) => assert!((x - y).abs() < 1e-9 * y.abs().max(1.0), "{x} {y}"),
-                _ => assert_eq!(x, y),
-            }
-        }
+    for _ in 0..3 {
+        let started = Instant::now();
+        let result = store.report(&ws, &q).await.unwrap();
+        eprintln!("report over {} rows, {} groups: {:?}", result.rows, result.groups.len(), started.elapsed());
+        assert_eq!(result.rows, 1_000_000);
     }
-    // The connections went back to the pool clean.
-    let c = store.pool().get().await.unwrap();
-    let in_tx: String = c.query_one("SELECT current_setting('transaction_isolation')", &[]).await.unwrap().get(0);
-    assert_eq!(in_tx, "read committed");
 }
