@@ -556,7 +556,12 @@ impl std::hash::Hasher for IntHasher {
         self.write_u64(n as u64);
     }
     fn finish(&self) -> u64 {
-        self.0
+        // splitmix64's finaliser: the multiply-rotate steps leave the low
+        // bits (the table index) poorly mixed for keys like day starts in ms.
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }
 
