@@ -171,6 +171,7 @@ pub fn rep_id_of(value: &Value) -> Result<String, Error> {
     let s = match value {
         Value::String(s) => s.trim().to_string(),
         Value::Number(n) => n.to_string(),
+        Value::Null => return Err(Error::validation("rep_id", "rep_id is required in every row")),
         _ => return Err(Error::validation("rep_id", "rep_id must be a string")),
     };
     if s.is_empty() || s.chars().count() > MAX_REP_ID_LEN || s.chars().any(char::is_control) {

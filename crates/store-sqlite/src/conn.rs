@@ -303,8 +303,8 @@ impl Readers {
         self.stream_chunked(256, f)
     }
 
-    /// As [`Readers::stream`], with `CHUNK` items per send (1 for items that
-    /// are already large chunks).
+    /// As [`Readers::stream`], with `chunk_items` items per send (1 for items
+    /// that are already large chunks).
     pub fn stream_chunked<T: Send + 'static>(
         &self,
         chunk_items: usize,

@@ -178,17 +178,7 @@ async fn update_reps(
     State(state): State<AppState>,
     req: Request,
 ) -> ApiResult<Response> {
-    let rows = table_body(req, &state, "rep_id").await?;
-    let writes = rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, row)| {
-            if row.get("rep_id").is_none_or(Value::is_null) {
-                return Err(Error::validation("rep_id", "rep_id is required in every row").at_row(i));
-            }
-            RepWrite::from_row(row, None).map_err(|e| e.at_row(i))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let writes = each_row(table_body(req, &state, "rep_id").await?, |row| RepWrite::from_row(row, None))?;
     let counts = state.store.upsert_reps(auth.workspace(), writes).await?;
     Ok(counts_response(counts))
 }
@@ -199,14 +189,14 @@ async fn update_calls(
     State(state): State<AppState>,
     req: Request,
 ) -> ApiResult<Response> {
-    let rows = table_body(req, &state, "call_id").await?;
-    let writes = rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, row)| CallWrite::from_row(row).map_err(|e| e.at_row(i)))
-        .collect::<Result<Vec<_>>>()?;
+    let writes = each_row(table_body(req, &state, "call_id").await?, CallWrite::from_row)?;
     let counts = state.store.upsert_calls(auth.workspace(), writes).await?;
     Ok(counts_response(counts))
+}
+
+/// Reads every row with `parse`; the first failure names its row.
+fn each_row<T>(rows: Vec<Map<String, Value>>, parse: impl Fn(Map<String, Value>) -> Result<T>) -> Result<Vec<T>> {
+    rows.into_iter().enumerate().map(|(i, row)| parse(row).map_err(|e| e.at_row(i))).collect()
 }
 
 fn counts_response(c: UpsertCounts) -> Response {
@@ -265,30 +255,22 @@ fn stream_list<T: Send + 'static, R: serde::Serialize + 'static>(
     n: u64,
     total: u64,
 ) -> Response {
-    let head = Bytes::from_static(b"{\"data\":[");
-    let tail = Bytes::from(format!("],\"page\":{page},\"n_per_page\":{n},\"total\":{total}}}"));
     let mut first = true;
-    let body = rows
+    let chunks = rows
         .ready_chunks(256)
         .map(move |items| {
             let mut buf = Vec::with_capacity(CHUNK_BYTES);
             for item in items {
-                let item = item.map_err(|e| std::io::Error::other(e.to_string()))?;
                 if !first {
                     buf.push(b',');
                 }
                 first = false;
-                serde_json::to_writer(&mut buf, &render(item)).map_err(std::io::Error::other)?;
+                serde_json::to_writer(&mut buf, &render(item?)).map_err(|e| Error::Internal(e.to_string()))?;
             }
-            Ok::<_, std::io::Error>(Bytes::from(buf))
+            Ok(Bytes::from(buf))
         })
         .filter(|chunk| futures::future::ready(!matches!(chunk, Ok(b) if b.is_empty())));
-    let stream = futures::stream::once(async move { Ok(head) })
-        .chain(body)
-        .chain(futures::stream::once(async move { Ok(tail) }));
-    let mut response = Body::from_stream(stream).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    stream_body(chunks, page, n, total)
 }
 
 /// A rep as the vendor shows it: `rep_id`, `name`, `email`, `department`,
