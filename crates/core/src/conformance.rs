@@ -56,6 +56,8 @@ macro_rules! store_conformance_tests {
             reps_upsert_all_or_nothing_and_list,
             calls_upsert_by_call_id_with_contacts_and_reps,
             reports_group_and_compute_the_same_numbers,
+            console_logins_and_sessions,
+            contact_lists_search_by_prefix_tag_and_field,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1231,4 +1233,90 @@ pub async fn reports_group_and_compute_the_same_numbers(store: &dyn Store) {
         r.groups[0].values[0],
         Some(want.iter().filter(|((r, _), _)| r == "r1").map(|(_, v)| v.len()).sum::<usize>() as f64)
     );
+}
+
+/// Console logins: a password hash per user, users found by email across
+/// workspaces; sessions by workspace and hash, carrying the user's current
+/// role; deleted on logout, purged after expiry.
+pub async fn console_logins_and_sessions(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let other = store.create_workspace("o".into()).await.unwrap().id;
+    let ann = user(store, &ws, "ann@x.io", true).await;
+    let ann2 = user(store, &other, "ann@x.io", true).await;
+    user(store, &ws, "bob@x.io", true).await;
+    store.set_user_password(&ws, ann.id, "$argon2id$hash".into()).await.unwrap();
+    assert!(matches!(store.set_user_password(&other, 999_999, "h".into()).await, Err(Error::NotFound { .. })));
+    let mut logins = store.find_logins("ann@x.io").await.unwrap();
+    logins.sort_by(|a, b| a.workspace_id.cmp(&b.workspace_id));
+    assert_eq!(logins.len(), 2);
+    let mine = logins.iter().find(|l| l.workspace_id == ws).unwrap();
+    assert_eq!((mine.user.id, mine.password_hash.as_deref()), (ann.id, Some("$argon2id$hash")));
+    let theirs = logins.iter().find(|l| l.workspace_id == other).unwrap();
+    assert_eq!((theirs.user.id, theirs.password_hash.as_deref()), (ann2.id, None));
+    assert!(store.find_logins("nobody@x.io").await.unwrap().is_empty());
+
+    let now = crate::ids::now();
+    let (cookie, new) = crate::session::start(&ws, ann.id, now);
+    store.create_session(new.clone()).await.unwrap();
+    let (cws, hash) = crate::session::parse_cookie(&cookie).unwrap();
+    let found = store.get_session(cws, &hash).await.unwrap().unwrap();
+    assert_eq!((found.user.id, found.user.role, found.csrf.as_str()), (ann.id, Role::Agent, new.csrf.as_str()));
+    assert!(found.usable(now));
+    assert!(store.get_session(&other, &hash).await.unwrap().is_none(), "another workspace's session is not found");
+    store.update_user(&ws, ann.id, UserChanges { role: Some(Role::Viewer), ..Default::default() }).await.unwrap();
+    assert_eq!(store.get_session(&ws, &hash).await.unwrap().unwrap().user.role, Role::Viewer, "the role is current");
+    store.update_user(&ws, ann.id, UserChanges { active: Some(false), ..Default::default() }).await.unwrap();
+    assert!(!store.get_session(&ws, &hash).await.unwrap().unwrap().usable(now), "inactive users are out");
+    store.delete_session(&ws, &hash).await.unwrap();
+    assert!(store.get_session(&ws, &hash).await.unwrap().is_none());
+    store.delete_session(&ws, &hash).await.unwrap();
+
+    let (_, old) = crate::session::start(&ws, ann.id, now - chrono::Duration::days(2));
+    let (_, live) = crate::session::start(&ws, ann.id, now);
+    store.create_session(old.clone()).await.unwrap();
+    store.create_session(live.clone()).await.unwrap();
+    assert_eq!(store.purge_sessions(now).await.unwrap(), 1);
+    assert!(store.get_session(&ws, &old.token_hash).await.unwrap().is_none());
+    assert!(store.get_session(&ws, &live.token_hash).await.unwrap().is_some());
+}
+
+/// The console's contact search: an identity prefix, a tag, a trait's
+/// value in its text form.
+pub async fn contact_lists_search_by_prefix_tag_and_field(store: &dyn Store) {
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let rows = [
+        json!({"email": "ann@acme.io", "traits": {"tags": ["vip", "eu"], "plan": "pro", "seats": 5, "trial": true}}),
+        json!({"email": "andy@acme.io", "traits": {"tags": ["eu"], "plan": "free", "seats": 5.5}}),
+        json!({"mobile": "+15550001", "external_id": "AN-7", "traits": {"plan": "pro", "trial": false}}),
+        json!({"email": "bob@b.io", "traits": {"tags": ["vip"], "plan's \"q\"": "x"}}),
+    ];
+    let mut ids = Vec::new();
+    for row in rows {
+        ids.push(store.create_contact(&ws, changes(row)).await.unwrap().id);
+    }
+    let ws = ws.as_str();
+    let find = |filter: ContactFilter| async move {
+        let page = store.list_contacts(ws, filter, PageRequest::default()).await.unwrap();
+        page.items.iter().map(|c| c.id).collect::<Vec<_>>()
+    };
+    let search = |q: &str| ContactFilter { search: Some(q.into()), ..Default::default() };
+    assert_eq!(find(search("an")).await, vec![ids[0], ids[1]]);
+    assert_eq!(find(search("AN")).await, vec![ids[0], ids[1], ids[2]], "emails ignore case; AN-7 matches too");
+    assert_eq!(find(search("an-")).await, Vec::<i64>::new(), "external ids keep their case");
+    assert_eq!(find(search("AN-")).await, vec![ids[2]]);
+    assert_eq!(find(search("+1555")).await, vec![ids[2]]);
+    assert_eq!(find(search("%")).await, Vec::<i64>::new(), "wildcards are literal");
+    let tag = |t: &str| ContactFilter { tag: Some(t.into()), ..Default::default() };
+    assert_eq!(find(tag("vip")).await, vec![ids[0], ids[3]]);
+    assert_eq!(find(tag("v")).await, Vec::<i64>::new());
+    let field = |k: &str, v: &str| ContactFilter { field: Some((k.into(), v.into())), ..Default::default() };
+    assert_eq!(find(field("plan", "pro")).await, vec![ids[0], ids[2]]);
+    assert_eq!(find(field("seats", "5")).await, vec![ids[0]]);
+    assert_eq!(find(field("seats", "5.5")).await, vec![ids[1]]);
+    assert_eq!(find(field("trial", "true")).await, vec![ids[0]]);
+    assert_eq!(find(field("trial", "false")).await, vec![ids[2]]);
+    assert_eq!(find(field("plan's \"q\"", "x")).await, vec![ids[3]], "any trait name");
+    let both =
+        ContactFilter { tag: Some("eu".into()), field: Some(("plan".into(), "pro".into())), ..Default::default() };
+    assert_eq!(find(both).await, vec![ids[0]]);
 }

@@ -266,6 +266,15 @@ pub struct ContactFilter {
     pub identity: Option<(IdentityKind, String)>,
     /// Only the contacts linked to this company.
     pub company_id: Option<i64>,
+    /// Only the contacts one of whose identities starts with this text (the
+    /// email compared lower-cased, mobile and external id as they are;
+    /// served by the identity indexes).
+    pub search: Option<String>,
+    /// Only the contacts whose `tags` list holds this tag.
+    pub tag: Option<String>,
+    /// Only the contacts whose trait `.0` has the text form `.1` (a string
+    /// as is, a number or boolean as JSON writes it).
+    pub field: Option<(String, String)>,
 }
 
 #[cfg(test)]

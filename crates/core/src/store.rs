@@ -26,6 +26,7 @@ use crate::ingest::{ApplyReport, Job, QueuedJob};
 use crate::page::{Page, PageRequest};
 use crate::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
 use crate::report::{ReportQuery, ReportResult};
+use crate::session::{NewSession, Session, UserLogin};
 use crate::token::TokenHash;
 use crate::user::{User, UserChanges};
 use crate::workspace::{ApiKey, KeyRecord, NewKey, NewServiceAccount, ServiceAccount, ServiceAccountUpdate, Workspace};
@@ -148,6 +149,21 @@ pub trait Store: Send + Sync + 'static {
     async fn update_user(&self, ws: &str, id: i64, changes: UserChanges) -> Result<User>;
     /// Lists users by id.
     async fn list_users(&self, ws: &str, page: PageRequest) -> Result<Page<User>>;
+    /// Sets a user's console password (its argon2id hash).
+    async fn set_user_password(&self, ws: &str, id: i64, hash: String) -> Result<()>;
+    /// The users with this normalised email in every workspace, with their
+    /// password hashes (a console login).
+    async fn find_logins(&self, email: &str) -> Result<Vec<UserLogin>>;
+
+    /// Stores a console session.
+    async fn create_session(&self, session: NewSession) -> Result<()>;
+    /// A session by workspace and secret hash, with its user as of now;
+    /// expired ones too (the caller checks [`Session::usable`]).
+    async fn get_session(&self, ws: &str, hash: &TokenHash) -> Result<Option<Session>>;
+    /// Ends a session (logout); ending a missing one is harmless.
+    async fn delete_session(&self, ws: &str, hash: &TokenHash) -> Result<()>;
+    /// Forgets the sessions that expired before `before`; returns how many.
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// Opens a conversation (its contact must exist, its assignee be an
     /// active user), with its first message if any.

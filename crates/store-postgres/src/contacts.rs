@@ -318,11 +318,37 @@ pub(crate) async fn list(pool: &Pool, ws: &str, filter: &ContactFilter, page: &P
         params.push(company);
         sql.push_str(&format!(" AND company_id IS NOT NULL AND company_id = ${}", params.len()));
     }
+    let prefixes = filter
+        .search
+        .as_ref()
+        .map(|p| (format!("{}%", escape_like(&p.to_lowercase())), format!("{}%", escape_like(p))));
+    if let Some((lower, exact)) = &prefixes {
+        params.push(lower);
+        params.push(exact);
+        let (l, e) = (params.len() - 1, params.len());
+        sql.push_str(&format!(" AND (email LIKE ${l} OR mobile LIKE ${e} OR external_id LIKE ${e})"));
+    }
+    if let Some(tag) = &filter.tag {
+        params.push(tag);
+        sql.push_str(&format!(" AND traits->'tags' ? ${}", params.len()));
+    }
+    if let Some((name, value)) = &filter.field {
+        params.push(name);
+        params.push(value);
+        let (k, v) = (params.len() - 1, params.len());
+        // JSON's text for numbers and booleans; strings as they are.
+        sql.push_str(&format!(" AND traits->>${k} = ${v}"));
+    }
     params.push(&limit);
     sql.push_str(&format!(" ORDER BY id LIMIT ${}", params.len()));
     let rows = query(&c, &sql, &params).await?;
     let items = rows.iter().map(contact_from_row).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_overfetch(items, page.limit, |c| c.id.to_string()))
+}
+
+/// `text` with LIKE's wildcards escaped (the default escape is `\`).
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// The column of an identity (a fixed name, never user input).

@@ -30,6 +30,7 @@ mod stream;
 
 pub use migrate::MIGRATION_COUNT;
 mod rows;
+mod sessions;
 mod store;
 mod workspaces;
 

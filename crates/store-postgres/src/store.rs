@@ -20,6 +20,7 @@ use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 use convene_core::page::{Page, PageRequest};
 use convene_core::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
 use convene_core::report::{ReportQuery, ReportResult};
+use convene_core::session::{NewSession, Session, UserLogin};
 use convene_core::store::NewField;
 use convene_core::store::RowStream;
 use convene_core::token::TokenHash;
@@ -32,7 +33,9 @@ use convene_core::{Result, Store};
 use crate::db::conn;
 use crate::error::{db, is_retryable};
 use crate::inbox::LANES;
-use crate::{PgStore, batch, calls, companies, contacts, conversations, events, keys, report, reps, workspaces};
+use crate::{
+    PgStore, batch, calls, companies, contacts, conversations, events, keys, report, reps, sessions, workspaces,
+};
 
 #[async_trait]
 impl Store for PgStore {
@@ -163,6 +166,25 @@ impl Store for PgStore {
     }
     async fn list_users(&self, ws: &str, page: PageRequest) -> Result<Page<User>> {
         conversations::list_users(&self.pool, ws, &page).await
+    }
+    async fn set_user_password(&self, ws: &str, id: i64, hash: String) -> Result<()> {
+        sessions::set_password(&self.pool, ws, id, &hash).await
+    }
+    async fn find_logins(&self, email: &str) -> Result<Vec<UserLogin>> {
+        sessions::find_logins(&self.pool, email).await
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<()> {
+        sessions::create(&self.pool, &session).await
+    }
+    async fn get_session(&self, ws: &str, hash: &TokenHash) -> Result<Option<Session>> {
+        sessions::get_one(&self.pool, ws, hash).await
+    }
+    async fn delete_session(&self, ws: &str, hash: &TokenHash) -> Result<()> {
+        sessions::delete(&self.pool, ws, hash).await
+    }
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64> {
+        sessions::purge(&self.pool, &before).await
     }
 
     async fn create_conversation(&self, ws: &str, new: NewConversation) -> Result<Conversation> {

@@ -274,6 +274,38 @@ pub(crate) fn list(conn: &Connection, ws: &str, filter: &ContactFilter, page: &P
         args.push(company.into());
         sql.push_str(&format!(" AND company_id = ?{}", args.len()));
     }
+    if let Some(prefix) = &filter.search {
+        // A range on each identity's unique index (OR-by-union in SQLite);
+        // emails are stored lower-cased.
+        let lower = prefix.to_lowercase();
+        for bound in [lower.clone(), format!("{lower}\u{10FFFF}"), prefix.clone(), format!("{prefix}\u{10FFFF}")] {
+            args.push(bound.into());
+        }
+        let n = args.len();
+        let (a, b, c, d) = (n - 3, n - 2, n - 1, n);
+        sql.push_str(&format!(
+            " AND ((email >= ?{a} AND email < ?{b}) OR (mobile >= ?{c} AND mobile < ?{d}) \
+             OR (external_id >= ?{c} AND external_id < ?{d}))"
+        ));
+    }
+    if let Some(tag) = &filter.tag {
+        args.push(tag.clone().into());
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM json_each(contacts.traits, '$.tags') WHERE value = ?{})",
+            args.len()
+        ));
+    }
+    if let Some((name, value)) = &filter.field {
+        args.push(name.clone().into());
+        args.push(value.clone().into());
+        let (k, v) = (args.len() - 1, args.len());
+        // Any trait name (json_each needs no path syntax); JSON's text for
+        // numbers and booleans, strings as they are.
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM json_each(contacts.traits) WHERE key = ?{k} AND \
+             (CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(atom AS TEXT) END) = ?{v})"
+        ));
+    }
     args.push((page.limit as i64 + 1).into());
     sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
     let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;

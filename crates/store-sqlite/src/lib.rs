@@ -29,6 +29,7 @@ mod reps;
 
 pub use migrate::MIGRATION_COUNT;
 mod rows;
+mod sessions;
 mod store;
 mod workspaces;
 

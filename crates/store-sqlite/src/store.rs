@@ -13,6 +13,7 @@ use convene_core::conversation::{
 use convene_core::field::{Entity, Field};
 use convene_core::identity::IdentityKind;
 use convene_core::page::{Page, PageRequest};
+use convene_core::session::{NewSession, Session, UserLogin};
 use convene_core::store::NewField;
 use convene_core::token::TokenHash;
 use convene_core::user::{User, UserChanges};
@@ -33,7 +34,8 @@ use convene_core::report::{ReportQuery, ReportResult};
 use convene_core::store::RowStream;
 
 use crate::{
-    SqliteStore, apply, batch, calls, companies, contacts, conversations, events, keys, reports, reps, workspaces,
+    SqliteStore, apply, batch, calls, companies, contacts, conversations, events, keys, reports, reps, sessions,
+    workspaces,
 };
 
 fn owned(s: &str) -> String {
@@ -202,6 +204,29 @@ impl Store for SqliteStore {
     async fn list_users(&self, ws: &str, page: PageRequest) -> Result<Page<User>> {
         let ws = owned(ws);
         self.readers.run(move |c| conversations::list_users(c, &ws, &page)).await
+    }
+    async fn set_user_password(&self, ws: &str, id: i64, hash: String) -> Result<()> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| sessions::set_password(&ctx.conn, &ws, id, &hash)).await
+    }
+    async fn find_logins(&self, email: &str) -> Result<Vec<UserLogin>> {
+        let email = email.to_string();
+        self.readers.run(move |c| sessions::find_logins(c, &email)).await
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<()> {
+        self.writer.run(move |ctx| sessions::create(&ctx.conn, &session)).await
+    }
+    async fn get_session(&self, ws: &str, hash: &TokenHash) -> Result<Option<Session>> {
+        let (ws, hash) = (owned(ws), hash.clone());
+        self.readers.run(move |c| sessions::get(c, &ws, &hash)).await
+    }
+    async fn delete_session(&self, ws: &str, hash: &TokenHash) -> Result<()> {
+        let (ws, hash) = (owned(ws), hash.clone());
+        self.writer.run(move |ctx| sessions::delete(&ctx.conn, &ws, &hash)).await
+    }
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.writer.run(move |ctx| sessions::purge(&ctx.conn, &before)).await
     }
 
     async fn create_conversation(&self, ws: &str, new: NewConversation) -> Result<Conversation> {
