@@ -156,6 +156,9 @@ pub struct ServeArgs {
     /// Failed authentications allowed per client address, RATE/BURST [default: 20/200].
     #[arg(long, env = "CONVENE_RATE_LIMIT_FAILED_AUTH")]
     pub rate_limit_failed_auth: Option<String>,
+    /// Console login attempts allowed per account (email), RATE/BURST [default: 0.0333/10].
+    #[arg(long, env = "CONVENE_RATE_LIMIT_LOGIN")]
+    pub rate_limit_login: Option<String>,
     /// Ingest pipeline flags.
     #[command(flatten)]
     pub ingest: IngestArgs,
@@ -183,6 +186,7 @@ fn rate_limits(args: &ServeArgs, file: &FileConfig) -> Result<RateLimitSettings,
             "rate_limit_failed_auth",
             defaults.failed_auth,
         )?,
+        login: quota(&args.rate_limit_login, &file.rate_limit_login, "rate_limit_login", defaults.login)?,
     })
 }
 
@@ -248,6 +252,7 @@ pub struct FileConfig {
     rate_limit_full: Option<String>,
     rate_limit_analytics: Option<String>,
     rate_limit_failed_auth: Option<String>,
+    rate_limit_login: Option<String>,
 }
 
 /// Where the data lives.

@@ -109,7 +109,7 @@ impl Ingest {
         })
     }
 
-    /// Purges expired job results and message ids every hour.
+    /// Purges expired job results, message ids and console sessions every hour.
     pub fn spawn_purger(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -120,6 +120,9 @@ impl Ingest {
                 let dedupe = now - chrono::Duration::from_std(self.settings.dedupe_window).unwrap_or_default();
                 if let Err(e) = self.store.purge_ingest(jobs, dedupe).await {
                     tracing::warn!(error = %e, "purging old jobs failed");
+                }
+                if let Err(e) = self.store.purge_sessions(now).await {
+                    tracing::warn!(error = %e, "purging expired console sessions failed");
                 }
             }
         })

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod dialects;
 pub mod healthcheck;
 pub mod http;

@@ -69,10 +69,14 @@ pub struct UserChanges {
     pub role: Option<Role>,
     /// Active or not.
     pub active: Option<bool>,
+    /// A new console password (hashed by the caller before storing; never
+    /// kept on the user).
+    pub password: Option<crate::password::Password>,
 }
 
 impl UserChanges {
-    /// Reads `{"name", "email", "role", "active"}`; unknown keys are refused.
+    /// Reads `{"name", "email", "role", "active", "password"}`; unknown keys
+    /// are refused.
     pub fn from_json(body: Map<String, Value>) -> Result<Self, Error> {
         let mut c = UserChanges::default();
         for (key, value) in body {
@@ -86,15 +90,16 @@ impl UserChanges {
                     )
                 }
                 ("active", Value::Bool(b)) => c.active = Some(b),
+                ("password", Value::String(s)) => c.password = Some(crate::password::Password::new(&s)?),
                 ("id" | "workspace_id" | "created_at" | "updated_at", _) => {}
-                ("name" | "email" | "role", _) => {
+                ("name" | "email" | "role" | "password", _) => {
                     return Err(Error::validation(key.as_str(), format!("{key} must be a string")));
                 }
                 ("active", _) => return Err(Error::validation("active", "active must be true or false")),
                 (other, _) => {
                     return Err(Error::validation(
                         other,
-                        format!("unknown field '{other}'; a user has name, email, role and active"),
+                        format!("unknown field '{other}'; a user has name, email, role, active and password"),
                     ));
                 }
             }

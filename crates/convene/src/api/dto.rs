@@ -767,6 +767,10 @@ pub struct UserIn {
     pub role: Option<convene_core::user::Role>,
     /// Default true.
     pub active: Option<bool>,
+    /// Console password (8 characters to 1,024 bytes); stored as an argon2id
+    /// hash, never returned.
+    #[schema(min_length = 8, max_length = 1024, write_only)]
+    pub password: Option<String>,
 }
 
 /// A conversation.

@@ -120,6 +120,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(companies::batch_companies))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user))
+        .routes(routes!(users::master_create_user))
         .routes(routes!(conversations::create_conversation, conversations::list_conversations))
         .routes(routes!(conversations::get_conversation, conversations::update_conversation))
         .routes(routes!(conversations::list_messages, conversations::create_message))
@@ -148,6 +149,7 @@ pub fn router() -> Router<AppState> {
     let doc = Arc::new(openapi);
     router
         .merge(crate::dialects::router())
+        .merge(crate::console::router())
         .route(
             "/openapi.json",
             get(move || {

@@ -26,6 +26,8 @@ pub struct RateLimitSettings {
     pub analytics: Quota,
     /// Per client address, counting failed authentications.
     pub failed_auth: Quota,
+    /// Per console account (email), counting login attempts.
+    pub login: Quota,
 }
 
 impl Default for RateLimitSettings {
@@ -34,6 +36,7 @@ impl Default for RateLimitSettings {
             full: Quota { per_second: 10_000.0, burst: 20_000 },
             analytics: Quota { per_second: 20_000.0, burst: 40_000 },
             failed_auth: Quota { per_second: 20.0, burst: 200 },
+            login: Quota { per_second: 1.0 / 30.0, burst: 10 },
         }
     }
 }
@@ -43,6 +46,7 @@ pub struct RateLimits {
     full: RateLimiter,
     analytics: RateLimiter,
     failed_auth: RateLimiter,
+    login: RateLimiter,
 }
 
 impl RateLimits {
@@ -52,6 +56,7 @@ impl RateLimits {
             full: RateLimiter::new(settings.full),
             analytics: RateLimiter::new(settings.analytics),
             failed_auth: RateLimiter::new(settings.failed_auth),
+            login: RateLimiter::new(settings.login),
         }
     }
 
@@ -74,6 +79,15 @@ impl RateLimits {
         if !decision.allowed {
             record("failed-auth", self.failed_auth.quota(), decision);
         }
+        refuse_unless(decision)
+    }
+
+    /// Takes a token for a console login attempt on `email` (ten at once,
+    /// then one per 30 s), whatever the client address: guessing one
+    /// account's password from many addresses stays slow.
+    pub fn check_login(&self, email: &str) -> Result<(), Error> {
+        let decision = self.login.check(email, Instant::now());
+        record("console-login", self.login.quota(), decision);
         refuse_unless(decision)
     }
 
