@@ -4,10 +4,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use convene_core::Error;
 use convene_core::page::PageRequest;
 use convene_core::scope::{Scope, check_grant};
 use convene_core::workspace::{
-    NewServiceAccount, ServiceAccountUpdate, validate_description, validate_name, validate_teams,
+    NewServiceAccount, ServiceAccount, ServiceAccountUpdate, validate_description, validate_name, validate_teams,
 };
 
 use super::CommonErrors;
@@ -19,14 +20,15 @@ use crate::http::path::AppPath;
 use crate::http::query::AppQuery;
 use crate::state::AppState;
 
-/// `granter`: the scopes of the admin key asking (None for the master key);
-/// an account may not be given scopes the granter lacks.
-async fn create(
+/// Creates a service account. `granter`: the scopes of the admin key asking
+/// (None for the master key and the console's admins); an account may not
+/// be given scopes the granter lacks.
+pub async fn new_account(
     state: &AppState,
     ws: &str,
     body: CreateServiceAccount,
     granter: Option<&[Scope]>,
-) -> ApiResult<(StatusCode, Json<ServiceAccountOut>)> {
+) -> Result<ServiceAccount, Error> {
     let new = NewServiceAccount {
         name: validate_name("name", &body.name)?,
         description: validate_description(&body.description)?,
@@ -36,8 +38,16 @@ async fn create(
     if let Some(granter) = granter {
         check_grant(granter, &new.scopes)?;
     }
-    let sa = state.store.create_service_account(ws, new).await?;
-    Ok((StatusCode::CREATED, Json(sa.into())))
+    state.store.create_service_account(ws, new).await
+}
+
+async fn create(
+    state: &AppState,
+    ws: &str,
+    body: CreateServiceAccount,
+    granter: Option<&[Scope]>,
+) -> ApiResult<(StatusCode, Json<ServiceAccountOut>)> {
+    Ok((StatusCode::CREATED, Json(new_account(state, ws, body, granter).await?.into())))
 }
 
 async fn list(state: &AppState, ws: &str, q: PageParams) -> ApiResult<Json<Paged<ServiceAccountOut>>> {
@@ -45,13 +55,14 @@ async fn list(state: &AppState, ws: &str, q: PageParams) -> ApiResult<Json<Paged
     Ok(Json(Paged::from_page(page, ServiceAccountOut::from)))
 }
 
-async fn update(
+/// Changes a service account (its keys' scopes follow at once on this node).
+pub async fn change_account(
     state: &AppState,
     ws: &str,
     id: &str,
     body: UpdateServiceAccount,
     granter: Option<&[Scope]>,
-) -> ApiResult<Json<ServiceAccountOut>> {
+) -> Result<ServiceAccount, Error> {
     let update = ServiceAccountUpdate {
         name: body.name.as_deref().map(|n| validate_name("name", n)).transpose()?,
         description: body.description.as_deref().map(validate_description).transpose()?,
@@ -63,7 +74,17 @@ async fn update(
     }
     let account = state.store.update_service_account(ws, id, update).await?;
     state.key_cache.clear();
-    Ok(Json(account.into()))
+    Ok(account)
+}
+
+async fn update(
+    state: &AppState,
+    ws: &str,
+    id: &str,
+    body: UpdateServiceAccount,
+    granter: Option<&[Scope]>,
+) -> ApiResult<Json<ServiceAccountOut>> {
+    Ok(Json(change_account(state, ws, id, body, granter).await?.into()))
 }
 
 /// Create a service account in a workspace.

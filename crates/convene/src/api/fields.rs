@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use convene_core::field::validate_field_name;
+use convene_core::field::{Field, validate_field_name};
 use convene_core::page::PageRequest;
 use convene_core::store::NewField;
 use convene_core::workspace::validate_name;
@@ -39,9 +39,14 @@ pub async fn create_field(
     State(state): State<AppState>,
     AppJson(body): AppJson<CreateField>,
 ) -> ApiResult<(StatusCode, Json<FieldOut>)> {
+    let field = add_field(&state, auth.workspace(), body).await?;
+    Ok((StatusCode::CREATED, Json(field.into())))
+}
+
+/// Checks and creates a field (the API and the console).
+pub async fn add_field(state: &AppState, ws: &str, body: CreateField) -> Result<Field, convene_core::Error> {
     validate_field_name(&body.name)?;
     let label = body.label.as_deref().map(|l| validate_name("label", l)).transpose()?;
     let new = NewField { entity: body.entity, name: body.name, label, field_type: body.field_type };
-    let field = state.store.create_field(auth.workspace(), new).await?;
-    Ok((StatusCode::CREATED, Json(field.into())))
+    state.store.create_field(ws, new).await
 }

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use convene_core::page::PageRequest;
 use convene_core::scope::{KeyKind, Scope, check_grant, effective_scopes};
-use convene_core::workspace::{NewKey, validate_name};
+use convene_core::workspace::{ApiKey, NewKey, validate_name};
 use convene_core::{Error, ids, token};
 
 use super::CommonErrors;
@@ -19,14 +19,15 @@ use crate::http::path::AppPath;
 use crate::http::query::AppQuery;
 use crate::state::AppState;
 
-/// Creates a key; `granter` is the scopes of the admin key asking (None for
-/// the master key): a key may not grant what it lacks.
-async fn create(
+/// Creates a key and returns it with its token (to show once); `granter`
+/// is the scopes of the admin key asking (None for the master key and the
+/// console's admins): a key may not grant what it lacks.
+pub async fn mint_key(
     state: &AppState,
     ws: &str,
     body: CreateKey,
     granter: Option<&[Scope]>,
-) -> ApiResult<(StatusCode, Json<KeyOut>)> {
+) -> Result<(ApiKey, String), Error> {
     let name = validate_name("name", &body.name)?;
     let scopes = body.scopes.as_deref().map(|s| Scope::parse_list(s, "scopes")).transpose()?;
     if body.kind == KeyKind::Analytics
@@ -35,11 +36,10 @@ async fn create(
         return Err(Error::validation(
             "scopes",
             format!("an analytics key can hold only contacts:write and events:write, not {extra}"),
-        )
-        .into());
+        ));
     }
     if body.expires_at.is_some_and(|at| at <= ids::now()) {
-        return Err(Error::validation("expires_at", "expires_at must be in the future").into());
+        return Err(Error::validation("expires_at", "expires_at must be in the future"));
     }
     if let Some(granter) = granter {
         let account_scopes = match &body.service_account_id {
@@ -68,8 +68,18 @@ async fn create(
         preview: minted.preview,
     };
     let key = state.store.create_key(ws, new).await?;
+    Ok((key, minted.token))
+}
+
+async fn create(
+    state: &AppState,
+    ws: &str,
+    body: CreateKey,
+    granter: Option<&[Scope]>,
+) -> ApiResult<(StatusCode, Json<KeyOut>)> {
+    let (key, token) = mint_key(state, ws, body, granter).await?;
     let mut out = KeyOut::listed(key);
-    out.token = Some(minted.token);
+    out.token = Some(token);
     Ok((StatusCode::CREATED, Json(out)))
 }
 
