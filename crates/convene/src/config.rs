@@ -63,8 +63,45 @@ pub enum Command {
     Migrate(ServeArgs),
     /// Exit 0 when the server at --url answers /readyz.
     Healthcheck(HealthcheckArgs),
+    /// Manage console users straight in the database (the first admin).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Print the version.
     Version,
+}
+
+/// `convene users …`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a console user; prompts for the password (twice) on a
+    /// terminal, else reads it from the first line of standard input.
+    Create(UsersCreateArgs),
+}
+
+/// Flags of `convene users create`.
+#[derive(Debug, Args)]
+pub struct UsersCreateArgs {
+    /// Workspace id (`ws_…`) or exact name.
+    #[arg(long)]
+    pub workspace: String,
+    /// The user's email (the login).
+    #[arg(long)]
+    pub email: String,
+    /// Display name [default: the email's local part].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Make the user an admin (same as `--role admin`).
+    #[arg(long, conflicts_with = "role")]
+    pub admin: bool,
+    /// admin, agent or viewer [default: agent].
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Read the password from standard input even on a terminal.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Where the data lives (the same flags as `serve`).
+    #[command(flatten)]
+    pub server: ServeArgs,
 }
 
 /// Flags of `convene healthcheck`.

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod api;
+pub mod cli_users;
 pub mod app;
 pub mod config;
 pub mod console;

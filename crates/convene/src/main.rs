@@ -1,11 +1,11 @@
-//! The `convene` binary: `serve`, `migrate`, `healthcheck`, `version`.
+//! The `convene` binary: `serve`, `migrate`, `users create`, `healthcheck`, `version`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use convene::app::Application;
-use convene::config::{Cli, Command, Database, LogFormat, ServeConfig};
+use convene::config::{Cli, Command, Database, LogFormat, ServeConfig, UsersCommand};
 use convene_store_postgres::PgStore;
 use convene_store_sqlite::SqliteStore;
 
@@ -43,6 +43,13 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Users(UsersCommand::Create(args)) => match convene::cli_users::create(args).await {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        },
         Command::Migrate(args) => {
             let config = match ServeConfig::resolve(args) {
                 Ok(c) => c,
