@@ -159,6 +159,75 @@ fn sigterm_drains_and_exits_cleanly() {
     assert!(!err.contains("cli-test-master-key-0123"), "the master key is never logged");
 }
 
+/// Runs `convene users create …` with `stdin` as its input.
+fn users_create(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(["users", "create", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env_remove("CONVENE_MASTER_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn convene users create");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write password");
+    child.wait_with_output().expect("wait")
+}
+
+#[tokio::test]
+async fn users_create_makes_the_first_admin_who_can_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let master = "cli-test-master-key-0123";
+    let server = start(dir.path(), port, &["--master-key", master]);
+    tokio::task::spawn_blocking(move || wait_ready(port)).await.unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let ws: serde_json::Value = client
+        .post(format!("{base}/v1/workspaces"))
+        .bearer_auth(master)
+        .json(&serde_json::json!({"name": "acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    // While the server runs, by workspace name, password on stdin.
+    let out = users_create(dir.path(), &["--workspace", "acme", "--email", "Ada@Example.com", "--admin"], "correct horse battery\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("created admin user ada@example.com") && stdout.contains(ws["id"].as_str().unwrap()), "{stdout}");
+    assert!(!stdout.contains("correct horse"), "the password is never printed");
+    let short = users_create(dir.path(), &["--workspace", "acme", "--email", "b@example.com"], "short\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"), "{short:?}");
+    let missing = users_create(dir.path(), &["--workspace", "nope", "--email", "c@example.com"], "long enough pw\n");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no workspace with id or name 'nope'"), "{missing:?}");
+    let again = users_create(dir.path(), &["--workspace", "acme", "--email", "ada@example.com"], "long enough pw\n");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("email"), "a taken email is named: {again:?}");
+
+    // The new admin logs in to the console and reaches the settings.
+    let page = client.get(format!("{base}/console/login")).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf = cookie.split_once('=').unwrap().1.to_string();
+    let r = client
+        .post(format!("{base}/console/login"))
+        .header("cookie", cookie)
+        .form(&[("_csrf", csrf.as_str()), ("email", "ada@example.com"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let session = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let r = client.get(format!("{base}/console/settings/keys")).header("cookie", session).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    drop(server);
+}
+
 /// A tiny blocking GET of /v1/workspaces with the master key (status only).
 mod raw_http {
     pub fn get_workspaces(port: u16, key: &str) -> u16 {
