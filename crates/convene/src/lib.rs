@@ -14,8 +14,8 @@
 //! ```
 
 pub mod api;
-pub mod cli_users;
 pub mod app;
+pub mod cli_users;
 pub mod config;
 pub mod console;
 pub mod dialects;

@@ -197,10 +197,17 @@ async fn users_create_makes_the_first_admin_who_can_log_in() {
         .unwrap();
 
     // While the server runs, by workspace name, password on stdin.
-    let out = users_create(dir.path(), &["--workspace", "acme", "--email", "Ada@Example.com", "--admin"], "correct horse battery\n");
+    let out = users_create(
+        dir.path(),
+        &["--workspace", "acme", "--email", "Ada@Example.com", "--admin"],
+        "correct horse battery\n",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
-    assert!(stdout.contains("created admin user ada@example.com") && stdout.contains(ws["id"].as_str().unwrap()), "{stdout}");
+    assert!(
+        stdout.contains("created admin user ada@example.com") && stdout.contains(ws["id"].as_str().unwrap()),
+        "{stdout}"
+    );
     assert!(!stdout.contains("correct horse"), "the password is never printed");
     let short = users_create(dir.path(), &["--workspace", "acme", "--email", "b@example.com"], "short\n");
     assert!(!short.status.success());

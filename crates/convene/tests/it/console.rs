@@ -56,7 +56,8 @@ impl Session {
 
     /// GET a console path: status and body.
     pub async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self.client.get(format!("{}{path}", self.base)).header("cookie", &self.cookie).send().await.expect("get");
+        let r =
+            self.client.get(format!("{}{path}", self.base)).header("cookie", &self.cookie).send().await.expect("get");
         (r.status(), r.text().await.expect("text"))
     }
 
@@ -79,7 +80,12 @@ impl Session {
 }
 
 /// One login attempt: status and response.
-async fn attempt(app: &TestApp, email: &str, password: &str, headers: &[(&str, &str)]) -> (StatusCode, reqwest::Response) {
+async fn attempt(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::Response) {
     let client = browser();
     let page = client.get(app.url("/console/login")).send().await.expect("login page");
     assert_eq!(page.status(), 200);
@@ -87,10 +93,12 @@ async fn attempt(app: &TestApp, email: &str, password: &str, headers: &[(&str, &
     let pair = csrf_cookie.split(';').next().expect("pair").to_string();
     let html = page.text().await.expect("html");
     let token = csrf_of(&html);
-    let mut req = client
-        .post(app.url("/console/login"))
-        .header("cookie", pair)
-        .form(&[("_csrf", token.as_str()), ("email", email), ("password", password), ("next", "/console/contacts")]);
+    let mut req = client.post(app.url("/console/login")).header("cookie", pair).form(&[
+        ("_csrf", token.as_str()),
+        ("email", email),
+        ("password", password),
+        ("next", "/console/contacts"),
+    ]);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -104,6 +112,16 @@ async fn login_sets_a_strict_cookie_and_wrong_passwords_are_refused() {
     let ws = app.workspace("acme").await;
     let created = user(&app, &ws, "ada@example.com", "admin").await;
     assert!(created.get("password").is_none(), "the password is never returned");
+    let key = app.key(&ws, json!({"name": "full", "kind": "full"})).await["token"].as_str().expect("token").to_string();
+    let body = json!({"name": "Eve", "email": "eve@example.com", "role": "admin", "password": "long enough pw"});
+    let (status, _) = app.post(&format!("/v1/workspaces/{ws}/users"), &key, body).await;
+    assert_eq!(status, 403, "the operator's route needs the master key");
+    let short = json!({"name": "Bo", "email": "bo@example.com", "password": "short"});
+    let (status, err) = app.post("/v1/users", &key, short).await;
+    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("password")), "{err}");
+    let (status, _) =
+        app.post("/v1/users", &key, json!({"name": "Bo", "email": "bo@example.com", "password": 12345678})).await;
+    assert_eq!(status, 400);
 
     let (status, _) = attempt(&app, "ada@example.com", "wrong password!", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -149,7 +167,8 @@ async fn forms_without_the_session_csrf_token_are_refused() {
         .await
         .expect("post");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = s.post("/console/settings/service-accounts", &[("name", "Real one"), ("scopes", "contacts:read")], None).await;
+    let r =
+        s.post("/console/settings/service-accounts", &[("name", "Real one"), ("scopes", "contacts:read")], None).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
@@ -163,32 +182,50 @@ async fn roles_are_enforced_on_the_server_even_for_posted_forms() {
     let key = app.key(&ws, json!({"name": "full", "kind": "full"})).await["token"].as_str().expect("token").to_string();
     let contact = app.contact(&key, json!({"email": "zoe@example.com"})).await;
     let (status, conv) = app
-        .post("/v1/conversations", &key, json!({"contact_id": contact["id"], "message": {"type": "incoming", "content": "Hello"}}))
+        .post(
+            "/v1/conversations",
+            &key,
+            json!({"contact_id": contact["id"], "message": {"type": "incoming", "content": "Hello"}}),
+        )
         .await;
     assert_eq!(status, 201, "{conv}");
     let conv_id = conv["id"].as_str().expect("id").to_string();
 
     let viewer = Session::login(&app, "vic@example.com", "correct horse battery").await;
-    for path in ["/console/contacts", "/console/conversations", &format!("/console/conversations/{conv_id}"), "/console/reps", "/console/companies"] {
+    for path in [
+        "/console/contacts",
+        "/console/conversations",
+        &format!("/console/conversations/{conv_id}"),
+        "/console/reps",
+        "/console/companies",
+    ] {
         assert_eq!(viewer.get(path).await.0, StatusCode::OK, "{path}");
     }
     let (_, nav) = viewer.get("/console/contacts").await;
     assert!(!nav.contains("href=\"/console/settings\""), "no Settings link for a viewer");
-    for path in ["/console/settings/keys", "/console/settings/service-accounts", "/console/settings/users", "/console/settings/fields"] {
+    for path in [
+        "/console/settings/keys",
+        "/console/settings/service-accounts",
+        "/console/settings/users",
+        "/console/settings/fields",
+    ] {
         assert_eq!(viewer.get(path).await.0, StatusCode::FORBIDDEN, "{path}");
     }
     // Posting the admin forms directly does nothing.
     let posts: [(&str, &[(&str, &str)]); 5] = [
         ("/console/settings/keys", &[("name", "sneaky"), ("kind", "full")]),
         ("/console/settings/service-accounts", &[("name", "sneaky"), ("scopes", "admin")]),
-        ("/console/settings/users", &[("name", "x"), ("email", "x@example.com"), ("role", "admin"), ("password", "12345678910")]),
+        (
+            "/console/settings/users",
+            &[("name", "x"), ("email", "x@example.com"), ("role", "admin"), ("password", "12345678910")],
+        ),
         ("/console/settings/fields", &[("entity", "contact"), ("name", "sneaky"), ("type", "text")]),
         (&format!("/console/conversations/{conv_id}/messages"), &[("content", "viewer reply"), ("type", "outgoing")]),
     ];
     for (path, fields) in posts {
         assert_eq!(viewer.post(path, fields, None).await.status(), StatusCode::FORBIDDEN, "{path}");
     }
-    let (_, keys) = app.get(&format!("/v1/keys"), &key).await;
+    let (_, keys) = app.get("/v1/keys", &key).await;
     assert!(keys["data"].as_array().expect("keys").iter().all(|k| k["name"] != "sneaky"), "{keys}");
     let (_, users) = app.get("/v1/users", &key).await;
     assert_eq!(users["data"].as_array().expect("users").len(), 3);
@@ -198,30 +235,49 @@ async fn roles_are_enforced_on_the_server_even_for_posted_forms() {
     // An agent works conversations but not settings.
     let agent = Session::login(&app, "agt@example.com", "correct horse battery").await;
     assert_eq!(agent.get("/console/settings/keys").await.0, StatusCode::FORBIDDEN);
-    let r = agent.post(&format!("/console/conversations/{conv_id}/messages"), &[("content", "On it"), ("type", "outgoing")], None).await;
+    let r = agent
+        .post(
+            &format!("/console/conversations/{conv_id}/messages"),
+            &[("content", "On it"), ("type", "outgoing")],
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let r = agent.post(&format!("/console/conversations/{conv_id}/messages"), &[("content", "internal"), ("type", "note")], None).await;
+    let r = agent
+        .post(&format!("/console/conversations/{conv_id}/messages"), &[("content", "internal"), ("type", "note")], None)
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = agent.post(&format!("/console/conversations/{conv_id}/status"), &[("status", "resolved")], None).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, msgs) = app.get(&format!("/v1/conversations/{conv_id}/messages"), &key).await;
-    let kinds: Vec<&str> = msgs["data"].as_array().expect("messages").iter().map(|m| m["type"].as_str().unwrap_or("")).collect();
+    let kinds: Vec<&str> =
+        msgs["data"].as_array().expect("messages").iter().map(|m| m["type"].as_str().unwrap_or("")).collect();
     assert_eq!(kinds, ["incoming", "outgoing", "note", "activity"]);
     let (_, thread) = agent.get(&format!("/console/conversations/{conv_id}")).await;
-    assert!(thread.contains("class=\"note\"") && thread.contains("Reopen"), "the thread shows the note and the reopen action");
+    assert!(
+        thread.contains("class=\"note\"") && thread.contains("Reopen"),
+        "the thread shows the note and the reopen action"
+    );
 
     // A role change applies to a live session at once.
     let admin = Session::login(&app, "ada@example.com", "correct horse battery").await;
     let (_, users) = app.get("/v1/users", &key).await;
-    let agent_id = users["data"].as_array().expect("users").iter().find(|u| u["email"] == "agt@example.com").expect("agent")["id"].to_string();
-    let r = admin.post(&format!("/console/settings/users/{agent_id}"), &[("role", "viewer"), ("active", "true")], None).await;
+    let agent_id =
+        users["data"].as_array().expect("users").iter().find(|u| u["email"] == "agt@example.com").expect("agent")["id"]
+            .to_string();
+    let r = admin
+        .post(&format!("/console/settings/users/{agent_id}"), &[("role", "viewer"), ("active", "true")], None)
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = agent.post(&format!("/console/conversations/{conv_id}/status"), &[("status", "open")], None).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "demoted to viewer");
     // An admin cannot remove their own admin role.
     let (_, me) = app.get("/v1/users", &key).await;
-    let ada_id = me["data"].as_array().expect("users").iter().find(|u| u["email"] == "ada@example.com").expect("ada")["id"].to_string();
-    let r = admin.post(&format!("/console/settings/users/{ada_id}"), &[("role", "viewer"), ("active", "true")], None).await;
+    let ada_id =
+        me["data"].as_array().expect("users").iter().find(|u| u["email"] == "ada@example.com").expect("ada")["id"]
+            .to_string();
+    let r =
+        admin.post(&format!("/console/settings/users/{ada_id}"), &[("role", "viewer"), ("active", "true")], None).await;
     assert!(r.headers()["location"].to_str().expect("loc").contains("error="));
     assert_eq!(admin.get("/console/settings/users").await.0, StatusCode::OK);
 }
@@ -232,13 +288,27 @@ async fn a_new_key_token_is_shown_once_and_pages_carry_security_headers() {
     let ws = app.workspace("acme").await;
     user(&app, &ws, "ada@example.com", "admin").await;
     let s = Session::login(&app, "ada@example.com", "correct horse battery").await;
-    let r = s.post("/console/settings/service-accounts", &[("name", "Sales Production"), ("teams", "Sales, EU"), ("scopes", "contacts:read")], None).await;
+    let r = s
+        .post(
+            "/console/settings/service-accounts",
+            &[("name", "Sales Production"), ("teams", "Sales, EU"), ("scopes", "contacts:read")],
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let account_path = r.headers()["location"].to_str().expect("location").split('?').next().expect("path").to_string();
     let account_id = account_path.rsplit('/').next().expect("id").to_string();
-    let r = s.post("/console/settings/keys", &[("name", "crm sync"), ("kind", "full"), ("service_account_id", &account_id)], None).await;
+    let r = s
+        .post(
+            "/console/settings/keys",
+            &[("name", "crm sync"), ("kind", "full"), ("service_account_id", &account_id)],
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
-    for (name, value) in [("content-security-policy", "default-src 'self'"), ("x-frame-options", "DENY"), ("cache-control", "no-store")] {
+    for (name, value) in
+        [("content-security-policy", "default-src 'self'"), ("x-frame-options", "DENY"), ("cache-control", "no-store")]
+    {
         assert!(r.headers()[name].to_str().expect("header").contains(value), "{name}");
     }
     let page = r.text().await.expect("html");
@@ -256,7 +326,9 @@ async fn a_new_key_token_is_shown_once_and_pages_carry_security_headers() {
     assert!(teams.contains("Sales") && teams.contains("EU") && teams.contains("Sales Production"));
 
     // Edit permissions: the key follows its account.
-    let r = s.post(&account_path, &[("name", "Sales Production"), ("scopes", "contacts:read"), ("scopes", "admin")], None).await;
+    let r = s
+        .post(&account_path, &[("name", "Sales Production"), ("scopes", "contacts:read"), ("scopes", "admin")], None)
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (status, _) = app.get("/v1/users", &token).await;
     assert_eq!(status, 200);
@@ -315,7 +387,9 @@ async fn contacts_are_searched_and_shown_with_their_timeline() {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("at most 200 characters"), "a too-long filter is named");
     let (_, page) = s.get(&format!("/console/contacts/{}", ann["id"])).await;
-    assert!(page.contains("Can we renew?") && page.contains("vip") && page.contains("SUBSCRIBED") && page.contains("pro"));
+    assert!(
+        page.contains("Can we renew?") && page.contains("vip") && page.contains("SUBSCRIBED") && page.contains("pro")
+    );
     assert_eq!(s.get("/console/contacts/999999").await.0, StatusCode::NOT_FOUND);
     assert_eq!(s.get("/console/contacts/not-a-number").await.0, StatusCode::NOT_FOUND);
 }
