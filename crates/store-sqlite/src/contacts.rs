@@ -264,8 +264,26 @@ pub(crate) fn list(conn: &Connection, ws: &str, filter: &ContactFilter, page: &P
     let after = page.after_i64()?.unwrap_or(0);
     // Only the filters given appear in the SQL, so the planner picks the
     // identity's unique index or the company index.
-    let mut sql = format!("SELECT {COLUMNS} FROM contacts WHERE workspace_id = ?1 AND id > ?2");
     let mut args: Vec<rusqlite::types::Value> = vec![ws.to_string().into(), after.into()];
+    let mut sql = match &filter.search {
+        // The ids come from a range on each identity's unique index; the
+        // rows are then read by id (`+workspace_id` keeps the planner from
+        // scanning the workspace in id order instead). Emails are stored
+        // lower-cased.
+        Some(prefix) => {
+            let lower = prefix.to_lowercase();
+            for bound in [lower.clone(), format!("{lower}\u{10FFFF}"), prefix.clone(), format!("{prefix}\u{10FFFF}")] {
+                args.push(bound.into());
+            }
+            format!(
+                "SELECT {COLUMNS} FROM contacts WHERE +workspace_id = ?1 AND id > ?2 AND id IN (\
+                 SELECT id FROM contacts WHERE workspace_id = ?1 AND email >= ?3 AND email < ?4 \
+                 UNION SELECT id FROM contacts WHERE workspace_id = ?1 AND mobile >= ?5 AND mobile < ?6 \
+                 UNION SELECT id FROM contacts WHERE workspace_id = ?1 AND external_id >= ?5 AND external_id < ?6)"
+            )
+        }
+        None => format!("SELECT {COLUMNS} FROM contacts WHERE workspace_id = ?1 AND id > ?2"),
+    };
     if let Some((kind, value)) = &filter.identity {
         args.push(value.clone().into());
         sql.push_str(&format!(" AND {} = ?{}", kind.field(), args.len()));
@@ -273,20 +291,6 @@ pub(crate) fn list(conn: &Connection, ws: &str, filter: &ContactFilter, page: &P
     if let Some(company) = filter.company_id {
         args.push(company.into());
         sql.push_str(&format!(" AND company_id = ?{}", args.len()));
-    }
-    if let Some(prefix) = &filter.search {
-        // A range on each identity's unique index (OR-by-union in SQLite);
-        // emails are stored lower-cased.
-        let lower = prefix.to_lowercase();
-        for bound in [lower.clone(), format!("{lower}\u{10FFFF}"), prefix.clone(), format!("{prefix}\u{10FFFF}")] {
-            args.push(bound.into());
-        }
-        let n = args.len();
-        let (a, b, c, d) = (n - 3, n - 2, n - 1, n);
-        sql.push_str(&format!(
-            " AND ((email >= ?{a} AND email < ?{b}) OR (mobile >= ?{c} AND mobile < ?{d}) \
-             OR (external_id >= ?{c} AND external_id < ?{d}))"
-        ));
     }
     if let Some(tag) = &filter.tag {
         args.push(tag.clone().into());

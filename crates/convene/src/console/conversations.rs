@@ -158,7 +158,7 @@ pub async fn thread(
         h1 { (subject) }
         p {
             "With " (contact_label(&contacts, conv.contact_id)) " · " span.pill #status { (conv.status.as_str()) }
-            " · assigned to " strong #assignee { (user_name(&users, conv.assignee_id)) } " · " (conv.channel)
+            " · " @if conv.assignee_id.is_some() { "assigned to " } strong #assignee { (user_name(&users, conv.assignee_id)) } " · " (conv.channel)
             " · opened " (when(&conv.created_at))
         }
         ol.thread aria-label="Messages" {

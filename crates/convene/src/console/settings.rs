@@ -249,9 +249,9 @@ pub async fn keys(
                 label.inline { input type="radio" name="kind" value="analytics" checked; "Analytics (write contacts and events only)" }
                 label.inline { input type="radio" name="kind" value="full"; "Full (the service account's permissions)" }
             }
-            label for="key-account" { "Service account" }
+            label for="key-account" { "Service account (a full key takes its permissions; a full key without one holds them all)" }
             select #key-account name="service_account_id" {
-                option value="" { "None (full keys hold every permission)" }
+                option value="" { "None" }
                 @for a in &accounts { option value=(a.id) selected[a.id == preselected] { (a.name) } }
             }
             label for="key-expires" { "Expires on (optional)" }
