@@ -358,6 +358,13 @@ pub async fn queued_jobs_apply_in_order_and_report(store: &dyn Store) {
     let (j1, j2) = (first.id.clone(), second.id.clone());
     store.enqueue(first).await.unwrap();
     store.enqueue(second).await.unwrap();
+    // The backlog is a gauge: a store may refresh it from the inbox in the
+    // background (PostgreSQL, every 250 ms), so a refresh racing the second
+    // append may briefly show a stale count. It settles on the exact one.
+    let settled = std::time::Instant::now();
+    while store.backlog() != 3 && settled.elapsed() < std::time::Duration::from_secs(2) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(store.backlog(), 3);
     assert_eq!(store.get_job(&ws.id, &j1).await.unwrap().status, JobStatus::Queued);
     drain(store).await;
