@@ -18,7 +18,7 @@ use crate::rows::get;
 
 const USER_COLUMNS: &str = "id, name, email, role, active, created_at, updated_at";
 
-fn user_from_row(row: &Row) -> Result<User> {
+pub(crate) fn user_from_row(row: &Row) -> Result<User> {
     let role: String = get(row, "role")?;
     Ok(User {
         id: get(row, "id")?,

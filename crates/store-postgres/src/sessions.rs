@@ -3,26 +3,12 @@
 use chrono::{DateTime, Utc};
 use convene_core::session::{NewSession, Session, UserLogin};
 use convene_core::token::TokenHash;
-use convene_core::user::{Role, User};
 use convene_core::{Error, Result};
 use deadpool_postgres::Pool;
-use tokio_postgres::Row;
 
+use crate::conversations::user_from_row;
 use crate::db::{conn, execute, query, query_opt};
 use crate::rows::get;
-
-fn user_from(row: &Row) -> Result<User> {
-    let role: String = get(row, "role")?;
-    Ok(User {
-        id: get(row, "id")?,
-        name: get(row, "name")?,
-        email: get(row, "email")?,
-        role: Role::parse(&role).unwrap_or_default(),
-        active: get(row, "active")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
-    })
-}
 
 pub(crate) async fn set_password(pool: &Pool, ws: &str, id: i64, hash: &str) -> Result<()> {
     let c = conn(pool).await?;
@@ -46,7 +32,7 @@ pub(crate) async fn find_logins(pool: &Pool, email: &str) -> Result<Vec<UserLogi
     rows.iter()
         .map(|row| {
             Ok(UserLogin {
-                user: user_from(row)?,
+                user: user_from_row(row)?,
                 workspace_id: get(row, "workspace_id")?,
                 password_hash: get(row, "password_hash")?,
             })
@@ -79,7 +65,7 @@ pub(crate) async fn get_one(pool: &Pool, ws: &str, hash: &TokenHash) -> Result<O
     row.map(|row| {
         Ok(Session {
             workspace_id: ws.to_string(),
-            user: user_from(&row)?,
+            user: user_from_row(&row)?,
             csrf: get(&row, "csrf")?,
             expires_at: get(&row, "expires_at")?,
         })

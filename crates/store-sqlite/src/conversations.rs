@@ -15,7 +15,7 @@ use crate::rows::{one, opt_time, t, time};
 
 const USER_COLUMNS: &str = "id, name, email, role, active, created_at, updated_at";
 
-fn user_from_row(row: &Row) -> rusqlite::Result<User> {
+pub(crate) fn user_from_row(row: &Row) -> rusqlite::Result<User> {
     let role: String = row.get(3)?;
     Ok(User {
         id: row.get(0)?,

@@ -3,25 +3,12 @@
 use chrono::{DateTime, Utc};
 use convene_core::session::{NewSession, Session, UserLogin};
 use convene_core::token::TokenHash;
-use convene_core::user::{Role, User};
 use convene_core::{Error, Result};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, params};
 
 use crate::conn::storage;
+use crate::conversations::user_from_row;
 use crate::rows::{one, t, time};
-
-fn user_at(row: &Row, at: usize) -> rusqlite::Result<User> {
-    let role: String = row.get(at + 3)?;
-    Ok(User {
-        id: row.get(at)?,
-        name: row.get(at + 1)?,
-        email: row.get(at + 2)?,
-        role: Role::parse(&role).unwrap_or_default(),
-        active: row.get(at + 4)?,
-        created_at: time(row, at + 5)?,
-        updated_at: time(row, at + 6)?,
-    })
-}
 
 pub(crate) fn set_password(conn: &Connection, ws: &str, id: i64, hash: &str) -> Result<()> {
     let n = conn
@@ -42,7 +29,7 @@ pub(crate) fn find_logins(conn: &Connection, email: &str) -> Result<Vec<UserLogi
         )
         .map_err(storage)?;
     stmt.query_map(params![email], |row| {
-        Ok(UserLogin { user: user_at(row, 0)?, workspace_id: row.get(7)?, password_hash: row.get(8)? })
+        Ok(UserLogin { user: user_from_row(row)?, workspace_id: row.get(7)?, password_hash: row.get(8)? })
     })
     .map_err(storage)?
     .collect::<rusqlite::Result<Vec<_>>>()
@@ -72,7 +59,7 @@ pub(crate) fn get(conn: &Connection, ws: &str, hash: &TokenHash) -> Result<Optio
     one(stmt.query_row(params![ws, &hash.0[..]], |row| {
         Ok(Session {
             workspace_id: ws.to_string(),
-            user: user_at(row, 0)?,
+            user: user_from_row(row)?,
             csrf: row.get(7)?,
             expires_at: time(row, 8)?,
         })
