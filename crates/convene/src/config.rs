@@ -66,6 +66,16 @@ pub enum Command {
     /// Manage console users straight in the database (the first admin).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Import contacts, reps or companies from CSV or NDJSON.
+    Import(crate::cli::import::ImportArgs),
+    /// Export an entity as NDJSON or CSV, streamed.
+    Export(crate::cli::export::ExportArgs),
+    /// Make a consistent online snapshot of a SQLite data directory.
+    Backup(crate::cli::backup::BackupArgs),
+    /// Restore a data directory from a snapshot made by `convene backup`.
+    Restore(crate::cli::backup::RestoreArgs),
+    /// Erase a contact and every trace of its identities.
+    Erase(crate::cli::erase::EraseArgs),
     /// Print the version.
     Version,
 }

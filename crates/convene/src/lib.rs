@@ -15,7 +15,7 @@
 
 pub mod api;
 pub mod app;
-pub mod cli_users;
+pub mod cli;
 pub mod config;
 pub mod console;
 pub mod dialects;

@@ -1,4 +1,5 @@
-//! The `convene` binary: `serve`, `migrate`, `users create`, `healthcheck`, `version`.
+//! The `convene` binary: `serve`, `migrate`, `users create`, `import`, `export`, `backup`,
+//! `restore`, `erase`, `healthcheck`, `version`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -43,13 +44,18 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Users(UsersCommand::Create(args)) => match convene::cli_users::create(args).await {
+        Command::Users(UsersCommand::Create(args)) => match convene::cli::users::create(args).await {
             Ok(line) => {
                 println!("{line}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e.to_string()),
         },
+        Command::Import(args) => convene::cli::import::run(args).await,
+        Command::Export(args) => convene::cli::export::run(args).await,
+        Command::Backup(args) => convene::cli::backup::run(args).await,
+        Command::Restore(args) => convene::cli::backup::restore(args).await,
+        Command::Erase(args) => convene::cli::erase::run(args).await,
         Command::Migrate(args) => {
             let config = match ServeConfig::resolve(args) {
                 Ok(c) => c,

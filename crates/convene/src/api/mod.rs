@@ -8,7 +8,9 @@ pub mod companies;
 pub mod contacts;
 pub mod conversations;
 pub mod dto;
+pub mod exports;
 pub mod fields;
+pub mod imports;
 pub mod ingest;
 pub mod keys;
 pub mod ops;
@@ -79,6 +81,7 @@ pub enum CommonErrors {
         (name = "users", description = "The workspace's people: operators and console users"),
         (name = "conversations", description = "Conversations with contacts and their messages"),
         (name = "ingest", description = "Queued identify/track/batch, jobs, events"),
+        (name = "data", description = "Bulk import and streamed export"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -135,6 +138,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ingest::get_job))
         .routes(routes!(ingest::list_events))
         .routes(routes!(ingest::contact_events))
+        .routes(routes!(imports::import))
+        .routes(routes!(exports::export))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
