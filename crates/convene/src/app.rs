@@ -48,6 +48,9 @@ pub struct Application {
     grace: Duration,
     /// Set when this start generated the master key (printed once by `main`).
     pub generated_master_key: Option<String>,
+    /// The data directory's lock (SQLite): one server per directory, and
+    /// no restore under a running server.
+    _data_lock: Option<std::fs::File>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -57,6 +60,15 @@ impl Application {
     /// migrates the store, and binds the listener.
     pub async fn build(config: ServeConfig) -> Result<Self, StartError> {
         std::fs::create_dir_all(&config.data_dir)?;
+        let data_lock = match &config.database {
+            Database::Sqlite(_) => Some(crate::cli::backup::lock_data_dir(&config.data_dir)?.ok_or_else(|| {
+                StartError::Config(format!(
+                    "another convene server is using the data directory {}",
+                    config.data_dir.display()
+                ))
+            })?),
+            Database::Postgres(_) => None,
+        };
         let (master_key, generated_master_key) = settle_master_key(&config)?;
         let store: Arc<dyn Store> = match &config.database {
             Database::Sqlite(path) => {
@@ -88,6 +100,7 @@ impl Application {
             state,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             generated_master_key,
+            _data_lock: data_lock,
         })
     }
 

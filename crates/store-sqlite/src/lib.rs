@@ -13,6 +13,7 @@
 //! [`Store`]: convene_core::Store
 
 mod apply;
+pub mod backup;
 mod batch;
 mod calls;
 mod checkpoint;
@@ -21,6 +22,7 @@ mod conn;
 mod contacts;
 mod conversations;
 mod events;
+mod export;
 mod inbox;
 mod keys;
 mod migrate;
@@ -95,8 +97,7 @@ impl SqliteStore {
             .map_err(conn::storage)?;
         let readers = Readers::open(path, &options)?;
         let writer = Writer::start(write_conn);
-        let inbox_path =
-            path.with_file_name(format!("{}.inbox.db", path.file_stem().and_then(|s| s.to_str()).unwrap_or("convene")));
+        let inbox_path = backup::inbox_path(path);
         // The inbox stays small (applied entries are deleted): small caches.
         let inbox_options = SqliteOptions { writer_cache_mib: 8, reader_cache_mib: 4, ..options.clone() };
         let inbox = inbox::Inbox::open(&inbox_path, &inbox_options)?;

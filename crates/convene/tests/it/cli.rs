@@ -235,6 +235,106 @@ async fn users_create_makes_the_first_admin_who_can_log_in() {
     drop(server);
 }
 
+#[tokio::test]
+async fn backup_while_serving_then_restore_elsewhere() {
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let snapshot = tempfile::tempdir().unwrap();
+    let master = "cli-test-master-key-0123";
+    let port = free_port();
+    let server = start(dir.path(), port, &["--master-key", master]);
+    tokio::task::spawn_blocking(move || wait_ready(port)).await.unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let post = |path: String, token: String, body: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let r = client.post(path).bearer_auth(token).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let ws = post(format!("{base}/v1/workspaces"), master.into(), serde_json::json!({"name": "acme"})).await;
+    let ws = ws["id"].as_str().unwrap().to_string();
+    let key = post(
+        format!("{base}/v1/workspaces/{ws}/keys"),
+        master.into(),
+        serde_json::json!({"name": "k", "kind": "full"}),
+    )
+    .await;
+    let token = key["token"].as_str().unwrap().to_string();
+    for i in 0..50 {
+        post(format!("{base}/v1/contacts"), token.clone(), serde_json::json!({"email": format!("c{i}@example.com")}))
+            .await;
+    }
+
+    // Queued writes acknowledged just before the snapshot are in it (inbox or database).
+    let batch: Vec<serde_json::Value> =
+        (0..300).map(|i| serde_json::json!({"type": "identify", "email": format!("q{i}@example.com")})).collect();
+    post(format!("{base}/v1/batch"), token.clone(), serde_json::json!({"batch": batch})).await;
+
+    // A second server on the same directory is refused; the backup runs beside the first.
+    let second =
+        run(&["serve", "--data-dir", dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0", "--master-key", master]);
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another convene server is using the data directory"));
+    let dest = snapshot.path().join("b1");
+    let out = run(&["backup", dest.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backed up"));
+    // (This server's master key came from a flag: there is no master.key file to copy.)
+    for f in ["convene.db", "convene.inbox.db", "manifest.json"] {
+        assert!(dest.join(f).exists(), "{f}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(dest.join("convene.db")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let again = run(&["backup", dest.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(!again.status.success(), "a backup directory is not overwritten");
+    // Restoring under the running server is refused.
+    let busy = run(&["restore", dest.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("is running"), "{busy:?}");
+    drop(server);
+
+    // Restore into a fresh directory and serve it: the same data, the same master key.
+    let out = run(&["restore", dest.to_str().unwrap(), "--data-dir", other.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let refused = run(&["restore", dest.to_str().unwrap(), "--data-dir", other.path().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"), "{refused:?}");
+    let forced = run(&["restore", dest.to_str().unwrap(), "--data-dir", other.path().to_str().unwrap(), "--force"]);
+    assert!(forced.status.success(), "{forced:?}");
+    let kept = std::fs::read_dir(other.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().contains(".replaced-"));
+    assert!(kept, "the replaced files are kept aside");
+    let port2 = free_port();
+    let _restored = start(other.path(), port2, &["--master-key", master]);
+    tokio::task::spawn_blocking(move || wait_ready(port2)).await.unwrap();
+    let mut seen = 0;
+    for _ in 0..100 {
+        let list: serde_json::Value = client
+            .get(format!("http://127.0.0.1:{port2}/v1/contacts?limit=1000"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen = list["data"].as_array().unwrap().len();
+        if seen == 350 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, 350, "50 created + 300 queued before the backup");
+    let pg =
+        run(&["backup", snapshot.path().join("b2").to_str().unwrap(), "--database", "postgres://x@127.0.0.1:1/db"]);
+    assert!(String::from_utf8_lossy(&pg.stderr).contains("pg_dump"), "{pg:?}");
+}
+
 /// A tiny blocking GET of /v1/workspaces with the master key (status only).
 mod raw_http {
     pub fn get_workspaces(port: u16, key: &str) -> u16 {
