@@ -54,12 +54,24 @@ impl Ingest {
     /// Queues `items` as one job of workspace `ws`; returns the job id once
     /// the job is on disk. With an `Idempotency-Key`, item `i` without its
     /// own message id gets `key#i`, so a retried request applies once.
-    pub async fn accept(&self, ws: &str, mut items: Vec<IngestItem>, idempotency_key: Option<&str>) -> Result<String> {
+    pub async fn accept(&self, ws: &str, items: Vec<IngestItem>, idempotency_key: Option<&str>) -> Result<String> {
+        self.accept_up_to(ws, items, idempotency_key, MAX_ITEMS_PER_REQUEST).await
+    }
+
+    /// As [`Ingest::accept`], with at most `max_items` items (an import
+    /// takes more than an ingest request).
+    pub async fn accept_up_to(
+        &self,
+        ws: &str,
+        mut items: Vec<IngestItem>,
+        idempotency_key: Option<&str>,
+        max_items: usize,
+    ) -> Result<String> {
         if items.is_empty() {
             return Err(Error::bad_request("nothing to ingest: the request has no items"));
         }
-        if items.len() > MAX_ITEMS_PER_REQUEST {
-            return Err(Error::bad_request(format!("at most {MAX_ITEMS_PER_REQUEST} items per request")));
+        if items.len() > max_items {
+            return Err(Error::bad_request(format!("at most {max_items} items per request")));
         }
         let backlog = self.store.backlog();
         if backlog + items.len() as u64 > self.settings.max_backlog {

@@ -58,6 +58,8 @@ macro_rules! store_conformance_tests {
             reports_group_and_compute_the_same_numbers,
             console_logins_and_sessions,
             contact_lists_search_by_prefix_tag_and_field,
+            exports_stream_every_entity_in_order_since_and_after_a_cursor,
+            erasure_removes_every_trace_and_suppresses_the_identities,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1326,4 +1328,311 @@ pub async fn contact_lists_search_by_prefix_tag_and_field(store: &dyn Store) {
     let both =
         ContactFilter { tag: Some("eu".into()), field: Some(("plan".into(), "pro".into())), ..Default::default() };
     assert_eq!(find(both).await, vec![ids[0]]);
+}
+
+/// Exports: every entity streams as rendered cells named by its columns,
+/// in cursor order, only the workspace's rows; `since` keeps rows changed
+/// (events and messages: created) at or after a time; a cursor resumes
+/// after its row; a text cursor naming no row is refused.
+pub async fn exports_stream_every_entity_in_order_since_and_after_a_cursor(store: &dyn Store) {
+    use crate::export::{Cell, ExportCursor, ExportEntity, ExportQuery};
+    use futures::StreamExt;
+
+    async fn export(
+        store: &dyn Store,
+        ws: &str,
+        entity: ExportEntity,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        after: Option<ExportCursor>,
+    ) -> crate::Result<Vec<Value>> {
+        let columns = entity.columns();
+        let render = Box::new(move |cells: &[Cell<'_>], out: &mut Vec<u8>| {
+            assert_eq!(cells.len(), columns.len());
+            let mut row = serde_json::Map::new();
+            for (column, cell) in columns.iter().zip(cells) {
+                let value = match *cell {
+                    Cell::Null => Value::Null,
+                    Cell::Int(i) => json!(i),
+                    Cell::Bool(b) => json!(b),
+                    Cell::Text(t) => json!(t),
+                    Cell::Json(j) => serde_json::from_str(j).expect("stored JSON"),
+                    Cell::Time(t) => {
+                        let (text, z) = crate::export::native_time(t);
+                        json!(if z { format!("{text}Z") } else { text.to_string() })
+                    }
+                };
+                row.insert(column.name.to_string(), value);
+            }
+            out.extend_from_slice(Value::Object(row).to_string().as_bytes());
+            out.push(b'\n');
+        });
+        let chunks: Vec<_> = store.export_rendered(ws, ExportQuery { entity, since, after }, render).collect().await;
+        let mut rows = Vec::new();
+        for chunk in chunks {
+            let chunk = chunk?;
+            assert!(chunk.ends_with(b"\n"), "chunks hold whole rows");
+            for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                rows.push(serde_json::from_slice::<Value>(line).expect("a rendered row"));
+            }
+        }
+        Ok(rows)
+    }
+    let t = |time: &chrono::DateTime<chrono::Utc>| serde_json::to_value(time).unwrap();
+
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let other = store.create_workspace("o".into()).await.unwrap().id;
+    store.create_contact(&other, changes(json!({"email": "other@x.io"}))).await.unwrap();
+    let mut contacts = Vec::new();
+    for (i, traits) in [json!({"plan": "pro", "tags": ["a"]}), json!({"note": "a \"quoted\",\nline"}), json!({})]
+        .into_iter()
+        .enumerate()
+    {
+        contacts.push(
+            store
+                .create_contact(&ws, changes(json!({"email": format!("c{i}@x.io"), "traits": traits})))
+                .await
+                .unwrap(),
+        );
+    }
+    let co = store.create_company(&ws, company(json!({"external_id": "acme", "traits": {"size": 5}}))).await.unwrap();
+    store.create_company(&ws, company(json!({"external_id": "beta"}))).await.unwrap();
+    let engagement = |name: &str| {
+        let data = json!({"outcome": "won"}).as_object().unwrap().clone();
+        crate::event::new_engagement(name, "Described", data, crate::ids::now()).unwrap()
+    };
+    for name in ["Demo", "Call"] {
+        store.record_event(&ws, (IdentityKind::Email, "c0@x.io".into()), engagement(name)).await.unwrap();
+    }
+    let api = Sender::Api("key_1".into());
+    let mut convs = Vec::new();
+    for subject in ["one", "two"] {
+        let mut new = NewConversation::new(contacts[0].id);
+        new.subject = Some(subject.into());
+        new.labels = vec!["vip".into()];
+        new.first_message = Some(NewMessage::new(MessageType::Outgoing, "Hello", api.clone()).unwrap());
+        convs.push(store.create_conversation(&ws, new).await.unwrap());
+    }
+    let reply = NewMessage::new(MessageType::Incoming, "Thanks", Sender::Contact(contacts[0].id)).unwrap();
+    store.add_message(&ws, &convs[0].id, reply).await.unwrap();
+    store
+        .upsert_reps(&ws, vec![rep_row(json!({"rep_id": "zoe", "score": 3})), rep_row(json!({"rep_id": "adam"}))])
+        .await
+        .unwrap();
+    store.upsert_reps(&ws, vec![rep_row(json!({"rep_id": "mila", "active": false}))]).await.unwrap();
+
+    // Every entity, as the domain objects read back one by one.
+    let first = PageRequest::parse(None, Some(1000)).unwrap();
+    let expected_contacts: Vec<Value> = store
+        .list_contacts(&ws, ContactFilter::default(), first.clone())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| {
+            json!({"id": c.id, "email": c.state.email, "mobile": c.state.mobile, "external_id": c.state.external_id,
+                "anonymous_id": c.state.anonymous_id, "traits": c.state.traits,
+                "subscription_status": c.state.subscription_status, "company_id": c.company_id,
+                "created_at": t(&c.created_at), "updated_at": t(&c.updated_at)})
+        })
+        .collect();
+    assert_eq!(expected_contacts.len(), 3);
+    assert_eq!(export(store, &ws, ExportEntity::Contacts, None, None).await.unwrap(), expected_contacts);
+    let expected_events: Vec<Value> = store
+        .list_events(&ws, EventFilter::default(), first.clone())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| {
+            json!({"id": e.id, "contact_id": e.contact_id, "event": e.event.name, "kind": e.event.kind,
+                "properties": e.event.properties, "description": e.event.description,
+                "timestamp": t(&e.event.timestamp), "received_at": t(&e.event.received_at),
+                "message_id": e.event.message_id})
+        })
+        .collect();
+    assert_eq!(expected_events.len(), 2);
+    assert_eq!(export(store, &ws, ExportEntity::Events, None, None).await.unwrap(), expected_events);
+    let listed = store.list_conversations(&ws, ConversationFilter::default(), first.clone()).await.unwrap().items;
+    let expected_convs: Vec<Value> = listed
+        .iter()
+        .map(|c| {
+            json!({"id": c.id, "contact_id": c.contact_id, "status": c.status, "assignee_id": c.assignee_id,
+                "channel": c.channel, "subject": c.subject, "labels": c.labels, "messages_count": c.messages_count,
+                "created_at": t(&c.created_at), "updated_at": t(&c.updated_at),
+                "last_message_at": c.last_message_at.as_ref().map(t)})
+        })
+        .collect();
+    assert_eq!(listed.iter().map(|c| &c.id).collect::<Vec<_>>(), [&convs[0].id, &convs[1].id]);
+    assert_eq!(export(store, &ws, ExportEntity::Conversations, None, None).await.unwrap(), expected_convs);
+    let mut expected_messages = Vec::new();
+    for c in &listed {
+        let page = store.list_messages(&ws, &c.id, MessageFilter::default(), first.clone()).await.unwrap();
+        expected_messages.extend(page.items.into_iter().map(|m| {
+            let (kind, id) = m.sender.parts();
+            json!({"id": m.id, "conversation_id": m.conversation_id, "type": m.kind, "content": m.content,
+                "sender.type": kind, "sender.id": id, "created_at": t(&m.created_at)})
+        }));
+    }
+    expected_messages.sort_by_key(|m| m["id"].as_i64());
+    assert_eq!(expected_messages.len(), 3);
+    assert_eq!(export(store, &ws, ExportEntity::Messages, None, None).await.unwrap(), expected_messages);
+    let expected_reps: Vec<Value> = all_reps(store, &ws, Default::default())
+        .await
+        .iter()
+        .map(|r| {
+            json!({"rep_id": r.rep_id, "name": r.name, "email": r.email, "department": r.department,
+                "active": r.active, "attributes": r.attributes, "created_at": t(&r.created_at),
+                "updated_at": t(&r.updated_at)})
+        })
+        .collect();
+    let rep_ids: Vec<&str> = expected_reps.iter().map(|r| r["rep_id"].as_str().unwrap()).collect();
+    assert_eq!(rep_ids, ["zoe", "adam", "mila"], "creation order");
+    assert_eq!(export(store, &ws, ExportEntity::Reps, None, None).await.unwrap(), expected_reps);
+    let expected_companies: Vec<Value> = store
+        .list_companies(&ws, CompanyFilter::default(), first.clone())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| {
+            json!({"id": c.id, "external_id": c.external_id, "domain": c.domain, "traits": c.traits,
+                "created_at": t(&c.created_at), "updated_at": t(&c.updated_at)})
+        })
+        .collect();
+    assert_eq!(expected_companies.len(), 2);
+    assert_eq!(export(store, &ws, ExportEntity::Companies, None, None).await.unwrap(), expected_companies);
+
+    // Resuming after a row gives exactly the rows after it; after the last, none.
+    for entity in ExportEntity::ALL {
+        let all = export(store, &ws, entity, None, None).await.unwrap();
+        let key = entity.columns()[0].name;
+        for (i, row) in all.iter().enumerate() {
+            let cursor = match &row[key] {
+                Value::Number(n) => ExportCursor::Id(n.as_i64().unwrap()),
+                other => ExportCursor::Key(other.as_str().unwrap().to_string()),
+            };
+            let rest = export(store, &ws, entity, None, Some(cursor)).await.unwrap();
+            assert_eq!(rest, all[i + 1..], "{entity:?} after row {i}");
+        }
+        // The other workspace's only row is a contact; nothing else shows.
+        let others = export(store, &other, entity, None, None).await.unwrap();
+        assert_eq!(others.len(), usize::from(entity == ExportEntity::Contacts), "{entity:?}");
+        if entity.integer_key() {
+            assert_eq!(export(store, &ws, entity, None, Some(ExportCursor::Id(i64::MAX))).await.unwrap(), Vec::<Value>::new());
+        } else {
+            let err = export(store, &ws, entity, None, Some(ExportCursor::Key("nope".into()))).await.unwrap_err();
+            assert_eq!(err.field(), Some("cursor"), "{err}");
+        }
+    }
+    assert_eq!(
+        export(store, &other, ExportEntity::Contacts, None, None).await.unwrap()[0]["email"],
+        json!("other@x.io")
+    );
+
+    // `since`: what changed (was created) at or after the time.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let since = crate::ids::now();
+    store.update_contact(&ws, contacts[1].id, changes(json!({"traits": {"plan": "team"}}))).await.unwrap();
+    store.update_company(&ws, co.id, company(json!({"domain": "acme.com"}))).await.unwrap();
+    store.record_event(&ws, (IdentityKind::Email, "c2@x.io".into()), engagement("Later")).await.unwrap();
+    let later = NewMessage::new(MessageType::Outgoing, "Later", api.clone()).unwrap();
+    store.add_message(&ws, &convs[1].id, later).await.unwrap();
+    store.upsert_reps(&ws, vec![rep_row(json!({"rep_id": "adam", "name": "Adam"}))]).await.unwrap();
+    let pick = |rows: Vec<Value>, key: &str| rows.into_iter().map(|r| r[key].clone()).collect::<Vec<_>>();
+    let since_rows = |entity| export(store, &ws, entity, Some(since), None);
+    assert_eq!(pick(since_rows(ExportEntity::Contacts).await.unwrap(), "id"), [json!(contacts[1].id)]);
+    assert_eq!(pick(since_rows(ExportEntity::Companies).await.unwrap(), "id"), [json!(co.id)]);
+    assert_eq!(pick(since_rows(ExportEntity::Events).await.unwrap(), "event"), [json!("Later")]);
+    assert_eq!(pick(since_rows(ExportEntity::Messages).await.unwrap(), "content"), [json!("Later")]);
+    assert_eq!(pick(since_rows(ExportEntity::Conversations).await.unwrap(), "id"), [json!(convs[1].id)]);
+    assert_eq!(pick(since_rows(ExportEntity::Reps).await.unwrap(), "rep_id"), [json!("adam")]);
+    // `since` and a cursor together.
+    let cursor = Some(ExportCursor::Id(contacts[1].id));
+    assert_eq!(export(store, &ws, ExportEntity::Contacts, Some(since), cursor).await.unwrap(), Vec::<Value>::new());
+}
+
+/// Erasure: the contact, its events and history go; its conversations stay
+/// for reports, unlinked, their content erased; message ids and job errors
+/// that carried an identity go; the audit record keeps hashes only; the
+/// identities are refused until the suppression is lifted.
+pub async fn erasure_removes_every_trace_and_suppresses_the_identities(store: &dyn Store) {
+    use crate::erase::{ERASED, EraseTarget, identity_hash};
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let other = store.create_workspace("o".into()).await.unwrap().id;
+    let ann = store
+        .create_contact(&ws, changes(json!({"email": "ann@x.io", "external_id": "ANN-1", "traits": {"plan": "pro"}})))
+        .await
+        .unwrap();
+    let bob = store.create_contact(&ws, changes(json!({"email": "bob@x.io"}))).await.unwrap();
+    store.update_contact(&ws, ann.id, changes(json!({"subscription_status": "UNSUBSCRIBED"}))).await.unwrap();
+    let at = crate::ids::now();
+    let event = crate::event::new_engagement("Demo", "for ann@x.io", serde_json::Map::new(), at).unwrap();
+    store.record_event(&ws, (IdentityKind::Email, "ann@x.io".into()), event.clone()).await.unwrap();
+    store.record_event(&ws, (IdentityKind::Email, "bob@x.io".into()), event).await.unwrap();
+    let mut conv = NewConversation::new(ann.id);
+    conv.subject = Some("Ann's refund".into());
+    conv.first_message = Some(NewMessage::new(MessageType::Incoming, "I am Ann, ann@x.io", Sender::Contact(ann.id)).unwrap());
+    let conv = store.create_conversation(&ws, conv).await.unwrap();
+    // A message id that carries the email, and a job whose row error names it.
+    let mut with_id = ident(IdentityKind::ExternalId, "ANN-1", json!({"seen": 1}));
+    if let IngestItem::Identify { message_id, .. } = &mut with_id {
+        *message_id = Some("signup-ann@x.io".into());
+    }
+    store.enqueue(job(&ws, vec![with_id.clone()])).await.unwrap();
+    drain(store).await;
+
+    assert!(matches!(
+        store.erase_contact(&other, EraseTarget::Id(ann.id), "test".into()).await,
+        Err(Error::NotFound { .. })
+    ));
+    let erasure = store
+        .erase_contact(&ws, EraseTarget::Identity(IdentityKind::Email, "ann@x.io".into()), "key:k1".into())
+        .await
+        .unwrap();
+    assert_eq!((erasure.contact_id, erasure.events, erasure.messages, erasure.conversations), (ann.id, 1, 1, 1));
+    assert_eq!(erasure.dedupe, 1);
+    let mut kinds: Vec<&str> = erasure.identities.iter().map(|(k, _)| k.field()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["email", "external_id"]);
+    assert!(erasure.identities.contains(&(IdentityKind::Email, identity_hash(&ws, IdentityKind::Email, "ann@x.io"))));
+    assert!(matches!(store.get_contact(&ws, ann.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        store.erase_contact(&ws, EraseTarget::Id(ann.id), "again".into()).await,
+        Err(Error::NotFound { .. })
+    ));
+    let events = store.list_events(&ws, EventFilter::default(), PageRequest::default()).await.unwrap().items;
+    assert_eq!(events.iter().map(|e| e.contact_id).collect::<Vec<_>>(), vec![bob.id], "only bob's event is left");
+    let kept = store.get_conversation(&ws, &conv.id).await.unwrap();
+    assert_eq!((kept.contact_id, kept.subject.as_deref()), (None, None));
+    let msgs = store.list_messages(&ws, &conv.id, MessageFilter::default(), PageRequest::default()).await.unwrap();
+    assert!(msgs.items.iter().all(|m| m.content == ERASED), "{:?}", msgs.items);
+    assert!(store.get_contact(&ws, bob.id).await.is_ok(), "others are untouched");
+
+    // The identities are refused on every write path, naming the field only.
+    let refused = store.create_contact(&ws, changes(json!({"email": "ann@x.io"}))).await.unwrap_err();
+    assert_eq!(refused.field(), Some("email"));
+    assert!(!refused.to_string().contains("ann@x.io"));
+    let refused = store.update_contact(&ws, bob.id, changes(json!({"external_id": "ANN-1"}))).await.unwrap_err();
+    assert_eq!(refused.field(), Some("external_id"));
+    let queued = job(&ws, vec![with_id]);
+    let queued_id = queued.id.clone();
+    store.enqueue(queued).await.unwrap();
+    drain(store).await;
+    let failed = store.get_job(&ws, &queued_id).await.unwrap();
+    assert_eq!((failed.status, failed.failed), (JobStatus::Failed, 1), "the old message id no longer dedupes; the row is refused");
+    let outcome = store
+        .upsert_contacts(&ws, vec![by_email(0, "ann@x.io", json!({"plan": "x"}))], BatchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(outcome.rows[0].outcome.as_ref().unwrap_err().field(), Some("email"), "the batch row is refused");
+    // Other workspaces are not affected; lifting the suppression lets it back.
+    store.create_contact(&other, changes(json!({"email": "ann@x.io"}))).await.unwrap();
+    assert!(store.lift_suppression(&ws, IdentityKind::Email, "ann@x.io").await.unwrap());
+    assert!(!store.lift_suppression(&ws, IdentityKind::Email, "ann@x.io").await.unwrap());
+    store.create_contact(&ws, changes(json!({"email": "ann@x.io"}))).await.unwrap();
+    let audit = store.list_erasures(&ws, PageRequest::default()).await.unwrap().items;
+    assert_eq!(audit.len(), 1);
+    assert_eq!((audit[0].id.as_str(), audit[0].actor.as_str(), audit[0].events), (erasure.id.as_str(), "key:k1", 1));
+    assert_eq!(audit[0].identities.len(), 2);
+    assert!(store.list_erasures(&other, PageRequest::default()).await.unwrap().items.is_empty());
 }

@@ -67,6 +67,12 @@ pub enum IngestItem {
         /// Deduplication id.
         message_id: Option<String>,
     },
+    /// A row refused before it was queued (a bad line of an import):
+    /// applying it records its error in the job and writes nothing.
+    Rejected {
+        /// Why (its `row` is ignored: the item's index is the row).
+        error: RowError,
+    },
 }
 
 impl IngestItem {
@@ -77,6 +83,7 @@ impl IngestItem {
             | IngestItem::Alias { message_id, .. }
             | IngestItem::Group { message_id, .. } => message_id.as_deref(),
             IngestItem::Track { event, .. } => event.message_id.as_deref(),
+            IngestItem::Rejected { .. } => None,
         }
     }
 
@@ -88,6 +95,7 @@ impl IngestItem {
             | IngestItem::Alias { message_id, .. }
             | IngestItem::Group { message_id, .. } => message_id,
             IngestItem::Track { event, .. } => &mut event.message_id,
+            IngestItem::Rejected { .. } => return,
         };
         if slot.is_none() {
             *slot = Some(id);
@@ -161,6 +169,19 @@ impl RowError {
             code: e.code().name().to_string(),
             message: e.public_message(),
             field: e.field().map(str::to_string),
+        }
+    }
+}
+
+impl RowError {
+    /// The error this row error reports (same code, message and field):
+    /// `invalid_value` stays a 422, anything else is a validation error.
+    pub fn to_error(&self) -> Error {
+        match (self.code.as_str(), &self.field) {
+            ("invalid_value", Some(field)) => {
+                Error::InvalidValue { field: field.clone(), message: self.message.clone(), row: None }
+            }
+            _ => Error::Validation { message: self.message.clone(), field: self.field.clone(), row: None },
         }
     }
 }
@@ -291,6 +312,7 @@ pub fn apply_item(tx: &mut dyn IngestTx, ws: &str, item: &IngestItem) -> Result<
             let company = tx.upsert_company(ws, company, traits)?;
             tx.set_contact_company(ws, contact, company)?;
         }
+        IngestItem::Rejected { error } => return Err(error.to_error()),
     }
     if let Some(id) = item.message_id() {
         tx.record_message(ws, id)?;

@@ -18,8 +18,10 @@ use crate::conversation::{
     Conversation, ConversationChanges, ConversationFilter, Message, MessageFilter, NewConversation, NewMessage, Sender,
     TimelineItem,
 };
+use crate::erase::{EraseTarget, Erasure};
 use crate::error::Result;
 use crate::event::{Event, EventFilter, NewEvent};
+use crate::export::{ExportQuery, ExportRenderer};
 use crate::field::{Entity, Field, FieldType};
 use crate::identity::IdentityKind;
 use crate::ingest::{ApplyReport, Job, QueuedJob};
@@ -121,6 +123,17 @@ pub trait Store: Send + Sync + 'static {
     /// Records an event (an engagement, say) on the contact holding an
     /// identity, synchronously; no such contact is `NotFound`.
     async fn record_event(&self, ws: &str, contact: (IdentityKind, String), event: NewEvent) -> Result<Event>;
+    /// Erases a contact and every trace of its identities in one
+    /// transaction (core's [`crate::erase`]): the contact and its traits,
+    /// its events and subscription history, its messages' content and its
+    /// conversations' subjects and call details (the conversations stay,
+    /// unlinked, for reports), job errors and message ids that carry an
+    /// identity; records the audit entry and suppresses the identities.
+    async fn erase_contact(&self, ws: &str, target: EraseTarget, actor: String) -> Result<Erasure>;
+    /// Lifts the suppression of an erased identity; false when there was none.
+    async fn lift_suppression(&self, ws: &str, kind: IdentityKind, value: &str) -> Result<bool>;
+    /// The workspace's erasures (audit records), by id.
+    async fn list_erasures(&self, ws: &str, page: PageRequest) -> Result<Page<Erasure>>;
 
     /// Creates a company; a taken external id is a conflict.
     async fn create_company(&self, ws: &str, changes: CompanyChanges) -> Result<Company>;
@@ -255,6 +268,15 @@ pub trait Store: Send + Sync + 'static {
     async fn count_calls(&self, ws: &str, filter: CallFilter) -> Result<u64>;
     /// Calls `offset..offset + limit` by start time (then creation), streamed.
     fn stream_calls(&self, ws: &str, filter: CallFilter, offset: u64, limit: u64) -> RowStream<Call>;
+
+    /// Every row of `query.entity` after `query.after` (and changed at or
+    /// after `query.since`) in cursor order — by id; reps and conversations
+    /// in creation order — each written by `render` from its cells (the
+    /// entity's [`crate::export::Column`]s, in order) as it is read, in
+    /// chunks of about [`RENDER_CHUNK_BYTES`] holding whole rows. A text
+    /// cursor naming no row is [`crate::export::ExportCursor::unknown`], the
+    /// stream's first item.
+    fn export_rendered(&self, ws: &str, query: ExportQuery, render: ExportRenderer) -> RowStream<Vec<u8>>;
 
     /// Runs a report: selects the rows of the query's period and filters and
     /// feeds them to core's [`crate::report::Aggregator`].

@@ -365,6 +365,7 @@ fn decode(mut bodies: Vec<(i64, Vec<u8>)>) -> Result<Decoded> {
                 }
                 IngestItem::Track { lookups, .. } => lookups.iter().for_each(|(k, v)| add(*k, v)),
                 IngestItem::Alias { .. } | IngestItem::Group { .. } => exclusive = true,
+                IngestItem::Rejected { .. } => {}
             }
         }
         entries.push((seq, job));
@@ -475,6 +476,9 @@ pub(crate) struct Applier {
     pub(crate) calls: HashMap<String, crate::pending::Known<convene_core::call::Call>>,
     /// Reps and calls created so far (orders their inserts).
     pub(crate) order: usize,
+    /// Per workspace: whether it has any suppression (erased identities),
+    /// asked once per step; when it has, each new identity is checked.
+    suppressions: HashMap<String, bool>,
 }
 
 /// Runs a query future from the applier's blocking thread.
@@ -487,6 +491,24 @@ fn is_step_error(e: &Error) -> bool {
 }
 
 impl Applier {
+    /// Refuses (this row only) a contact write that would bring back an
+    /// erased identity; flushing checks again, set-based, for a suppression
+    /// committed meanwhile.
+    fn check_suppressed(&mut self, ws: &str, state: &ContactState) -> Result<()> {
+        let any = match self.suppressions.get(ws) {
+            Some(any) => *any,
+            None => {
+                let any = block(&self.rt, crate::erase::any(self.tx.c(), ws))?;
+                self.suppressions.insert(ws.to_string(), any);
+                any
+            }
+        };
+        if any {
+            block(&self.rt, crate::erase::check_states(self.tx.c(), ws, &[state]))?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn new(tx: Tx, rt: Handle) -> Self {
         Applier {
             tx,
@@ -505,6 +527,7 @@ impl Applier {
             reps: HashMap::new(),
             calls: HashMap::new(),
             order: 0,
+            suppressions: HashMap::new(),
         }
     }
 
@@ -654,6 +677,7 @@ impl Applier {
                     IngestItem::Alias { previous, lookups, .. } => {
                         previous.iter().chain(lookups).for_each(|(k, v)| add(*k, v))
                     }
+                    IngestItem::Rejected { .. } => {}
                 }
             }
         }
@@ -923,6 +947,7 @@ impl IngestTx for Applier {
     }
 
     fn insert_contact(&mut self, ws: &str, state: &ContactState) -> Result<i64> {
+        self.check_suppressed(ws, state)?;
         if self.reserved.is_empty() {
             let n = std::mem::take(&mut self.id_hint).max(ID_CHUNK);
             let mut ids = block(&self.rt, contacts::reserve_ids(self.tx.c(), n))?;
@@ -938,7 +963,10 @@ impl IngestTx for Applier {
         Ok(id)
     }
 
-    fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, _identities_changed: bool) -> Result<()> {
+    fn update_contact(&mut self, ws: &str, id: i64, state: &ContactState, identities_changed: bool) -> Result<()> {
+        if identities_changed {
+            self.check_suppressed(ws, state)?;
+        }
         let key = (ws.to_string(), id);
         let cached =
             self.contacts.entry(key).or_insert(Cached { state: ContactState::default(), new: false, dirty: false });

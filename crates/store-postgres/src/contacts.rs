@@ -84,6 +84,8 @@ pub(crate) async fn insert_rows(cw: &ClientWrapper, ws: &str, rows: &[RowWrite<'
     if rows.is_empty() {
         return Ok(());
     }
+    let states: Vec<&ContactState> = rows.iter().map(|r| r.state).collect();
+    crate::erase::check_states(cw, ws, &states).await?;
     let c = Columns::of(rows);
     execute(
         cw,
@@ -104,6 +106,8 @@ pub(crate) async fn update_rows(cw: &ClientWrapper, ws: &str, rows: &[RowWrite<'
     if rows.is_empty() {
         return Ok(());
     }
+    let states: Vec<&ContactState> = rows.iter().map(|r| r.state).collect();
+    crate::erase::check_states(cw, ws, &states).await?;
     let c = Columns::of(rows);
     execute(
         cw,
@@ -147,7 +151,7 @@ pub(crate) async fn reserve_ids(cw: &ClientWrapper, n: usize) -> Result<Vec<i64>
     rows.iter().map(|r| r.try_get::<_, i64>(0).map_err(crate::error::db)).collect()
 }
 
-async fn load(cw: &ClientWrapper, ws: &str, id: i64, lock: bool) -> Result<Contact> {
+pub(crate) async fn load(cw: &ClientWrapper, ws: &str, id: i64, lock: bool) -> Result<Contact> {
     let sql = format!(
         "SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND id = $2{}",
         if lock { " FOR UPDATE" } else { "" }

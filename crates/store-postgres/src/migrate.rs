@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "apply_speed", include_str!("../migrations/0004_apply_speed.sql")),
     (5, "reps_calls", include_str!("../migrations/0005_reps_calls.sql")),
     (6, "console", include_str!("../migrations/0006_console.sql")),
+    (7, "erasure", include_str!("../migrations/0007_erasure.sql")),
 ];
 
 /// Advisory lock key of the migrator ("convene" in ASCII).

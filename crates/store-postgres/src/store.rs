@@ -13,7 +13,9 @@ use convene_core::conversation::{
     Conversation, ConversationChanges, ConversationFilter, Message, MessageFilter, NewConversation, NewMessage, Sender,
     TimelineItem,
 };
+use convene_core::erase::{EraseTarget, Erasure};
 use convene_core::event::{Event, EventFilter, NewEvent};
+use convene_core::export::{ExportQuery, ExportRenderer};
 use convene_core::field::{Entity, Field};
 use convene_core::identity::IdentityKind;
 use convene_core::ingest::{ApplyReport, Job, QueuedJob};
@@ -34,7 +36,7 @@ use crate::db::conn;
 use crate::error::{db, is_retryable};
 use crate::inbox::LANES;
 use crate::{
-    PgStore, batch, calls, companies, contacts, conversations, events, keys, report, reps, sessions, workspaces,
+    PgStore, batch, calls, companies, contacts, conversations, erase, events, export, keys, report, reps, sessions, workspaces,
 };
 
 #[async_trait]
@@ -126,6 +128,15 @@ impl Store for PgStore {
         page: PageRequest,
     ) -> Result<Page<SubscriptionChange>> {
         contacts::subscription_history(&self.pool, ws, contact_id, &page).await
+    }
+    async fn erase_contact(&self, ws: &str, target: EraseTarget, actor: String) -> Result<Erasure> {
+        self.retrying(|| erase::erase(&self.pool, ws, &target, &actor)).await
+    }
+    async fn lift_suppression(&self, ws: &str, kind: IdentityKind, value: &str) -> Result<bool> {
+        erase::lift(&self.pool, ws, kind, value).await
+    }
+    async fn list_erasures(&self, ws: &str, page: PageRequest) -> Result<Page<Erasure>> {
+        erase::list(&self.pool, ws, &page).await
     }
     async fn record_event(&self, ws: &str, contact: (IdentityKind, String), event: NewEvent) -> Result<Event> {
         self.retrying(|| batch::record_event(&self.pool, ws, &contact, event.clone())).await
@@ -296,6 +307,9 @@ impl Store for PgStore {
     }
     fn stream_calls(&self, ws: &str, filter: CallFilter, offset: u64, limit: u64) -> RowStream<Call> {
         calls::stream(&self.pool, ws, &filter, offset, limit)
+    }
+    fn export_rendered(&self, ws: &str, query: ExportQuery, render: ExportRenderer) -> RowStream<Vec<u8>> {
+        export::export_rendered(&self.pool, ws, query, render)
     }
 
     async fn report(&self, ws: &str, query: &ReportQuery) -> Result<ReportResult> {

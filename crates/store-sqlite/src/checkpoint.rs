@@ -16,7 +16,7 @@ use std::time::Duration;
 use convene_core::Result;
 
 use crate::SqliteOptions;
-use crate::conn::open;
+use crate::conn::{open, storage};
 
 /// WAL pages after which a writer checkpoints inline anyway (≈ 40 MiB).
 pub(crate) const FALLBACK_AUTOCHECKPOINT_PAGES: u32 = 10_000;
@@ -59,4 +59,23 @@ impl Drop for Checkpointer {
             let _ = handle.join();
         }
     }
+}
+
+/// Checkpoints the whole WAL of `path` into the database and truncates the
+/// WAL file to zero bytes (after an erasure: no earlier page version may
+/// survive in it). Waits for readers of older snapshots, up to 30 s.
+pub(crate) fn truncate(path: &std::path::Path) -> Result<()> {
+    let conn = rusqlite::Connection::open(path).map_err(storage)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(storage)?;
+    let (busy, _, _): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(storage)?;
+    if busy != 0 {
+        return Err(convene_core::Error::Unavailable {
+            message: "the WAL could not be truncated after the erasure (readers held it); it will be on the next checkpoint"
+                .into(),
+            retry_after_secs: 1,
+        });
+    }
+    Ok(())
 }

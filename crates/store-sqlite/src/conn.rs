@@ -63,7 +63,8 @@ pub(crate) fn open(path: &Path, options: &SqliteOptions, read_only: bool) -> Res
         "PRAGMA synchronous = {sync};
          PRAGMA foreign_keys = ON;
          PRAGMA cache_size = -{cache_kib};
-         PRAGMA temp_store = MEMORY;"
+         PRAGMA temp_store = MEMORY;
+         PRAGMA secure_delete = FAST;"
     ))
     .map_err(storage)?;
     // The query planner stability guarantee: a statement keeps one plan

@@ -66,6 +66,7 @@ pub(crate) fn insert_row(
     state: &ContactState,
     at: &chrono::DateTime<chrono::Utc>,
 ) -> Result<i64> {
+    convene_core::erase::check_not_suppressed(ws, state, |h| crate::erase::is_suppressed(conn, ws, h))?;
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO contacts (workspace_id, email, mobile, external_id, anonymous_id, traits, subscription_status, created_at, updated_at)
@@ -108,6 +109,7 @@ pub(crate) fn update_row(
         stmt.execute(params![ws, id, traits, state.subscription_status.as_str(), t(at)]).map_err(write_error)?;
         return Ok(());
     }
+    convene_core::erase::check_not_suppressed(ws, state, |h| crate::erase::is_suppressed(conn, ws, h))?;
     let mut stmt = conn
         .prepare_cached(
             "UPDATE contacts SET email = ?3, mobile = ?4, external_id = ?5, anonymous_id = ?6, traits = ?7,

@@ -20,6 +20,7 @@ mod checkpoint;
 mod companies;
 mod conn;
 mod contacts;
+mod erase;
 mod conversations;
 mod events;
 mod export;

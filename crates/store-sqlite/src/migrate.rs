@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "conversations", include_str!("../migrations/0004_conversations.sql")),
     (5, "reps and calls", include_str!("../migrations/0005_reps_calls.sql")),
     (6, "console logins and sessions", include_str!("../migrations/0006_console.sql")),
+    (7, "erasure and suppressions", include_str!("../migrations/0007_erasure.sql")),
 ];
 
 /// Applies the migrations not yet applied; returns how many ran.

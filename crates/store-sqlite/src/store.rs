@@ -24,6 +24,7 @@ use convene_core::{Result, Store};
 
 use std::sync::atomic::Ordering;
 
+use convene_core::erase::{EraseTarget, Erasure};
 use convene_core::event::{Event, EventFilter, NewEvent};
 use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 
@@ -32,9 +33,10 @@ use convene_core::call::{Call, CallFilter, CallWrite};
 use convene_core::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
 use convene_core::report::{ReportQuery, ReportResult};
 use convene_core::store::RowStream;
+use convene_core::export::{ExportQuery, ExportRenderer};
 
 use crate::{
-    SqliteStore, apply, batch, calls, companies, contacts, conversations, events, keys, reports, reps, sessions,
+    SqliteStore, apply, batch, calls, companies, contacts, conversations, erase, events, export, keys, reports, reps, sessions,
     workspaces,
 };
 
@@ -153,6 +155,17 @@ impl Store for SqliteStore {
     ) -> Result<Page<SubscriptionChange>> {
         let ws = owned(ws);
         self.readers.run(move |c| contacts::subscription_history(c, &ws, contact_id, &page)).await
+    }
+    async fn erase_contact(&self, ws: &str, target: EraseTarget, actor: String) -> Result<Erasure> {
+        self.erase_locked(ws, target, actor).await
+    }
+    async fn lift_suppression(&self, ws: &str, kind: IdentityKind, value: &str) -> Result<bool> {
+        let (ws, value) = (owned(ws), value.to_string());
+        self.writer.run(move |ctx| erase::lift(&ctx.conn, &ws, kind, &value)).await
+    }
+    async fn list_erasures(&self, ws: &str, page: PageRequest) -> Result<Page<Erasure>> {
+        let ws = owned(ws);
+        self.readers.run(move |c| erase::list(c, &ws, &page)).await
     }
     async fn record_event(&self, ws: &str, contact: (IdentityKind, String), event: NewEvent) -> Result<Event> {
         let ws = owned(ws);
@@ -361,6 +374,11 @@ impl Store for SqliteStore {
         self.readers.stream(move |c, send| calls::stream(c, &ws, &filter, offset, limit, send))
     }
 
+    fn export_rendered(&self, ws: &str, query: ExportQuery, render: ExportRenderer) -> RowStream<Vec<u8>> {
+        let ws = owned(ws);
+        self.readers.stream_chunked(1, move |c, send| export::export_rendered(c, &ws, &query, render, send))
+    }
+
     async fn report(&self, ws: &str, query: &ReportQuery) -> Result<ReportResult> {
         let (ws, query) = (owned(ws), query.clone());
         self.readers.run(move |c| reports::run(c, &ws, &query)).await
@@ -385,21 +403,7 @@ impl Store for SqliteStore {
 
     async fn apply_pending(&self, max_items: usize) -> Result<ApplyReport> {
         let _one_applier = self.applying.lock().await;
-        let after = self.applied_seq.load(Ordering::SeqCst);
-        let inbox = self.inbox.clone();
-        let entries = tokio::task::spawn_blocking(move || inbox.read_after(after, max_items))
-            .await
-            .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
-        let Some(last) = entries.last().map(|e| e.seq) else {
-            return Ok(ApplyReport::default());
-        };
-        let report = self.writer.run(move |ctx| apply::apply_entries(ctx, &entries)).await?;
-        let processed = report.items;
-        self.applied_seq.store(last, Ordering::SeqCst);
-        let _ =
-            self.backlog.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(processed as u64)));
-        self.inbox.delete_through(last).await?;
-        Ok(report)
+        self.apply_locked(max_items).await
     }
 
     async fn get_job(&self, ws: &str, id: &str) -> Result<Job> {
@@ -432,5 +436,41 @@ impl Store for SqliteStore {
     async fn purge_ingest(&self, jobs_before: DateTime<Utc>, dedupe_before: DateTime<Utc>) -> Result<()> {
         let (j, d) = (convene_core::ids::fmt_time(&jobs_before), convene_core::ids::fmt_time(&dedupe_before));
         self.writer.run(move |ctx| events::purge(&ctx.conn, &j, &d)).await
+    }
+}
+
+impl SqliteStore {
+    /// Applies queued items; the caller holds `applying`.
+    async fn apply_locked(&self, max_items: usize) -> Result<ApplyReport> {
+        let after = self.applied_seq.load(Ordering::SeqCst);
+        let inbox = self.inbox.clone();
+        let entries = tokio::task::spawn_blocking(move || inbox.read_after(after, max_items))
+            .await
+            .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
+        let Some(last) = entries.last().map(|e| e.seq) else {
+            return Ok(ApplyReport::default());
+        };
+        let report = self.writer.run(move |ctx| apply::apply_entries(ctx, &entries)).await?;
+        let processed = report.items;
+        self.applied_seq.store(last, Ordering::SeqCst);
+        let _ =
+            self.backlog.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(processed as u64)));
+        self.inbox.delete_through(last).await?;
+        Ok(report)
+    }
+
+    /// Erases with the applier held: the inbox is applied first (so none of
+    /// the contact's data waits there), then the erasure commits, then the
+    /// WAL is checkpointed and truncated (no earlier page version survives).
+    async fn erase_locked(&self, ws: &str, target: EraseTarget, actor: String) -> Result<Erasure> {
+        let _one_applier = self.applying.lock().await;
+        while self.apply_locked(5000).await?.items > 0 {}
+        let ws = owned(ws);
+        let erasure = self.writer.run(move |ctx| erase::erase(&ctx.conn, &ws, &target, &actor)).await?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || crate::checkpoint::truncate(&path))
+            .await
+            .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
+        Ok(erasure)
     }
 }

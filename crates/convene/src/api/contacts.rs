@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::CommonErrors;
 use super::dto::{
-    BatchOut, BatchQuery, ContactBatchIn, ContactIn, ContactOut, ContactQuery, PageParams, Paged, SubscriptionChangeOut,
+    BatchOut, ContactBatchIn, ContactBatchQuery, ContactIn, ContactOut, ContactQuery, PageParams, Paged, SubscriptionChangeOut,
 };
 use crate::http::auth::{Need, scopes};
 use crate::http::error::ApiResult;
@@ -70,18 +70,35 @@ pub async fn update_contact(
     Ok(Json(state.store.update_contact(auth.workspace(), id, changes).await?.into()))
 }
 
-/// Delete a contact.
+/// `erase=true` on a contact's deletion.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct DeleteQuery {
+    /// Erase: also its events, its messages' content, the job errors and
+    /// message ids that carry its identities; suppress the identities.
+    pub erase: Option<bool>,
+}
+
+/// Delete a contact; with `erase=true`, erase every trace of it.
 #[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "contacts",
-    params(("id" = i64, Path, description = "Contact id")),
-    responses((status = 204, description = "Deleted"), CommonErrors),
+    params(("id" = i64, Path, description = "Contact id"), DeleteQuery),
+    responses((status = 204, description = "Deleted"),
+              (status = 200, description = "Erased: the audit record", body = super::erasures::ErasureOut), CommonErrors),
     security(("bearer" = ["contacts:write"]), ("api_key" = ["contacts:write"])))]
 pub async fn delete_contact(
     auth: Need<scopes::ContactsWrite>,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
-) -> ApiResult<StatusCode> {
-    state.store.delete_contact(auth.workspace(), contact_id(&id)?).await?;
-    Ok(StatusCode::NO_CONTENT)
+    AppQuery(q): AppQuery<DeleteQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let id = contact_id(&id)?;
+    if q.erase == Some(true) {
+        let target = convene_core::erase::EraseTarget::Id(id);
+        let out = super::erasures::erase(&state, auth.workspace(), &auth.key.key_id, target).await?;
+        return Ok(Json(out).into_response());
+    }
+    state.store.delete_contact(auth.workspace(), id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// List contacts by id, optionally filtered by one identity.
@@ -126,8 +143,8 @@ pub fn batch_rows(mut body: Map<String, Value>, field: &str) -> Result<Vec<Value
     Ok(rows)
 }
 
-/// Reads one native contact row of a batch.
-fn contact_row(row: usize, value: Value) -> Result<ContactUpsert, Error> {
+/// Reads one native contact row of a batch, found by `id` when given.
+fn contact_row(row: usize, value: Value, id: Option<IdentityKind>) -> Result<ContactUpsert, Error> {
     let Value::Object(map) = value else {
         return Err(Error::bad_request("each row must be a contact object"));
     };
@@ -137,6 +154,10 @@ fn contact_row(row: usize, value: Value) -> Result<ContactUpsert, Error> {
             "company_id",
             "company_id cannot be set in a batch; use PATCH /v1/contacts/{id}",
         ));
+    }
+    if let Some(kind) = id {
+        let lookups = convene_core::import::id_lookup(&changes, kind)?;
+        return Ok(ContactUpsert { row, lookups, changes, create: true });
     }
     let lookups = lookups_of(&changes);
     if lookups.is_empty() {
@@ -151,20 +172,25 @@ fn contact_row(row: usize, value: Value) -> Result<ContactUpsert, Error> {
 /// Upsert up to 1,000 contacts in one transaction, with a result per row.
 /// Each row is found by external_id, else email, else mobile, and created
 /// when none holds them; a failed row is reported and the others are kept.
-/// `?dry_run=true` runs everything and writes nothing.
-#[utoipa::path(post, path = "/v1/contacts/batch", tag = "contacts", request_body = ContactBatchIn, params(BatchQuery),
+/// `?dry_run=true` runs everything and writes nothing; `?id_column=email`
+/// finds rows by that identity only.
+#[utoipa::path(post, path = "/v1/contacts/batch", tag = "contacts", request_body = ContactBatchIn, params(ContactBatchQuery),
     responses((status = 200, description = "One result per row", body = BatchOut<ContactOut>), CommonErrors),
     security(("bearer" = ["contacts:write"]), ("api_key" = ["contacts:write"])))]
 pub async fn batch_contacts(
     auth: Need<scopes::ContactsWrite>,
     State(state): State<AppState>,
-    AppQuery(q): AppQuery<BatchQuery>,
+    AppQuery(q): AppQuery<ContactBatchQuery>,
     BatchJson(body): BatchJson<Map<String, Value>>,
 ) -> ApiResult<Json<BatchOut<ContactOut>>> {
+    let id = match q.id_column.as_deref() {
+        None => None,
+        Some(name) => Some(convene_core::import::contact_id_kind(name)?),
+    };
     let rows = batch_rows(body, "contacts")?;
     let (mut good, mut failures) = (Vec::new(), Vec::new());
     for (row, value) in rows.into_iter().enumerate() {
-        match contact_row(row, value) {
+        match contact_row(row, value, id) {
             Ok(upsert) => good.push(upsert),
             Err(e) => failures.push((row, e)),
         }

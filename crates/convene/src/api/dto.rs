@@ -600,6 +600,18 @@ pub struct BatchQuery {
     pub dry_run: Option<bool>,
 }
 
+/// Options of the contact batch upsert.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactBatchQuery {
+    /// Validate and run everything, report, write nothing.
+    pub dry_run: Option<bool>,
+    /// Find each row by this identity only (`email`, `mobile` or
+    /// `external_id`; a row without it fails) instead of external_id, else
+    /// email, else mobile.
+    pub id_column: Option<String>,
+}
+
 /// `POST /v1/contacts/batch`
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]

@@ -103,7 +103,7 @@ pub fn track_item(mut body: Map<String, Value>, received_at: DateTime<Utc>) -> R
 }
 
 /// 202 with the job id in the body and the `Convene-Job-Id` header.
-fn queued(job_id: String) -> Response {
+pub fn queued(job_id: String) -> Response {
     let mut response =
         (StatusCode::ACCEPTED, Json(QueuedOut { job_id: job_id.clone(), status: "queued" })).into_response();
     if let Ok(v) = HeaderValue::from_str(&job_id) {

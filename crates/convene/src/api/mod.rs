@@ -8,6 +8,7 @@ pub mod companies;
 pub mod contacts;
 pub mod conversations;
 pub mod dto;
+pub mod erasures;
 pub mod exports;
 pub mod fields;
 pub mod imports;
@@ -113,10 +114,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::master_get, keys::master_revoke))
         .routes(routes!(keys::admin_create, keys::admin_list))
         .routes(routes!(keys::admin_get, keys::admin_revoke))
-        .routes(routes!(contacts::create_contact, contacts::list_contacts))
+        .routes(routes!(contacts::create_contact, contacts::list_contacts, erasures::erase_by_identity))
         .routes(routes!(contacts::get_contact, contacts::update_contact, contacts::delete_contact))
         .routes(routes!(contacts::batch_contacts))
         .routes(routes!(contacts::subscription_history))
+        .routes(routes!(erasures::list_erasures))
+        .routes(routes!(erasures::lift_suppression))
         .routes(routes!(companies::create_company, companies::list_companies))
         .routes(routes!(companies::get_company, companies::update_company, companies::delete_company))
         .routes(routes!(companies::company_contacts))

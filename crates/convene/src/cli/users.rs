@@ -45,7 +45,7 @@ pub async fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>, UsersErr
 }
 
 /// Finds a workspace by id, else by exact name (one match only).
-async fn workspace(store: &dyn Store, wanted: &str) -> Result<String, UsersError> {
+pub async fn workspace(store: &dyn Store, wanted: &str) -> Result<String, UsersError> {
     if let Ok(ws) = store.get_workspace(wanted).await {
         return Ok(ws.id);
     }

@@ -26,6 +26,7 @@ use super::layout::{Flash, Section, page};
 use super::session::{Access, ConsoleError, ConsoleResult, ConsoleUser};
 use super::svg::{self, ChartText, Unit};
 use crate::api::reports::{field_types, query_from_params};
+use crate::http::csv::csv_text;
 use crate::state::AppState;
 
 /// Days of the default period (ending today, included).
@@ -476,13 +477,6 @@ pub async fn dashboard(
         }
     };
     Ok(page(&user, Section::Reports, "Reports", &Flash::from_query(&q), body).into_response())
-}
-
-/// A CSV cell (RFC 4180): text that a spreadsheet would read as a formula
-/// gets a leading `'`; a cell holding `,`, `"`, CR or LF is quoted.
-fn csv_text(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_string() };
-    if text.contains([',', '"', '\r', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
 
 fn csv_cell(v: Option<&Value>) -> String {

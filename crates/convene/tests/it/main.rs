@@ -18,6 +18,7 @@ mod converz;
 mod conveyour;
 mod convot;
 mod crash;
+mod exports;
 mod fields;
 mod ingest;
 mod ingest_support;

@@ -156,6 +156,8 @@ fn routes() -> Vec<Route> {
         r(Method::PATCH, "/v1/reps/{rep}", &["reps:write"], Some(|_, _| json!({"department": "sales"}))),
         r(Method::DELETE, "/v1/reps/{rep}", &["reps:write"], None),
         r(Method::GET, "/v1/reports", &["reports:read"], None),
+        // One entity stands for all six (each one's scope: tests/it/exports.rs).
+        r(Method::GET, "/v1/exports/{entity}", &["contacts:read"], None),
         Route {
             method: Method::GET,
             route: "/v1/contacts/{contact}/timeline",
@@ -195,6 +197,7 @@ async fn fill(app: &TestApp, ws: &str, full: &str, route: &str, n: usize) -> Str
         assert_eq!(status, 201, "{rep}");
         path = path.replace("{rep}", rep["rep_id"].as_str().unwrap());
     }
+    path = path.replace("{entity}", "contacts");
     if path.contains("{sa}") {
         let (status, sa) = app.post("/v1/service-accounts", full, json!({"name": format!("fixture {n}")})).await;
         assert_eq!(status, 201, "{sa}");
