@@ -1354,10 +1354,11 @@ pub async fn exports_stream_every_entity_in_order_since_and_after_a_cursor(store
                     Cell::Null => Value::Null,
                     Cell::Int(i) => json!(i),
                     Cell::Bool(b) => json!(b),
-                    Cell::Text(t) => json!(t),
-                    Cell::Json(j) => serde_json::from_str(j).expect("stored JSON"),
+                    Cell::Text(t) => json!(std::str::from_utf8(t).expect("UTF-8")),
+                    Cell::Json(j) => serde_json::from_slice(j).expect("stored JSON"),
                     Cell::Time(t) => {
                         let (text, z) = crate::export::native_time(t);
+                        let text = std::str::from_utf8(text).expect("UTF-8");
                         json!(if z { format!("{text}Z") } else { text.to_string() })
                     }
                 };
@@ -1388,10 +1389,7 @@ pub async fn exports_stream_every_entity_in_order_since_and_after_a_cursor(store
         .enumerate()
     {
         contacts.push(
-            store
-                .create_contact(&ws, changes(json!({"email": format!("c{i}@x.io"), "traits": traits})))
-                .await
-                .unwrap(),
+            store.create_contact(&ws, changes(json!({"email": format!("c{i}@x.io"), "traits": traits}))).await.unwrap(),
         );
     }
     let co = store.create_company(&ws, company(json!({"external_id": "acme", "traits": {"size": 5}}))).await.unwrap();
@@ -1518,7 +1516,10 @@ pub async fn exports_stream_every_entity_in_order_since_and_after_a_cursor(store
         let others = export(store, &other, entity, None, None).await.unwrap();
         assert_eq!(others.len(), usize::from(entity == ExportEntity::Contacts), "{entity:?}");
         if entity.integer_key() {
-            assert_eq!(export(store, &ws, entity, None, Some(ExportCursor::Id(i64::MAX))).await.unwrap(), Vec::<Value>::new());
+            assert_eq!(
+                export(store, &ws, entity, None, Some(ExportCursor::Id(i64::MAX))).await.unwrap(),
+                Vec::<Value>::new()
+            );
         } else {
             let err = export(store, &ws, entity, None, Some(ExportCursor::Key("nope".into()))).await.unwrap_err();
             assert_eq!(err.field(), Some("cursor"), "{err}");
@@ -1571,7 +1572,8 @@ pub async fn erasure_removes_every_trace_and_suppresses_the_identities(store: &d
     store.record_event(&ws, (IdentityKind::Email, "bob@x.io".into()), event).await.unwrap();
     let mut conv = NewConversation::new(ann.id);
     conv.subject = Some("Ann's refund".into());
-    conv.first_message = Some(NewMessage::new(MessageType::Incoming, "I am Ann, ann@x.io", Sender::Contact(ann.id)).unwrap());
+    conv.first_message =
+        Some(NewMessage::new(MessageType::Incoming, "I am Ann, ann@x.io", Sender::Contact(ann.id)).unwrap());
     let conv = store.create_conversation(&ws, conv).await.unwrap();
     // A message id that carries the email, and a job whose row error names it.
     let mut with_id = ident(IdentityKind::ExternalId, "ANN-1", json!({"seen": 1}));
@@ -1619,7 +1621,11 @@ pub async fn erasure_removes_every_trace_and_suppresses_the_identities(store: &d
     store.enqueue(queued).await.unwrap();
     drain(store).await;
     let failed = store.get_job(&ws, &queued_id).await.unwrap();
-    assert_eq!((failed.status, failed.failed), (JobStatus::Failed, 1), "the old message id no longer dedupes; the row is refused");
+    assert_eq!(
+        (failed.status, failed.failed),
+        (JobStatus::Failed, 1),
+        "the old message id no longer dedupes; the row is refused"
+    );
     let outcome = store
         .upsert_contacts(&ws, vec![by_email(0, "ann@x.io", json!({"plan": "x"}))], BatchOptions::default())
         .await

@@ -66,10 +66,9 @@ impl ImportEntity {
 
     /// Reads `contacts`, `companies` or `reps`, naming `entity` when unknown.
     pub fn parse(s: &str) -> Result<Self> {
-        ImportEntity::ALL
-            .into_iter()
-            .find(|e| e.as_str() == s)
-            .ok_or_else(|| Error::validation("entity", format!("entity must be contacts, companies or reps, not '{s}'")))
+        ImportEntity::ALL.into_iter().find(|e| e.as_str() == s).ok_or_else(|| {
+            Error::validation("entity", format!("entity must be contacts, companies or reps, not '{s}'"))
+        })
     }
 
     /// The wire name.
@@ -244,7 +243,10 @@ impl ImportSpec {
     pub fn columns(&self, header: &[&str]) -> Result<Vec<Target>> {
         for (old, _) in &self.renames {
             if !header.iter().any(|h| h.trim() == old) {
-                return Err(Error::validation("map", format!("--map names '{old}', which is not a column of the file")));
+                return Err(Error::validation(
+                    "map",
+                    format!("--map names '{old}', which is not a column of the file"),
+                ));
             }
         }
         let mut targets: Vec<Target> = Vec::with_capacity(header.len());
@@ -503,7 +505,12 @@ impl Mapper {
         self.finish(body, traits, edits)
     }
 
-    fn finish(&self, mut body: Map<String, Value>, mut traits: Map<String, Value>, edits: Edits) -> Result<Map<String, Value>> {
+    fn finish(
+        &self,
+        mut body: Map<String, Value>,
+        mut traits: Map<String, Value>,
+        edits: Edits,
+    ) -> Result<Map<String, Value>> {
         let id = self.spec.id_column.as_str();
         if body.get(id).is_none_or(|v| v.is_null() || v.as_str() == Some("")) {
             return Err(Error::validation(id, format!("the id column '{id}' is empty")));
@@ -670,11 +677,8 @@ impl<R: Read> ImportReader<R> {
                 Ok(true) => {
                     let done = reader.position().byte();
                     let line = record.position().map_or(0, |p| record_line(window, p, done));
-                    let cells: std::result::Result<Vec<&str>, usize> = record
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| std::str::from_utf8(c).map_err(|_| i))
-                        .collect();
+                    let cells: std::result::Result<Vec<&str>, usize> =
+                        record.iter().enumerate().map(|(i, c)| std::str::from_utf8(c).map_err(|_| i)).collect();
                     let body = match cells {
                         Ok(cells) => self.mapper.csv_row(cells.into_iter()),
                         Err(i) => Err(Error::bad_request(format!("field {} is not valid UTF-8", i + 1))),
@@ -771,7 +775,8 @@ mod tests {
     #[test]
     fn map_renames_and_drops_columns() {
         let s = spec(ImportEntity::Contacts, None, &["E-mail=email", "Tags=tags+", "junk="]);
-        let rows = read(s.clone(), FieldRegistry::builtin_contact(), ImportFormat::Csv, "E-mail,Tags,junk\na@x.io,a;b,zz\n");
+        let rows =
+            read(s.clone(), FieldRegistry::builtin_contact(), ImportFormat::Csv, "E-mail,Tags,junk\na@x.io,a;b,zz\n");
         assert_eq!(body(&rows[0]), json!({"email": "a@x.io", "traits": {"tags": {"add": ["a", "b"], "remove": []}}}));
         let typo = ImportSpec::new(ImportEntity::Contacts, None, &["Mail=email".to_string()]).unwrap();
         let err = typo.columns(&["email"]).unwrap_err();
@@ -835,7 +840,8 @@ mod tests {
         assert_eq!((&b["traits"]["code"], &b["traits"]["big"]), (&json!("007"), &json!("1e3")));
         assert_eq!(b["traits"]["flag"], json!("TRUE"));
         // The store's coercion does the rest: "500" → 500 for the number field.
-        let w = spec(ImportEntity::Contacts, None, &[]).contact_write(0, rows[0].body.as_ref().unwrap().clone()).unwrap();
+        let w =
+            spec(ImportEntity::Contacts, None, &[]).contact_write(0, rows[0].body.as_ref().unwrap().clone()).unwrap();
         let mut state = crate::contact::ContactState::default();
         w.changes.apply(&mut state, &mut reg).unwrap();
         assert_eq!((&state.traits["score"], &state.traits["zip"]), (&json!(500), &json!("500")));

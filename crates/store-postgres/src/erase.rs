@@ -63,8 +63,12 @@ async fn redact_jobs(cw: &ClientWrapper, ws: &str, values: &[String]) -> Result<
         for r in rows {
             let (id, text): (String, String) = (get(&r, "id")?, get(&r, "errors")?);
             if let Some(clean) = erase::redact(&text, values) {
-                execute(cw, "UPDATE jobs SET errors = $3::text::jsonb WHERE workspace_id = $1 AND id = $2", &[&ws, &id, &clean])
-                    .await?;
+                execute(
+                    cw,
+                    "UPDATE jobs SET errors = $3::text::jsonb WHERE workspace_id = $1 AND id = $2",
+                    &[&ws, &id, &clean],
+                )
+                .await?;
                 n += 1;
             }
         }
@@ -79,7 +83,8 @@ pub(crate) async fn erase(pool: &Pool, ws: &str, target: &EraseTarget, actor: &s
         let c = tx.c();
         let row = match target {
             EraseTarget::Id(id) => {
-                query_opt(c, "SELECT id FROM contacts WHERE workspace_id = $1 AND id = $2 FOR UPDATE", &[&ws, id]).await?
+                query_opt(c, "SELECT id FROM contacts WHERE workspace_id = $1 AND id = $2 FOR UPDATE", &[&ws, id])
+                    .await?
             }
             EraseTarget::Identity(kind, value) => {
                 let column = identity_column(*kind);
@@ -104,8 +109,12 @@ pub(crate) async fn erase(pool: &Pool, ws: &str, target: &EraseTarget, actor: &s
         };
         out.events = execute(c, "DELETE FROM events WHERE workspace_id = $1 AND contact_id = $2", &[&ws, &id]).await?;
         execute(c, "DELETE FROM subscription_changes WHERE workspace_id = $1 AND contact_id = $2", &[&ws, &id]).await?;
-        execute(c, "DELETE FROM contact_merges WHERE workspace_id = $1 AND (from_id = $2 OR into_id = $2)", &[&ws, &id])
-            .await?;
+        execute(
+            c,
+            "DELETE FROM contact_merges WHERE workspace_id = $1 AND (from_id = $2 OR into_id = $2)",
+            &[&ws, &id],
+        )
+        .await?;
         out.messages = execute(
             c,
             "UPDATE messages SET content = $3, contact_id = NULL WHERE workspace_id = $1 AND conversation_seq IN
@@ -185,7 +194,9 @@ pub(crate) async fn list(pool: &Pool, ws: &str, page: &PageRequest) -> Result<Pa
                 contact_id: get(r, "contact_id")?,
                 identities: pairs
                     .into_iter()
-                    .map(|(k, h)| (IdentityKind::ALL.into_iter().find(|x| x.field() == k).unwrap_or(IdentityKind::ExternalId), h))
+                    .map(|(k, h)| {
+                        (IdentityKind::ALL.into_iter().find(|x| x.field() == k).unwrap_or(IdentityKind::ExternalId), h)
+                    })
                     .collect(),
                 actor: get(r, "actor")?,
                 erased_at: get(r, "erased_at")?,

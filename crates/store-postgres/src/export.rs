@@ -87,9 +87,13 @@ fn render_row(row: &Row, columns: &[Column], render: &mut ExportRenderer, out: &
         cells[i] = match column.kind {
             ColumnKind::Int => row.try_get::<_, Option<i64>>(i).map_err(db)?.map_or(Cell::Null, Cell::Int),
             ColumnKind::Bool => row.try_get::<_, Option<bool>>(i).map_err(db)?.map_or(Cell::Null, Cell::Bool),
-            ColumnKind::Text => row.try_get::<_, Option<&str>>(i).map_err(db)?.map_or(Cell::Null, Cell::Text),
-            ColumnKind::Json => row.try_get::<_, Option<&str>>(i).map_err(db)?.map_or(Cell::Null, Cell::Json),
-            ColumnKind::Time => times[i].as_deref().map_or(Cell::Null, Cell::Time),
+            ColumnKind::Text => {
+                row.try_get::<_, Option<&str>>(i).map_err(db)?.map_or(Cell::Null, |t| Cell::Text(t.as_bytes()))
+            }
+            ColumnKind::Json => {
+                row.try_get::<_, Option<&str>>(i).map_err(db)?.map_or(Cell::Null, |j| Cell::Json(j.as_bytes()))
+            }
+            ColumnKind::Time => times[i].as_deref().map_or(Cell::Null, |t| Cell::Time(t.as_bytes())),
         };
     }
     render(&cells[..columns.len()], out);

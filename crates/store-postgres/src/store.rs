@@ -36,7 +36,8 @@ use crate::db::conn;
 use crate::error::{db, is_retryable};
 use crate::inbox::LANES;
 use crate::{
-    PgStore, batch, calls, companies, contacts, conversations, erase, events, export, keys, report, reps, sessions, workspaces,
+    PgStore, batch, calls, companies, contacts, conversations, erase, events, export, keys, report, reps, sessions,
+    workspaces,
 };
 
 #[async_trait]

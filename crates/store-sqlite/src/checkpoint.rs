@@ -72,8 +72,9 @@ pub(crate) fn truncate(path: &std::path::Path) -> Result<()> {
         .map_err(storage)?;
     if busy != 0 {
         return Err(convene_core::Error::Unavailable {
-            message: "the WAL could not be truncated after the erasure (readers held it); it will be on the next checkpoint"
-                .into(),
+            message:
+                "the WAL could not be truncated after the erasure (readers held it); it will be on the next checkpoint"
+                    .into(),
             retry_after_secs: 1,
         });
     }

@@ -52,8 +52,11 @@ fn redact_column(conn: &Connection, ws: &str, table: &str, key: &str, column: &s
             .map_err(storage)?;
         for (k, text) in rows {
             if let Some(clean) = erase::redact(&text, values) {
-                conn.execute(&format!("UPDATE {table} SET {column} = ?3 WHERE workspace_id = ?1 AND {key} = ?2"), params![ws, k, clean])
-                    .map_err(storage)?;
+                conn.execute(
+                    &format!("UPDATE {table} SET {column} = ?3 WHERE workspace_id = ?1 AND {key} = ?2"),
+                    params![ws, k, clean],
+                )
+                .map_err(storage)?;
                 n += 1;
             }
         }
@@ -104,7 +107,10 @@ pub(crate) fn erase(conn: &Connection, ws: &str, target: &EraseTarget, actor: &s
         out.jobs = redact_column(conn, ws, "jobs", "id", "errors", &values)?;
         for v in &values {
             out.dedupe += conn
-                .execute("DELETE FROM ingest_dedupe WHERE workspace_id = ?1 AND instr(message_id, ?2) > 0", params![ws, v])
+                .execute(
+                    "DELETE FROM ingest_dedupe WHERE workspace_id = ?1 AND instr(message_id, ?2) > 0",
+                    params![ws, v],
+                )
                 .map_err(storage)? as u64;
         }
         conn.execute("DELETE FROM contacts WHERE workspace_id = ?1 AND id = ?2", params![ws, id]).map_err(storage)?;

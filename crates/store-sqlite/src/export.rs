@@ -69,19 +69,15 @@ fn start_after(conn: &Connection, ws: &str, entity: ExportEntity, cursor: &Optio
         .ok_or_else(|| ExportCursor::unknown(entity))
 }
 
-fn text(bytes: &[u8]) -> Result<&str> {
-    std::str::from_utf8(bytes).map_err(|e| Error::Storage(format!("stored text is not UTF-8: {e}")))
-}
-
 /// A stored value as a cell of `kind`.
 fn cell(value: ValueRef<'_>, kind: ColumnKind) -> Result<Cell<'_>> {
     Ok(match (value, kind) {
         (ValueRef::Null, _) => Cell::Null,
         (ValueRef::Integer(i), ColumnKind::Bool) => Cell::Bool(i != 0),
         (ValueRef::Integer(i), _) => Cell::Int(i),
-        (ValueRef::Text(b), ColumnKind::Json) => Cell::Json(text(b)?),
-        (ValueRef::Text(b), ColumnKind::Time) => Cell::Time(text(b)?),
-        (ValueRef::Text(b), _) => Cell::Text(text(b)?),
+        (ValueRef::Text(b), ColumnKind::Json) => Cell::Json(b),
+        (ValueRef::Text(b), ColumnKind::Time) => Cell::Time(b),
+        (ValueRef::Text(b), _) => Cell::Text(b),
         (ValueRef::Real(_) | ValueRef::Blob(_), _) => {
             return Err(Error::Storage(format!("unexpected stored value for a {kind:?} column")));
         }

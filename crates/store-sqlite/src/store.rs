@@ -30,14 +30,14 @@ use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 
 use crate::conn::storage;
 use convene_core::call::{Call, CallFilter, CallWrite};
+use convene_core::export::{ExportQuery, ExportRenderer};
 use convene_core::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
 use convene_core::report::{ReportQuery, ReportResult};
 use convene_core::store::RowStream;
-use convene_core::export::{ExportQuery, ExportRenderer};
 
 use crate::{
-    SqliteStore, apply, batch, calls, companies, contacts, conversations, erase, events, export, keys, reports, reps, sessions,
-    workspaces,
+    SqliteStore, apply, batch, calls, companies, contacts, conversations, erase, events, export, keys, reports, reps,
+    sessions, workspaces,
 };
 
 fn owned(s: &str) -> String {
@@ -460,17 +460,21 @@ impl SqliteStore {
     }
 
     /// Erases with the applier held: the inbox is applied first (so none of
-    /// the contact's data waits there), then the erasure commits, then the
-    /// WAL is checkpointed and truncated (no earlier page version survives).
+    /// the contact's data waits there; applied entries are deleted with
+    /// `secure_delete`), then the erasure commits, then both WALs are
+    /// checkpointed and truncated (no earlier page version survives).
     async fn erase_locked(&self, ws: &str, target: EraseTarget, actor: String) -> Result<Erasure> {
         let _one_applier = self.applying.lock().await;
         while self.apply_locked(5000).await?.items > 0 {}
         let ws = owned(ws);
         let erasure = self.writer.run(move |ctx| erase::erase(&ctx.conn, &ws, &target, &actor)).await?;
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || crate::checkpoint::truncate(&path))
-            .await
-            .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
+        tokio::task::spawn_blocking(move || {
+            crate::checkpoint::truncate(&path)?;
+            crate::checkpoint::truncate(&crate::backup::inbox_path(&path))
+        })
+        .await
+        .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
         Ok(erasure)
     }
 }

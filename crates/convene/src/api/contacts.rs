@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use super::CommonErrors;
 use super::dto::{
-    BatchOut, ContactBatchIn, ContactBatchQuery, ContactIn, ContactOut, ContactQuery, PageParams, Paged, SubscriptionChangeOut,
+    BatchOut, ContactBatchIn, ContactBatchQuery, ContactIn, ContactOut, ContactQuery, PageParams, Paged,
+    SubscriptionChangeOut,
 };
 use crate::http::auth::{Need, scopes};
 use crate::http::error::ApiResult;

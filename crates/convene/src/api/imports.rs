@@ -84,7 +84,12 @@ fn array_as_ndjson(body: &[u8]) -> Result<Vec<u8>> {
 
 /// Maps every row of the body to an item: good rows identify, bad ones
 /// carry their error.
-pub fn import_items(spec: ImportSpec, registry: FieldRegistry, format: ImportFormat, body: &[u8]) -> Result<Vec<IngestItem>> {
+pub fn import_items(
+    spec: ImportSpec,
+    registry: FieldRegistry,
+    format: ImportFormat,
+    body: &[u8],
+) -> Result<Vec<IngestItem>> {
     let mut reader = ImportReader::new(format, body, Mapper::new(spec.clone(), registry), false)?;
     let mut items = Vec::new();
     while let Some(record) = reader.next_record() {

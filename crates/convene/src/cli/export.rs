@@ -450,8 +450,8 @@ mod tests {
         assert!(rows.push(b"\"\"c").is_none());
         let (block, ends) = rows.push(b"\"\r\n2,x\r\n3").unwrap();
         assert_eq!(block, b"1,\"a\nb\"\"c\"\r\n2,x\r\n");
-        assert_eq!(ends, [13, 18]);
-        assert_eq!(row_key(&block[13..18], true, "id").as_deref(), Some("2"));
+        assert_eq!(ends, [12, 17]);
+        assert_eq!(row_key(&block[12..17], true, "id").as_deref(), Some("2"));
         assert_eq!(row_key(b"'=x,1\r\n", true, "id").as_deref(), Some("=x"));
         assert_eq!(row_key(b"{\"rep_id\":\"r\\\"1\",\"n\":1}\n", false, "rep_id").as_deref(), Some("r\"1"));
         assert_eq!(row_key(b"{\"id\":42}\n", false, "id").as_deref(), Some("42"));

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use convene_core::batch::{BatchOptions, CompanyUpsert, ContactUpsert, RowStatus};
 use convene_core::field::{Entity, FieldRegistry, FieldType};
-use convene_core::import::{ImportEntity, ImportFormat, ImportReader, ImportRecord, ImportSpec, Mapper, RawRow, check_rep};
+use convene_core::import::{
+    ImportEntity, ImportFormat, ImportReader, ImportRecord, ImportSpec, Mapper, RawRow, check_rep,
+};
 use convene_core::rep::RepWrite;
 use convene_core::{Error, Store};
 use serde::Deserialize;
@@ -275,7 +277,8 @@ async fn import(args: ImportArgs) -> Result<Summary, ImportError> {
     let direct = args.server.data_dir.is_some() || args.server.database.is_some() || args.server.config.is_some();
     let sink = match (&args.url, direct) {
         (Some(url), _) => {
-            let token = args.token.clone().ok_or_else(|| ImportError::Usage("--url needs --token (an API key)".into()))?;
+            let token =
+                args.token.clone().ok_or_else(|| ImportError::Usage("--url needs --token (an API key)".into()))?;
             if args.workspace.is_some() {
                 return Err(ImportError::Usage(
                     "--workspace is for --data-dir / --database; with --url the key's workspace is used".into(),
@@ -435,7 +438,13 @@ impl Build {
     }
 
     /// Adds a mapped row as payload row `index`.
-    fn add(&mut self, spec: &ImportSpec, payload: &mut Payload, index: usize, body: Map<String, Value>) -> Result<(), Error> {
+    fn add(
+        &mut self,
+        spec: &ImportSpec,
+        payload: &mut Payload,
+        index: usize,
+        body: Map<String, Value>,
+    ) -> Result<(), Error> {
         match (self, payload) {
             (Build::Json(_), Payload::Json(out)) => {
                 if index > 0 {
@@ -779,10 +788,8 @@ async fn server_error(response: reqwest::Response) -> String {
 
 /// Seconds to wait before retrying an answer that asks for it.
 fn retry_after(response: &reqwest::Response, attempt: u32) -> Duration {
-    let asked = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    let asked =
+        response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     Duration::from_secs(asked.unwrap_or(1 << attempt.min(4)).clamp(1, 30))
 }
 

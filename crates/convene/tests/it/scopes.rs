@@ -113,6 +113,12 @@ fn routes() -> Vec<Route> {
             &["contacts:write"],
             Some(|n, _| json!({"contacts": [{"email": format!("batch{n}@example.com")}]})),
         ),
+        r(
+            Method::POST,
+            "/v1/imports?entity=contacts",
+            &["contacts:write"],
+            Some(|n, _| json!([{"email": format!("import{n}@example.com")}])),
+        ),
         r(Method::GET, "/v1/companies", &["companies:read"], None),
         r(Method::POST, "/v1/companies", &["companies:write"], Some(|n, _| json!({"external_id": format!("co{n}")}))),
         r(Method::GET, "/v1/companies/{company}", &["companies:read"], None),
@@ -275,7 +281,9 @@ async fn the_matrix_lists_every_native_workspace_route() {
         .map(|r| {
             let path = ["{contact}", "{sa}", "{key}", "{job}", "{company}", "{user}", "{conversation}", "{rep}"]
                 .iter()
-                .fold(r.route.to_string(), |p, placeholder| p.replace(placeholder, "{id}"));
+                .fold(r.route.split('?').next().unwrap_or(r.route).to_string(), |p, placeholder| {
+                    p.replace(placeholder, "{id}")
+                });
             format!("{} {path}", r.method)
         })
         .collect();

@@ -64,6 +64,12 @@ pub async fn spawn_app_with(mut config: ServeConfig, dir: tempfile::TempDir) -> 
     if on_postgres() && matches!(config.database, Database::Sqlite(_)) {
         config.database = Database::Postgres(Secret::new(scratch_postgres().await));
     }
+    spawn_exactly(config, dir).await
+}
+
+/// Starts a server with exactly this configuration, whatever the suite's
+/// backend (tests of SQLite's own files).
+pub async fn spawn_exactly(config: ServeConfig, dir: tempfile::TempDir) -> TestApp {
     let database = config.database.clone();
     let app = Application::build(config).await.expect("server builds");
     let addr = app.local_addr();
