@@ -202,6 +202,45 @@ fn covered(q: &ReportQuery) -> bool {
 
 /// Runs a report on a read connection.
 pub(crate) fn run(conn: &Connection, ws: &str, q: &ReportQuery) -> Result<ReportResult> {
+    Ok(partial(conn, ws, q)?.finish())
+}
+
+/// Where to cut a report that reads the covering index into two halves of
+/// its period (two readers scan them at once, on two cores), or `None`
+/// when it does not read that index or holds too few rows to gain.
+pub(crate) fn split_point(conn: &Connection, ws: &str, q: &ReportQuery) -> Result<Option<i64>> {
+    if !covered(q) {
+        return Ok(None);
+    }
+    let (from, to) =
+        (q.from.map_or(i64::MIN, |t| t.timestamp_millis()), q.to.map_or(i64::MAX, |t| t.timestamp_millis()));
+    let (lo, hi, n): (Option<i64>, Option<i64>, i64) = conn
+        .prepare_cached(
+            "SELECT min(at_ms), max(at_ms), count(*) FROM (SELECT at_ms FROM conversations INDEXED BY conversations_report
+             WHERE workspace_id = ?1 AND at_ms >= ?2 AND at_ms < ?3 LIMIT 20000)",
+        )
+        .and_then(|mut s| s.query_row(rusqlite::params![ws, from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+        .map_err(storage)?;
+    if n < 20_000 {
+        return Ok(None);
+    }
+    // The period's true last row (the sample above stops early).
+    let last: Option<i64> = conn
+        .prepare_cached(
+            "SELECT max(at_ms) FROM conversations INDEXED BY conversations_report
+             WHERE workspace_id = ?1 AND at_ms >= ?2 AND at_ms < ?3",
+        )
+        .and_then(|mut s| s.query_row(rusqlite::params![ws, from, to], |r| r.get(0)))
+        .map_err(storage)?;
+    Ok(match (lo, last.or(hi)) {
+        (Some(lo), Some(hi)) if hi > lo => Some(lo + (hi - lo) / 2),
+        _ => None,
+    })
+}
+
+/// Folds a report's rows into an aggregator (not yet finished: parts of a
+/// split period are merged first).
+pub(crate) fn partial(conn: &Connection, ws: &str, q: &ReportQuery) -> Result<Aggregator> {
     let mut plan = plan(ws, q)?;
     let scan = if covered(q) {
         " INDEXED BY conversations_report"
@@ -249,5 +288,5 @@ pub(crate) fn run(conn: &Connection, ws: &str, q: &ReportQuery) -> Result<Report
         }
         agg.push(at_ms, &dims[..n_dims], &values)?;
     }
-    Ok(agg.finish())
+    Ok(agg)
 }

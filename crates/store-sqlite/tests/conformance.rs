@@ -97,3 +97,48 @@ async fn wal_checkpoints_run_in_the_background() {
     let wal = std::fs::metadata(dir.path().join("c.db-wal")).unwrap().len();
     assert!(wal < 12 * 1024 * 1024, "WAL is {wal} bytes");
 }
+
+/// A large report over the covering index is read in two halves by two
+/// readers and merged: the numbers are those of one pass over the rows.
+#[tokio::test]
+async fn a_split_report_counts_every_row_once() {
+    use std::collections::BTreeMap;
+
+    use convene_core::call::CallWrite;
+    use convene_core::report::{Metric, ReportQuery, Source};
+    let store = fresh().await;
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let epoch = 1_767_225_600i64; // 2026-01-01
+    let mut expected: BTreeMap<(String, i64), (u64, f64)> = BTreeMap::new();
+    let rows: Vec<CallWrite> = (0..30_000i64)
+        .map(|i| {
+            let start = epoch + (i * 7_919) % (20 * 86_400);
+            let (rep, duration) = (format!("rep{}", i % 7), (30 + (i * 37) % 900) as f64);
+            let e = expected.entry((rep.clone(), (start - epoch) / 86_400)).or_default();
+            e.0 += 1;
+            e.1 += duration;
+            let row = serde_json::json!({"call_id": format!("c{i}"), "rep_id": rep, "start_time": start, "duration": duration});
+            CallWrite::from_row(row.as_object().unwrap().clone()).unwrap()
+        })
+        .collect();
+    store.upsert_calls(&ws, rows).await.unwrap();
+    let fields = std::collections::HashMap::new();
+    let mut q = ReportQuery::new(Source::Conversations);
+    q.group_by("rep_id", &fields).unwrap();
+    q.group_by("day", &fields).unwrap();
+    for m in ["count", "sum:duration"] {
+        q.metrics.push(Metric::parse(m, q.source, &fields).unwrap());
+    }
+    q.validate().unwrap();
+    let result = store.report(&ws, &q).await.unwrap();
+    assert_eq!(result.rows, 30_000);
+    let got: BTreeMap<(String, i64), (u64, f64)> = result
+        .groups
+        .iter()
+        .map(|g| {
+            let day = (g.bucket.unwrap().timestamp() - epoch) / 86_400;
+            ((g.dims[0].clone().unwrap(), day), (g.values[0].unwrap() as u64, g.values[1].unwrap()))
+        })
+        .collect();
+    assert_eq!(got, expected);
+}

@@ -151,5 +151,5 @@ pub async fn batch_companies(
     let dry_run = q.dry_run.unwrap_or(false);
     let options = BatchOptions { dry_run, all_or_nothing: false };
     let outcome = state.store.upsert_companies(auth.workspace(), good, options).await?.with_failures(failures);
-    Ok(Json(BatchOut::of(outcome, dry_run, CompanyOut::from)))
+    Ok(Json(BatchOut::of(outcome, dry_run, CompanyOut::from).listing(q.results)))
 }

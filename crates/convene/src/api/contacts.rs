@@ -199,7 +199,7 @@ pub async fn batch_contacts(
     let dry_run = q.dry_run.unwrap_or(false);
     let options = BatchOptions { dry_run, all_or_nothing: false };
     let outcome = state.store.upsert_contacts(auth.workspace(), good, options).await?.with_failures(failures);
-    Ok(Json(BatchOut::of(outcome, dry_run, ContactOut::from)))
+    Ok(Json(BatchOut::of(outcome, dry_run, ContactOut::from).listing(q.results)))
 }
 
 /// A contact's subscription status changes, oldest first.

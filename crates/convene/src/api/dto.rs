@@ -598,6 +598,19 @@ pub struct CompanyQuery {
 pub struct BatchQuery {
     /// Validate and run everything, report, write nothing.
     pub dry_run: Option<bool>,
+    /// `failed` lists only the failed rows in `results` (the counts stay).
+    pub results: Option<BatchResults>,
+}
+
+/// Which rows a batch report lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchResults {
+    /// Every row, with its object (default).
+    #[default]
+    All,
+    /// Only the rows that failed (a bulk import needs no objects back).
+    Failed,
 }
 
 /// Options of the contact batch upsert.
@@ -606,6 +619,8 @@ pub struct BatchQuery {
 pub struct ContactBatchQuery {
     /// Validate and run everything, report, write nothing.
     pub dry_run: Option<bool>,
+    /// `failed` lists only the failed rows in `results` (the counts stay).
+    pub results: Option<BatchResults>,
     /// Find each row by this identity only (`email`, `mobile` or
     /// `external_id`; a row without it fails) instead of external_id, else
     /// email, else mobile.
@@ -710,6 +725,14 @@ impl<T: ToSchema> BatchOut<T> {
             })
             .collect();
         BatchOut { dry_run, written, created, updated, failed, results }
+    }
+
+    /// Keeps only the failed rows in `results` when asked.
+    pub fn listing(mut self, which: Option<BatchResults>) -> Self {
+        if which == Some(BatchResults::Failed) {
+            self.results.retain(|r| r.error.is_some());
+        }
+        self
     }
 }
 
