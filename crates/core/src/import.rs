@@ -209,8 +209,10 @@ impl ImportSpec {
 
     /// What the column named `column` in the file writes.
     pub fn target(&self, column: &str) -> Result<Target> {
-        let name = self.renamed(column.trim());
         let entity = self.entity;
+        let name = self.renamed(column.trim());
+        // `convene export` writes a trait as `traits.<name>` (`attributes.<name>` for reps).
+        let name = name.strip_prefix(entity.traits_key()).and_then(|n| n.strip_prefix('.')).unwrap_or(name);
         if name.is_empty() || entity.ignored().contains(&name) {
             return Ok(Target::Ignored);
         }
@@ -333,13 +335,36 @@ pub fn split_list(text: &str) -> Vec<Value> {
     text.split(LIST_SEPARATOR).map(str::trim).filter(|v| !v.is_empty()).map(|v| Value::String(v.into())).collect()
 }
 
-/// A CSV cell of a column the registry does not know: `true`/`false` and
-/// numbers in their plain written form are typed, anything else is text.
+/// A cell holding a JSON array or object (as `convene export` writes lists
+/// and JSON fields), read as that value.
+fn json_cell(text: &str) -> Option<Value> {
+    if !(text.starts_with('[') || text.starts_with('{')) {
+        return None;
+    }
+    serde_json::from_str::<Value>(text).ok().filter(|v| v.is_array() || v.is_object())
+}
+
+/// Undoes the formula neutralisation of a CSV writer (`convene export`,
+/// spreadsheets): `'=x` is read as `=x` when a formula character (`=`, `+`,
+/// `-`, `@`, tab, CR) follows the `'`.
+pub fn unneutralise(text: &str) -> &str {
+    match text.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => text,
+    }
+}
+
+/// A CSV cell of a column the registry does not know: `true`/`false`,
+/// numbers in their plain written form and JSON arrays and objects are
+/// typed, anything else is text.
 pub fn infer_cell(text: &str) -> Value {
     match text {
         "true" => return Value::Bool(true),
         "false" => return Value::Bool(false),
         _ => {}
+    }
+    if let Some(value) = json_cell(text) {
+        return value;
     }
     let numeric = text.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.');
     if numeric && !text.is_empty() {
@@ -411,7 +436,11 @@ impl Mapper {
 
     fn trait_cell(&self, name: &str, text: &str) -> Value {
         match self.registry.get(name) {
-            Some(FieldType::List) => Value::Array(split_list(text)),
+            Some(FieldType::List) => match json_cell(text) {
+                Some(list @ Value::Array(_)) => list,
+                _ => Value::Array(split_list(text)),
+            },
+            Some(FieldType::Json) => json_cell(text).unwrap_or_else(|| Value::String(text.to_string())),
             Some(_) => Value::String(text.to_string()),
             None => infer_cell(text),
         }
@@ -433,6 +462,7 @@ impl Mapper {
             if text.is_empty() {
                 continue;
             }
+            let text = unneutralise(text);
             match target {
                 Target::Key(k) => {
                     body.insert(k.clone(), Value::String(text.to_string()));
@@ -934,6 +964,24 @@ mod tests {
         assert_eq!(err.field(), Some("active"));
         let typed = RepWrite::from_row(json!({"rep_id": "c", "level": "high"}).as_object().unwrap().clone(), None);
         assert_eq!(check_rep(&typed.unwrap(), &mut reg).unwrap_err().field(), Some("level"));
+    }
+
+    #[test]
+    fn an_export_reads_back() {
+        let mut reg = FieldRegistry::builtin_contact();
+        reg.insert("meta".into(), FieldType::Json);
+        let text = "id,email,mobile,traits.plan,traits.tags,traits.meta,traits.new,company_id,created_at\n\
+                    7,a@x.io,'+15550001111,'-x,\"[\"\"a\"\",\"\"b;c\"\"]\",\"{\"\"k\"\":1}\",\"[1,2]\",,2026-01-01T00:00:00Z\n";
+        let rows = read(spec(ImportEntity::Contacts, None, &[]), reg, ImportFormat::Csv, text);
+        assert_eq!(
+            body(&rows[0]),
+            json!({"email": "a@x.io", "mobile": "+15550001111", "traits": {
+                "plan": "-x", "tags": ["a", "b;c"], "meta": {"k": 1}, "new": [1, 2]
+            }})
+        );
+        assert_eq!(unneutralise("'x"), "'x");
+        let reps = spec(ImportEntity::Reps, None, &[]);
+        assert_eq!(reps.target("attributes.level").unwrap(), Target::Trait("level".into()));
     }
 
     #[test]

@@ -145,6 +145,68 @@ async fn import_limits_and_parameters_are_named() {
     assert_error(status, &err, 403, "forbidden");
 }
 
+#[tokio::test]
+async fn cli_imports_an_export_back_into_another_workspace() {
+    let app = spawn_app().await;
+    let (_, from) = app.full_key().await;
+    let (_, into) = app.full_key().await;
+    for token in [&from, &into] {
+        let (status, f) = app.post("/v1/fields", token, json!({"name": "meta", "type": "json"})).await;
+        assert_eq!(status, 201, "{f}");
+    }
+    app.contact(
+        &from,
+        json!({"email": "a@x.io", "mobile": "+1 555 000 1111", "external_id": "=x",
+        "traits": {"plan": "-pro", "seats": 3, "vip": true, "tags": ["a", "b;c"], "meta": {"k": [1]},
+        "note": "two, \"quoted\"\nlines"}}),
+    )
+    .await;
+    app.contact(&from, json!({"email": "b@x.io", "subscription_status": "UNSUBSCRIBED"})).await;
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["csv", "ndjson"] {
+        let r =
+            app.with_token(Method::GET, &format!("/v1/exports/contacts?format={format}"), &from).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let file = write(dir.path(), &format!("export.{format}"), &r.text().await.unwrap());
+        let out = import_via(&app, &into, "contacts", &file, &[]).await;
+        assert_eq!(code(&out), 0, "{format}: {out:?}");
+        let strip = |contacts: Vec<Value>| -> Vec<Value> {
+            contacts
+                .into_iter()
+                .map(|c| json!([c["email"], c["mobile"], c["external_id"], c["subscription_status"], c["traits"]]))
+                .collect()
+        };
+        assert_eq!(strip(all_contacts(&app, &into).await), strip(all_contacts(&app, &from).await), "{format}");
+    }
+}
+
+#[tokio::test]
+async fn batch_reports_can_list_failed_rows_only_and_find_by_one_identity() {
+    let app = spawn_app().await;
+    let (_, token) = app.full_key().await;
+    app.contact(&token, json!({"email": "a@x.io", "external_id": "e-1"})).await;
+    let rows = json!({"contacts": [
+        {"email": "b@x.io", "external_id": "e-1"},
+        {"email": "c@x.io", "traits": {"n": 1}},
+        {"external_id": "e-9"},
+    ]});
+    let (status, report) = app.post("/v1/contacts/batch?results=failed&id_column=email", &token, rows).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!((report["created"].as_u64(), report["failed"].as_u64()), (Some(1), Some(2)), "{report}");
+    let listed: Vec<(u64, &str)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["row"].as_u64().unwrap(), r["error"]["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, vec![(0, "external_id"), (2, "email")], "{report}");
+    let (status, err) = app.post("/v1/contacts/batch?id_column=nickname", &token, json!({"contacts": [{}]})).await;
+    assert_eq!(assert_error(status, &err, 400, "validation_error")["field"], "id_column");
+    let (status, report) =
+        app.post("/v1/companies/batch?results=failed", &token, json!({"companies": [{"external_id": "co"}]})).await;
+    assert_eq!((status, report["created"].as_u64(), report["results"].clone()), (200, Some(1), json!([])));
+}
+
 fn without_updated_at(mut contacts: Vec<Value>) -> Vec<Value> {
     for c in &mut contacts {
         if let Some(o) = c.as_object_mut() {
@@ -282,6 +344,15 @@ async fn cli_import_maps_columns_and_edits_lists() {
     assert!(one["traits"].get("Internal").is_none(), "an empty --map target drops the column: {one}");
     let two = contact_by(&app, &token, "external_id", "c-2").await;
     assert_eq!(two["traits"]["tags"], json!(["a", "b"]));
+
+    // The id column alone finds the contact: a row whose email is new but
+    // whose external id another contact holds is refused, not merged.
+    let strict = write(dir.path(), "strict.csv", "email,external_id\nother@x.io,c-1\n");
+    let out = import_via(&app, &token, "contacts", &strict, &["--id-column", "email"]).await;
+    assert_eq!(code(&out), 2, "{out:?}");
+    let refused = rejects(&dir.path().join("strict.csv.rejects.csv"));
+    assert_eq!((refused[0].0, refused[0].1.as_str()), (2, "external_id"), "{refused:?}");
+    assert_eq!(contact_by(&app, &token, "external_id", "c-1").await["email"], "one@x.io");
 
     // A --map naming no column, or a missing id column, fails the import (exit 1).
     let out = import_via(&app, &token, "contacts", &file, &["--map", "Mail=email"]).await;

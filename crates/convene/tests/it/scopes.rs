@@ -162,6 +162,9 @@ fn routes() -> Vec<Route> {
         r(Method::PATCH, "/v1/reps/{rep}", &["reps:write"], Some(|_, _| json!({"department": "sales"}))),
         r(Method::DELETE, "/v1/reps/{rep}", &["reps:write"], None),
         r(Method::GET, "/v1/reports", &["reports:read"], None),
+        r(Method::DELETE, "/v1/contacts?email={erasable}&erase=true", &["contacts:write"], None),
+        r(Method::GET, "/v1/erasures", &["admin"], None),
+        r(Method::DELETE, "/v1/suppressions?email={suppressed}", &["admin"], None),
         // One entity stands for all six (each one's scope: tests/it/exports.rs).
         r(Method::GET, "/v1/exports/{entity}", &["contacts:read"], None),
         Route {
@@ -204,6 +207,18 @@ async fn fill(app: &TestApp, ws: &str, full: &str, route: &str, n: usize) -> Str
         path = path.replace("{rep}", rep["rep_id"].as_str().unwrap());
     }
     path = path.replace("{entity}", "contacts");
+    if path.contains("{erasable}") {
+        let email = format!("erasable{n}@example.com");
+        app.contact(full, json!({"email": email})).await;
+        path = path.replace("{erasable}", &email);
+    }
+    if path.contains("{suppressed}") {
+        let email = format!("suppressed{n}@example.com");
+        app.contact(full, json!({"email": email})).await;
+        let (status, body) = app.delete(&format!("/v1/contacts?email={email}&erase=true"), full).await;
+        assert_eq!(status, 200, "{body}");
+        path = path.replace("{suppressed}", &email);
+    }
     if path.contains("{sa}") {
         let (status, sa) = app.post("/v1/service-accounts", full, json!({"name": format!("fixture {n}")})).await;
         assert_eq!(status, 201, "{sa}");
