@@ -12,7 +12,10 @@
 //! - `<field>+` / `<field>-`: add values to / remove values from a list
 //!   field (contacts and companies), values separated by [`LIST_SEPARATOR`];
 //! - a server-owned key (`id`, `created_at`, …): ignored, so an export can
-//!   be imported back;
+//!   be imported back (its `traits.<name>` / `attributes.<name>` columns
+//!   are the trait `<name>`, its JSON-encoded lists and objects are read as
+//!   values, and its formula guard — a `'` before `=`, `+`, `-`, `@` — is
+//!   removed);
 //! - anything else: a trait (an attribute for reps), typed by the fields
 //!   registry like every write (`"500"` becomes 500 in a number field); a
 //!   column the registry does not know creates a field with an inferred
