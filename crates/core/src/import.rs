@@ -347,15 +347,7 @@ fn json_cell(text: &str) -> Option<Value> {
     serde_json::from_str::<Value>(text).ok().filter(|v| v.is_array() || v.is_object())
 }
 
-/// Undoes the formula neutralisation of a CSV writer (`convene export`,
-/// spreadsheets): `'=x` is read as `=x` when a formula character (`=`, `+`,
-/// `-`, `@`, tab, CR) follows the `'`.
-pub fn unneutralise(text: &str) -> &str {
-    match text.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
-        _ => text,
-    }
-}
+pub use crate::csv_cell::unneutralise;
 
 /// A CSV cell of a column the registry does not know: `true`/`false`,
 /// numbers in their plain written form and JSON arrays and objects are

@@ -27,6 +27,7 @@ pub mod call;
 pub mod company;
 pub mod contact;
 pub mod conversation;
+pub mod csv_cell;
 pub mod erase;
 pub mod error;
 pub mod event;

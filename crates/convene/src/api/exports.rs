@@ -24,11 +24,11 @@ use utoipa::IntoParams;
 
 use super::CommonErrors;
 use crate::http::auth::authenticate;
-use crate::http::csv::write_text;
 use crate::http::error::ApiResult;
 use crate::http::path::AppPath;
 use crate::http::query::AppQuery;
 use crate::state::AppState;
+use convene_core::csv_cell::write_text;
 
 /// Query parameters of an export.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::exports::ExportFormat;
-use crate::http::csv::unneutralise;
+use convene_core::csv_cell::unneutralise;
 
 /// Flags of `convene export`.
 #[derive(Debug, clap::Args)]

@@ -26,8 +26,8 @@ use super::layout::{Flash, Section, page};
 use super::session::{Access, ConsoleError, ConsoleResult, ConsoleUser};
 use super::svg::{self, ChartText, Unit};
 use crate::api::reports::{field_types, query_from_params};
-use crate::http::csv::csv_text;
 use crate::state::AppState;
+use convene_core::csv_cell::csv_text;
 
 /// Days of the default period (ending today, included).
 const DEFAULT_DAYS: u64 = 30;

@@ -3,7 +3,6 @@
 //! scopes in the handler's type, metrics.
 
 pub mod auth;
-pub mod csv;
 pub mod error;
 pub mod json;
 pub mod metrics;

@@ -1,5 +1,6 @@
-//! CSV cells (RFC 4180) with formula neutralisation, shared by the
-//! console's report downloads and the streamed export.
+//! CSV cells (RFC 4180) with formula neutralisation: the one rule the
+//! console's report downloads, the streamed export (which write cells) and
+//! the import (which reads them back) share.
 
 /// Whether a spreadsheet would read text starting like this as a formula.
 fn formula_like(text: &str) -> bool {
