@@ -63,20 +63,22 @@ impl Drop for Checkpointer {
 
 /// Checkpoints the whole WAL of `path` into the database and truncates the
 /// WAL file to zero bytes (after an erasure: no earlier page version may
-/// survive in it). Waits for readers of older snapshots, up to 30 s.
-pub(crate) fn truncate(path: &std::path::Path) -> Result<()> {
+/// survive in it). Readers of older snapshots are waited for (busy
+/// timeout); a checkpoint already running on the background thread makes
+/// SQLite answer "busy" at once, so this retries for up to 30 s. Returns
+/// whether the WAL was truncated.
+pub(crate) fn truncate(path: &std::path::Path) -> Result<bool> {
     let conn = rusqlite::Connection::open(path).map_err(storage)?;
-    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(storage)?;
-    let (busy, _, _): (i64, i64, i64) = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map_err(storage)?;
-    if busy != 0 {
-        return Err(convene_core::Error::Unavailable {
-            message:
-                "the WAL could not be truncated after the erasure (readers held it); it will be on the next checkpoint"
-                    .into(),
-            retry_after_secs: 1,
-        });
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(storage)?;
+    let started = std::time::Instant::now();
+    loop {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)).map_err(storage)?;
+        if busy == 0 {
+            return Ok(true);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Ok(())
 }

@@ -484,12 +484,18 @@ impl SqliteStore {
         let ws = owned(ws);
         let erasure = self.writer.run(move |ctx| erase::erase(&ctx.conn, &ws, &target, &actor)).await?;
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::checkpoint::truncate(&path)?;
-            crate::checkpoint::truncate(&crate::backup::inbox_path(&path))
+        // The erasure is committed: a WAL that stays busy is reported, not
+        // turned into an error (its frames go at a later checkpoint).
+        let truncated = tokio::task::spawn_blocking(move || {
+            Ok::<_, convene_core::Error>(
+                crate::checkpoint::truncate(&path)? & crate::checkpoint::truncate(&crate::backup::inbox_path(&path))?,
+            )
         })
         .await
         .map_err(|e| convene_core::Error::Internal(e.to_string()))??;
+        if !truncated {
+            tracing::warn!(erasure = %erasure.id, "the WAL stayed busy for 30 s after an erasure: old page versions stay in it until it is rewritten");
+        }
         Ok(erasure)
     }
 }

@@ -238,7 +238,7 @@ async fn a_wrong_method_is_json_405() {
     let (_, token) = app.full_key().await;
     for (method, path) in [
         (Method::PUT, "/v1/contacts"),
-        (Method::DELETE, "/v1/contacts"),
+        (Method::PATCH, "/v1/contacts"),
         (Method::POST, "/v1/contacts/1"),
         (Method::PUT, "/v1/contacts/1"),
         (Method::PATCH, "/v1/keys/key_x"),
