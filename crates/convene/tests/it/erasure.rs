@@ -170,6 +170,9 @@ async fn erasure_suppresses_until_lifted_and_is_audited() {
         .await
         .expect("conveyour");
     assert!(r.status().is_success(), "queued; refused when applied");
+    let job = r.headers()["convene-job-id"].to_str().expect("job id").to_string();
+    let job = applied(&app, &token, &job).await;
+    assert_eq!(job["status"], "failed", "the dialect's identify is refused too: {job}");
 
     // The audit trail (admin), then lifting the suppression lets the email back.
     let (status, list) = app.get("/v1/erasures", &token).await;
