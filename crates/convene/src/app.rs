@@ -61,7 +61,7 @@ impl Application {
     pub async fn build(config: ServeConfig) -> Result<Self, StartError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let data_lock = match &config.database {
-            Database::Sqlite(_) => Some(crate::cli::backup::lock_data_dir(&config.data_dir)?.ok_or_else(|| {
+            Database::Sqlite(_) => Some(lock_data_dir(&config.data_dir)?.ok_or_else(|| {
                 StartError::Config(format!(
                     "another convene server is using the data directory {}",
                     config.data_dir.display()
@@ -169,6 +169,20 @@ fn settle_master_key(config: &ServeConfig) -> Result<(Secret, Option<String>), S
     let generated = format!("cvn_master_{}", convene_core::token::mint().token.trim_start_matches("cvn_"));
     write_private(&path, &generated)?;
     Ok((Secret::new(generated.clone()), Some(generated)))
+}
+
+/// The lock a serving process holds on its data directory.
+pub const LOCK_FILE: &str = "convene.lock";
+
+/// Takes the data directory's lock (held while the file stays open), so
+/// that a restore, or a second server, cannot use a directory in use.
+pub fn lock_data_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {

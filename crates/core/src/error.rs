@@ -90,7 +90,6 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
-    /// The body's media type is not one the route reads (415).
     /// Too many rows in one request (413), with the limit named.
     #[error("at most {limit} rows per request; this one has {rows}")]
     TooManyRows {
@@ -99,6 +98,7 @@ pub enum Error {
         /// Rows sent.
         rows: usize,
     },
+    /// The body's media type is not one the route reads (415).
     #[error("{message}")]
     UnsupportedMediaType {
         /// What was expected.

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use convene_store_sqlite::backup::{inbox_path, integrity_check, snapshot};
 use serde_json::json;
 
+use crate::app::lock_data_dir;
 use crate::config::{Database, ServeArgs, ServeConfig};
 
 /// Flags of `convene backup`.
@@ -39,20 +40,6 @@ pub struct RestoreArgs {
     /// Where the data lives (the same flags as `serve`).
     #[command(flatten)]
     pub server: ServeArgs,
-}
-
-/// The lock a serving process holds on its data directory.
-pub const LOCK_FILE: &str = "convene.lock";
-
-/// Takes the data directory's lock (held while the file stays open), so
-/// that a restore, or a second server, cannot use a directory in use.
-pub fn lock_data_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
-    }
 }
 
 fn sqlite_path(server: ServeArgs) -> Result<(PathBuf, PathBuf), String> {
