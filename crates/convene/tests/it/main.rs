@@ -18,6 +18,8 @@ mod converz;
 mod conveyour;
 mod convot;
 mod crash;
+mod crash_matrix;
+mod disk_full;
 mod erasure;
 mod exports;
 mod fields;
