@@ -34,6 +34,11 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// The whole log so far.
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -54,6 +59,18 @@ fn free_port() -> u16 {
 
 /// Starts the binary on `data` and waits (15 s at most) for `/readyz`.
 pub(crate) async fn start(data: &Path, database: Option<&str>, logs: &Path, round: usize, client: &Client) -> Server {
+    start_logging(data, database, logs, round, client, "warn").await
+}
+
+/// [`start`] with a log filter (`CONVENE_LOG`).
+pub(crate) async fn start_logging(
+    data: &Path,
+    database: Option<&str>,
+    logs: &Path,
+    round: usize,
+    client: &Client,
+    level: &str,
+) -> Server {
     let port = free_port();
     let log = logs.join(format!("server-{round}.log"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_convene"));
@@ -70,7 +87,7 @@ pub(crate) async fn start(data: &Path, database: Option<&str>, logs: &Path, roun
         .arg(KEY)
         .env_remove("CONVENE_CONFIG")
         .env_remove("CONVENE_DATABASE_URL")
-        .env("CONVENE_LOG", "warn")
+        .env("CONVENE_LOG", level)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(&log).expect("log file"))

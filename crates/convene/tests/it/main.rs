@@ -27,6 +27,7 @@ mod imports;
 mod ingest;
 mod ingest_support;
 mod keys;
+mod log_secrets;
 mod multinode;
 mod ops;
 mod ratelimit;
