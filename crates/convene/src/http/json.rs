@@ -60,18 +60,44 @@ pub async fn json_bytes<S: Send + Sync>(req: Request, state: &S, limit: usize) -
 }
 
 /// Parses JSON after checking its depth, mapping every failure to a 400
-/// that says where the problem is.
+/// that says where the problem is: the line and column of a syntax error,
+/// the field (its path, `traits.plan`) of a shape error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     check_depth(bytes, MAX_JSON_DEPTH)?;
-    serde_json::from_slice(bytes).map_err(|e| {
-        let message = match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                format!("malformed JSON at line {} column {}: {e}", e.line(), e.column())
+    let syntax = |e: serde_json::Error| {
+        ApiError(Error::bad_request(format!("malformed JSON at line {} column {}: {e}", e.line(), e.column())))
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => syntax(inner),
+            _ => {
+                let message = format!("invalid request body: {inner}");
+                ApiError(match field_of(&path, &inner.to_string()) {
+                    Some(field) => Error::validation(field, message),
+                    None => Error::bad_request(message),
+                })
             }
-            _ => format!("invalid request body: {e}"),
-        };
-        ApiError(Error::bad_request(message))
-    })
+        }
+    })?;
+    de.end().map_err(syntax)?;
+    Ok(value)
+}
+
+/// The field a shape error is about: the unknown or missing field serde
+/// names (under its parent's path), else the path where it happened.
+fn field_of(path: &str, message: &str) -> Option<String> {
+    let parent = if path == "." { "" } else { path };
+    for lead in ["unknown field `", "missing field `"] {
+        if let Some(rest) = message.strip_prefix(lead)
+            && let Some((name, _)) = rest.split_once('`')
+        {
+            return Some(if parent.is_empty() { name.to_string() } else { format!("{parent}.{name}") });
+        }
+    }
+    (!parent.is_empty()).then(|| parent.to_string())
 }
 
 /// Refuses JSON nested deeper than `max` levels, in one pass over the bytes
