@@ -104,6 +104,12 @@ impl Application {
         })
     }
 
+    /// The whole router with its layers, for serving requests in-process
+    /// without the listener (the fuzz targets under `fuzz/` do).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     /// The bound address (the real port when built with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -207,6 +213,7 @@ pub fn with_layers(router: Router<AppState>, state: AppState, timeout: Duration)
         .layer(middleware::from_fn(crate::http::ratelimit::layer))
         .layer(middleware::from_fn(move |req: Request, next: Next| request_timeout(req, next, timeout)))
         .layer(CatchPanicLayer::custom(|_| ApiError(Error::Internal("a handler panicked".into())).into_response()))
+        .layer(middleware::from_fn(crate::dialects::rewrite_late_errors))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
