@@ -1,6 +1,7 @@
 //! Batch upserts with per-row results: up to [`MAX_BATCH_ROWS`] contacts or
 //! companies created or updated in one transaction, each row reported as
-//! created, updated or failed with its reason.
+//! created, updated, unchanged (found, and left as it was: nothing
+//! written) or failed with its reason.
 //!
 //! The decisions (find by identity or external id, create or update, which
 //! failures are the row's) are made here, once, against the small
@@ -70,6 +71,30 @@ pub enum RowStatus {
     Created,
     /// An existing object changed.
     Updated,
+    /// An existing object the write left as it was: nothing was written
+    /// (its `updated_at` is kept). Vendor dialects that know only created
+    /// and updated report it as updated.
+    Unchanged,
+}
+
+impl RowStatus {
+    /// The native name: `created`, `updated` or `unchanged`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Created => "created",
+            RowStatus::Updated => "updated",
+            RowStatus::Unchanged => "unchanged",
+        }
+    }
+
+    /// The status of an upsert: created, else updated when `changed`, else unchanged.
+    pub fn of(created: bool, changed: bool) -> Self {
+        match (created, changed) {
+            (true, _) => RowStatus::Created,
+            (false, true) => RowStatus::Updated,
+            (false, false) => RowStatus::Unchanged,
+        }
+    }
 }
 
 /// One row's result.
@@ -143,7 +168,7 @@ pub fn upsert_contacts(tx: &mut dyn IngestTx, ws: &str, rows: &[ContactUpsert]) 
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let outcome = match upsert_contact(tx, ws, &row.lookups, &row.changes, row.create) {
-            Ok(u) => Ok((if u.created { RowStatus::Created } else { RowStatus::Updated }, u)),
+            Ok(u) => Ok((RowStatus::of(u.created, u.changed), u)),
             Err(e) if is_storage_fault(&e) => return Err(e),
             Err(e) => Err(e),
         };
@@ -166,7 +191,9 @@ pub trait CompanyTx {
     fn update_company(&mut self, ws: &str, company: &Company) -> Result<()>;
 }
 
-/// Creates a company, or changes the one with the same external id.
+/// Creates a company, or changes the one with the same external id; one
+/// the write leaves as it was is not written (status `Unchanged`, its
+/// `updated_at` kept).
 pub fn upsert_company(
     tx: &mut dyn CompanyTx,
     ws: &str,
@@ -186,14 +213,14 @@ pub fn upsert_company(
     });
     let changes = CompanyChanges { external_id: None, ..changes.clone() };
     let outcome = changes.apply(&mut company, tx.company_registry(ws)?)?;
-    company.updated_at = at;
     if created {
         company.id = tx.insert_company(ws, &company)?;
-    } else {
+    } else if outcome.changed {
+        company.updated_at = at;
         tx.update_company(ws, &company)?;
     }
     tx.record_company_fields(ws, &outcome.new_fields)?;
-    Ok((if created { RowStatus::Created } else { RowStatus::Updated }, company))
+    Ok((RowStatus::of(created, outcome.changed), company))
 }
 
 /// Upserts company rows in the caller's transaction.
@@ -245,3 +272,201 @@ pub fn check_bulk<'a>(keys: impl ExactSizeIterator<Item = &'a str>, field: &str,
 
 /// A contact row's result as the store reports it.
 pub type ContactRow = RowResult<Contact>;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use chrono::Duration;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::contact::{ContactState, SubscriptionChange};
+    use crate::event::NewEvent;
+    use crate::field::Entity;
+    use crate::identity::IdentityKind;
+    use crate::rep::{Rep, RepTx, RepWrite, WriteMode, upsert_rep};
+
+    /// An in-memory transaction counting the writes core asks for.
+    #[derive(Default)]
+    struct Fake {
+        contacts: HashMap<i64, ContactState>,
+        companies: HashMap<String, Company>,
+        reps: HashMap<String, Rep>,
+        registries: HashMap<Entity, FieldRegistry>,
+        company_registry: FieldRegistry,
+        inserts: usize,
+        updates: usize,
+        subscriptions: Vec<SubscriptionChange>,
+    }
+
+    impl IngestTx for Fake {
+        fn message_seen(&mut self, _: &str, _: &str) -> Result<bool> {
+            Ok(false)
+        }
+        fn record_message(&mut self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn find_contact(&mut self, _: &str, kind: IdentityKind, value: &str) -> Result<Option<i64>> {
+            Ok(self.contacts.iter().find(|(_, s)| s.identity(kind) == Some(value)).map(|(id, _)| *id))
+        }
+        fn load_contact(&mut self, _: &str, id: i64) -> Result<ContactState> {
+            self.contacts.get(&id).cloned().ok_or(Error::NotFound { entity: "contact" })
+        }
+        fn field_registry(&mut self, _: &str, entity: Entity) -> Result<&mut FieldRegistry> {
+            Ok(self.registries.entry(entity).or_default())
+        }
+        fn record_fields(&mut self, _: &str, _: Entity, _: &[(String, FieldType)]) -> Result<()> {
+            Ok(())
+        }
+        fn insert_contact(&mut self, _: &str, state: &ContactState) -> Result<i64> {
+            self.inserts += 1;
+            let id = self.contacts.len() as i64 + 1;
+            self.contacts.insert(id, state.clone());
+            Ok(id)
+        }
+        fn update_contact(&mut self, _: &str, id: i64, state: &ContactState, _: bool) -> Result<()> {
+            self.updates += 1;
+            self.contacts.insert(id, state.clone());
+            Ok(())
+        }
+        fn insert_event(&mut self, _: &str, _: i64, _: &NewEvent) -> Result<()> {
+            Err(Error::Internal("not in this test".into()))
+        }
+        fn merge_contacts(&mut self, _: &str, _: i64, _: i64) -> Result<()> {
+            Err(Error::Internal("not in this test".into()))
+        }
+        fn upsert_company(&mut self, _: &str, _: &str, _: &Map<String, Value>) -> Result<i64> {
+            Err(Error::Internal("not in this test".into()))
+        }
+        fn set_contact_company(&mut self, _: &str, _: i64, _: i64) -> Result<()> {
+            Err(Error::Internal("not in this test".into()))
+        }
+        fn record_subscription(&mut self, _: &str, _: i64, change: &SubscriptionChange) -> Result<()> {
+            self.subscriptions.push(change.clone());
+            Ok(())
+        }
+    }
+
+    impl CompanyTx for Fake {
+        fn find_company(&mut self, _: &str, external_id: &str) -> Result<Option<Company>> {
+            Ok(self.companies.get(external_id).cloned())
+        }
+        fn company_registry(&mut self, _: &str) -> Result<&mut FieldRegistry> {
+            Ok(&mut self.company_registry)
+        }
+        fn record_company_fields(&mut self, _: &str, _: &[(String, FieldType)]) -> Result<()> {
+            Ok(())
+        }
+        fn insert_company(&mut self, _: &str, company: &Company) -> Result<i64> {
+            self.inserts += 1;
+            let id = self.companies.len() as i64 + 1;
+            self.companies.insert(company.external_id.clone(), Company { id, ..company.clone() });
+            Ok(id)
+        }
+        fn update_company(&mut self, _: &str, company: &Company) -> Result<()> {
+            self.updates += 1;
+            self.companies.insert(company.external_id.clone(), company.clone());
+            Ok(())
+        }
+    }
+
+    impl RepTx for Fake {
+        fn find_rep(&mut self, _: &str, rep_id: &str) -> Result<Option<Rep>> {
+            Ok(self.reps.get(rep_id).cloned())
+        }
+        fn insert_rep(&mut self, _: &str, rep: &Rep) -> Result<()> {
+            self.inserts += 1;
+            self.reps.insert(rep.rep_id.clone(), rep.clone());
+            Ok(())
+        }
+        fn update_rep(&mut self, _: &str, rep: &Rep) -> Result<()> {
+            self.updates += 1;
+            self.reps.insert(rep.rep_id.clone(), rep.clone());
+            Ok(())
+        }
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn an_unchanged_contact_is_not_written() {
+        let mut tx = Fake::default();
+        let changes = ContactChanges::from_json(obj(json!({
+            "email": "A@x.io", "mobile": "+1 555 000 1111", "subscription_status": "PENDING",
+            "traits": {"plan": "pro", "seats": 3, "tags": {"add": ["vip"]}}
+        })))
+        .unwrap();
+        let row = ContactUpsert {
+            row: 0,
+            lookups: vec![(IdentityKind::Email, "a@x.io".into())],
+            changes: changes.clone(),
+            create: true,
+        };
+        let statuses = |out: ContactRowIds| -> Vec<RowStatus> {
+            out.into_iter().map(|(_, r)| r.map(|(s, _)| s).expect("the row applies")).collect()
+        };
+        assert_eq!(statuses(upsert_contacts(&mut tx, "w", std::slice::from_ref(&row)).unwrap()), [RowStatus::Created]);
+        assert_eq!((tx.inserts, tx.updates, tx.subscriptions.len()), (1, 0, 1));
+        // The same row again, twice in one batch: nothing is written, no status change recorded.
+        let again = upsert_contacts(&mut tx, "w", &[row.clone(), row.clone()]).unwrap();
+        assert_eq!(statuses(again), [RowStatus::Unchanged, RowStatus::Unchanged]);
+        assert_eq!((tx.inserts, tx.updates, tx.subscriptions.len()), (1, 0, 1));
+        // One value differs: written.
+        let mut changed = row.clone();
+        changed.changes.traits = crate::merge::TraitOp::parse_map(&obj(json!({"seats": 4}))).unwrap();
+        assert_eq!(statuses(upsert_contacts(&mut tx, "w", &[changed]).unwrap()), [RowStatus::Updated]);
+        assert_eq!((tx.inserts, tx.updates), (1, 1));
+        // A lookup identity the contact lacks is added: a change.
+        let mut by_external = row;
+        by_external.lookups.push((IdentityKind::ExternalId, "e-1".into()));
+        by_external.changes.traits.clear();
+        let out = upsert_contacts(&mut tx, "w", &[by_external]).unwrap();
+        assert_eq!(statuses(out), [RowStatus::Updated]);
+        assert_eq!(tx.updates, 2);
+    }
+
+    #[test]
+    fn an_unchanged_company_keeps_its_updated_at() {
+        let mut tx = Fake::default();
+        let t0 = crate::ids::now();
+        let changes =
+            CompanyChanges::from_json(obj(json!({"domain": "Acme.com", "traits": {"size": "11-50", "n": 5}}))).unwrap();
+        let (status, created) = upsert_company(&mut tx, "w", "acme", &changes, t0).unwrap();
+        assert_eq!((status, tx.inserts), (RowStatus::Created, 1));
+        let t1 = t0 + Duration::seconds(5);
+        let (status, same) = upsert_company(&mut tx, "w", "acme", &changes, t1).unwrap();
+        assert_eq!((status, tx.updates), (RowStatus::Unchanged, 0));
+        assert_eq!(same, created, "the whole row, updated_at included, is as it was");
+        let t2 = t0 + Duration::seconds(9);
+        let other = CompanyChanges::from_json(obj(json!({"domain": "acme.io"}))).unwrap();
+        let (status, changed) = upsert_company(&mut tx, "w", "acme", &other, t2).unwrap();
+        assert_eq!((status, tx.updates, changed.updated_at), (RowStatus::Updated, 1, t2));
+    }
+
+    #[test]
+    fn an_unchanged_rep_keeps_its_updated_at() {
+        let mut tx = Fake::default();
+        let t0 = crate::ids::now();
+        let write = RepWrite::from_row(
+            obj(json!({"rep_id": "mila", "name": "Mila", "email": "Mila@x.io", "active": 0, "level": 3})),
+            None,
+        )
+        .unwrap();
+        let (status, created) = upsert_rep(&mut tx, "w", &write, WriteMode::Upsert, t0).unwrap();
+        assert_eq!((status, tx.inserts), (RowStatus::Created, 1));
+        let t1 = t0 + Duration::seconds(5);
+        let (status, same) = upsert_rep(&mut tx, "w", &write, WriteMode::Upsert, t1).unwrap();
+        assert_eq!((status, tx.updates), (RowStatus::Unchanged, 0));
+        assert_eq!(same, created);
+        let (status, _) = upsert_rep(&mut tx, "w", &write, WriteMode::Update, t1).unwrap();
+        let mut counts = crate::rep::UpsertCounts::default();
+        counts.add(status);
+        assert_eq!((counts.updated, counts.unchanged, tx.updates), (0, 1, 0));
+        let other = RepWrite::from_row(obj(json!({"rep_id": "mila", "active": 1})), None).unwrap();
+        let (status, changed) = upsert_rep(&mut tx, "w", &other, WriteMode::Upsert, t1).unwrap();
+        assert_eq!((status, tx.updates, changed.updated_at, changed.active), (RowStatus::Updated, 1, t1, true));
+    }
+}

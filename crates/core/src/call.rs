@@ -407,10 +407,7 @@ pub fn upsert_calls(
     check_rows(rows)?;
     let mut counts = UpsertCounts::default();
     for (i, row) in rows.iter().enumerate() {
-        match upsert_call(tx, ws, row, at).map_err(|e| e.at_row(i))? {
-            RowStatus::Created => counts.created += 1,
-            RowStatus::Updated => counts.updated += 1,
-        }
+        counts.add(upsert_call(tx, ws, row, at).map_err(|e| e.at_row(i))?);
     }
     Ok(counts)
 }

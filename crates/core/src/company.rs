@@ -71,14 +71,22 @@ impl CompanyChanges {
         Ok(changes)
     }
 
-    /// Applies the write to `company`, all or nothing.
+    /// Applies the write to `company`, all or nothing. The outcome's
+    /// `changed` is false when external id, domain and traits are all as
+    /// they were (then the store writes nothing and keeps `updated_at`).
     pub fn apply(&self, company: &mut Company, registry: &mut FieldRegistry) -> Result<MergeOutcome, Error> {
-        let outcome = apply_traits(&mut company.traits, &self.traits, registry)?;
-        if let Some(id) = &self.external_id {
+        let mut outcome = apply_traits(&mut company.traits, &self.traits, registry)?;
+        if let Some(id) = &self.external_id
+            && *id != company.external_id
+        {
             company.external_id = id.clone();
+            outcome.changed = true;
         }
-        if let Some(domain) = &self.domain {
+        if let Some(domain) = &self.domain
+            && *domain != company.domain
+        {
             company.domain = domain.clone();
+            outcome.changed = true;
         }
         Ok(outcome)
     }

@@ -60,6 +60,7 @@ macro_rules! store_conformance_tests {
             contact_lists_search_by_prefix_tag_and_field,
             exports_stream_every_entity_in_order_since_and_after_a_cursor,
             erasure_removes_every_trace_and_suppresses_the_identities,
+            unchanged_upserts_write_nothing_and_keep_updated_at,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1646,4 +1647,96 @@ pub async fn erasure_removes_every_trace_and_suppresses_the_identities(store: &d
     assert_eq!((audit[0].id.as_str(), audit[0].actor.as_str(), audit[0].events), (erasure.id.as_str(), "key:k1", 1));
     assert_eq!(audit[0].identities.len(), 2);
     assert!(store.list_erasures(&other, PageRequest::default()).await.unwrap().items.is_empty());
+}
+
+/// A write that leaves a contact, company or rep as it was — through a
+/// batch, a queued identify, a native update, a reps update or per-row rep
+/// upserts — writes nothing: the row, `updated_at` included, stays as it
+/// was, no subscription change is recorded, and the row reports
+/// `Unchanged`. A write that changes a value still moves `updated_at`.
+pub async fn unchanged_upserts_write_nothing_and_keep_updated_at(store: &dyn Store) {
+    use crate::rep::{RepUpsert, WriteMode};
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
+    let ws = store.create_workspace("w".into()).await.unwrap().id;
+    let co = store.create_company(&ws, company(json!({"external_id": "acme"}))).await.unwrap();
+
+    // Contacts.
+    let mut row = by_email(0, "a@x.io", json!({"plan": "pro", "seats": 3, "tags": {"add": ["vip"]}}));
+    row.changes.subscription_status = Some(SubscriptionStatus::Pending);
+    row.changes.identities.push((IdentityKind::Mobile, Some("+15550001111".into())));
+    let first = store.upsert_contacts(&ws, vec![row.clone()], BatchOptions::default()).await.unwrap();
+    let id = first.rows[0].outcome.as_ref().unwrap().1.id;
+    let linked = store.update_contact(&ws, id, changes(json!({"company_id": co.id}))).await.unwrap();
+    let stored = store.get_contact(&ws, id).await.unwrap();
+    assert_eq!(stored, linked);
+    pause().await;
+    let again = store.upsert_contacts(&ws, vec![row.clone()], BatchOptions::default()).await.unwrap();
+    let (status, answered) = again.rows[0].outcome.as_ref().unwrap();
+    assert_eq!(*status, RowStatus::Unchanged);
+    assert_eq!(answered, &stored, "the batch answers the row as stored");
+    assert_eq!(store.get_contact(&ws, id).await.unwrap(), stored, "an unchanged batch row is not written");
+    store
+        .enqueue(job(
+            &ws,
+            vec![IngestItem::Identify { lookups: row.lookups.clone(), changes: row.changes.clone(), message_id: None }],
+        ))
+        .await
+        .unwrap();
+    drain(store).await;
+    assert_eq!(store.get_contact(&ws, id).await.unwrap(), stored, "an unchanged identify is not written");
+    let same = json!({"email": "a@x.io", "mobile": "+15550001111", "subscription_status": "PENDING",
+        "company_id": co.id, "traits": {"plan": "pro", "tags": ["vip"]}});
+    assert_eq!(store.update_contact(&ws, id, changes(same)).await.unwrap(), stored);
+    assert_eq!(store.get_contact(&ws, id).await.unwrap(), stored, "an unchanged update is not written");
+    let history = store.subscription_history(&ws, id, PageRequest::parse(None, None).unwrap()).await.unwrap();
+    assert_eq!(history.items.len(), 1, "only the creation recorded a status: {:?}", history.items);
+    let mut changed = row.clone();
+    changed.changes.traits = crate::merge::TraitOp::parse_map(json!({"seats": 4}).as_object().unwrap()).unwrap();
+    let outcome = store.upsert_contacts(&ws, vec![changed], BatchOptions::default()).await.unwrap();
+    assert_eq!(outcome.rows[0].outcome.as_ref().map(|(s, _)| *s).ok(), Some(RowStatus::Updated));
+    let after = store.get_contact(&ws, id).await.unwrap();
+    assert!(after.updated_at > stored.updated_at, "a change moves updated_at");
+    assert_eq!((after.company_id, after.created_at), (Some(co.id), stored.created_at));
+
+    // Companies.
+    let write = |v: Value| CompanyUpsert { row: 0, external_id: "acme".into(), changes: company(v) };
+    let body = json!({"domain": "Acme.com", "traits": {"size": "11-50"}});
+    store.upsert_companies(&ws, vec![write(body.clone())], BatchOptions::default()).await.unwrap();
+    let stored = store.get_company(&ws, co.id).await.unwrap();
+    pause().await;
+    let again = store.upsert_companies(&ws, vec![write(body.clone())], BatchOptions::default()).await.unwrap();
+    let (status, answered) = again.rows[0].outcome.as_ref().unwrap();
+    assert_eq!((*status, answered), (RowStatus::Unchanged, &stored));
+    assert_eq!(store.update_company(&ws, co.id, company(body)).await.unwrap(), stored);
+    assert_eq!(store.get_company(&ws, co.id).await.unwrap(), stored, "an unchanged company is not written");
+    let moved = store.update_company(&ws, co.id, company(json!({"domain": "acme.io"}))).await.unwrap();
+    assert!(moved.updated_at > stored.updated_at);
+
+    // Reps.
+    let rep = json!({"rep_id": "mila", "name": "Mila", "email": "mila@x.io", "active": 0, "level": 3});
+    let counts = store.upsert_reps(&ws, vec![rep_row(rep.clone())]).await.unwrap();
+    assert_eq!(counts.created, 1);
+    let stored = store.get_rep(&ws, "mila").await.unwrap();
+    pause().await;
+    let counts = store.upsert_reps(&ws, vec![rep_row(rep.clone())]).await.unwrap();
+    assert_eq!((counts.created, counts.updated, counts.unchanged), (0, 0, 1));
+    let rows = vec![
+        RepUpsert { row: 0, write: rep_row(rep.clone()) },
+        RepUpsert { row: 1, write: rep_row(json!({"rep_id": "noor", "level": "high"})) },
+        RepUpsert { row: 2, write: rep_row(json!({"rep_id": "liam"})) },
+    ];
+    let results = store.upsert_rep_rows(&ws, rows).await.unwrap();
+    let statuses: Vec<_> =
+        results.iter().map(|r| (r.row, r.outcome.as_ref().map(|(s, _)| *s).map_err(|e| e.code()))).collect();
+    assert_eq!(
+        statuses,
+        vec![(0, Ok(RowStatus::Unchanged)), (1, Err(crate::ErrorCode::InvalidValue)), (2, Ok(RowStatus::Created))],
+        "a failed row fails alone"
+    );
+    assert!(matches!(store.get_rep(&ws, "noor").await, Err(Error::NotFound { .. })));
+    store.get_rep(&ws, "liam").await.unwrap();
+    assert_eq!(store.write_rep(&ws, rep_row(rep), WriteMode::Update).await.unwrap(), stored);
+    assert_eq!(store.get_rep(&ws, "mila").await.unwrap(), stored, "an unchanged rep is not written");
+    let moved = store.write_rep(&ws, rep_row(json!({"rep_id": "mila", "active": 1})), WriteMode::Update).await.unwrap();
+    assert!(moved.updated_at > stored.updated_at);
 }

@@ -220,13 +220,46 @@ impl ContactChanges {
 
     /// Applies the write to `state`, all or nothing. Uniqueness of the
     /// identities is the store's to enforce (it sees the other contacts).
+    /// The outcome's `changed` is false when traits, identities and
+    /// subscription status are all as they were.
     pub fn apply(&self, state: &mut ContactState, registry: &mut FieldRegistry) -> Result<MergeOutcome, Error> {
-        let outcome = apply_traits(&mut state.traits, &self.traits, registry)?;
+        let mut outcome = apply_traits(&mut state.traits, &self.traits, registry)?;
         for (kind, value) in &self.identities {
-            *state.identity_mut(*kind) = value.clone();
+            let slot = state.identity_mut(*kind);
+            if *slot != *value {
+                *slot = value.clone();
+                outcome.changed = true;
+            }
         }
-        if let Some(status) = self.subscription_status {
+        if let Some(status) = self.subscription_status
+            && status != state.subscription_status
+        {
             state.subscription_status = status;
+            outcome.changed = true;
+        }
+        Ok(outcome)
+    }
+
+    /// Applies the write to a stored contact: its state (as
+    /// [`ContactChanges::apply`]) and its company link (the store checks
+    /// that the company exists). When anything changed, `updated_at`
+    /// becomes `at`; when nothing did (`changed` is false), the contact is
+    /// as stored and the store writes nothing.
+    pub fn apply_to(
+        &self,
+        contact: &mut Contact,
+        registry: &mut FieldRegistry,
+        at: DateTime<Utc>,
+    ) -> Result<MergeOutcome, Error> {
+        let mut outcome = self.apply(&mut contact.state, registry)?;
+        if let Some(company) = self.company
+            && company != contact.company_id
+        {
+            contact.company_id = company;
+            outcome.changed = true;
+        }
+        if outcome.changed {
+            contact.updated_at = at;
         }
         Ok(outcome)
     }
@@ -323,6 +356,34 @@ mod tests {
         let c = ContactChanges::from_json(body(json!({"company_id": null}))).unwrap();
         assert_eq!(c.company, Some(None));
         assert!(ContactChanges::from_json(body(json!({"company_id": "x"}))).is_err());
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_keeps_updated_at() {
+        let at = crate::ids::now();
+        let later = at + chrono::Duration::seconds(10);
+        let mut reg = FieldRegistry::builtin_contact();
+        let write = ContactChanges::from_json(body(json!({
+            "email": "A@b.co", "subscription_status": "PENDING", "company_id": 7, "traits": {"plan": "pro"}
+        })))
+        .unwrap();
+        let mut contact =
+            Contact { id: 1, state: ContactState::default(), company_id: None, created_at: at, updated_at: at };
+        assert!(write.apply_to(&mut contact, &mut reg, at).unwrap().changed);
+        let stored = contact.clone();
+        assert!(!write.apply_to(&mut contact, &mut reg, later).unwrap().changed);
+        assert_eq!(contact, stored, "the whole contact, updated_at included, is as it was");
+        for other in [
+            json!({"company_id": null}),
+            json!({"email": "c@d.co"}),
+            json!({"subscription_status": "SUBSCRIBED"}),
+            json!({"traits": {"plan": null}}),
+        ] {
+            let mut copy = stored.clone();
+            let changes = ContactChanges::from_json(body(other.clone())).unwrap();
+            assert!(changes.apply_to(&mut copy, &mut reg, later).unwrap().changed, "{other}");
+            assert_eq!(copy.updated_at, later, "{other}");
+        }
     }
 
     #[test]

@@ -279,7 +279,8 @@ fn channel(v: &Value) -> Result<String, Error> {
     }
 }
 
-fn subject(v: &Value) -> Result<Option<String>, Error> {
+/// Reads a subject: text of at most 1,000 characters (trimmed), or `null`.
+pub fn subject(v: &Value) -> Result<Option<String>, Error> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) if s.chars().count() <= MAX_SUBJECT_CHARS => Ok(Some(s.trim().to_string())),

@@ -43,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::field::{Entity, FieldRegistry, FieldType, validate_field_name};
 use crate::identity::IdentityKind;
 use crate::ingest::Lookups;
-use crate::rep::{Rep, RepWrite};
+use crate::rep::{Rep, RepUpsert, RepWrite};
 
 /// Separates the values of a list in one cell (`tags+` = `vip; newsletter`).
 pub const LIST_SEPARATOR: char = ';';
@@ -89,6 +89,15 @@ impl ImportEntity {
             ImportEntity::Contacts => Entity::Contact,
             ImportEntity::Companies => Entity::Company,
             ImportEntity::Reps => Entity::Rep,
+        }
+    }
+
+    /// The scope a key needs to import it.
+    pub fn scope(self) -> crate::scope::Scope {
+        match self {
+            ImportEntity::Contacts => crate::scope::Scope::ContactsWrite,
+            ImportEntity::Companies => crate::scope::Scope::CompaniesWrite,
+            ImportEntity::Reps => crate::scope::Scope::RepsWrite,
         }
     }
 
@@ -299,6 +308,11 @@ impl ImportSpec {
     /// The rep write of a mapped row.
     pub fn rep_write(&self, body: Map<String, Value>) -> Result<RepWrite> {
         RepWrite::from_native(body, None)
+    }
+
+    /// The per-row rep upsert of a mapped row (row `row` of the file).
+    pub fn rep_upsert(&self, row: usize, body: Map<String, Value>) -> Result<RepUpsert> {
+        Ok(RepUpsert { row, write: self.rep_write(body)? })
     }
 }
 
@@ -565,6 +579,17 @@ pub enum RawRow {
     Line(String),
 }
 
+/// One data row of a request's file, mapped to its write.
+#[derive(Debug)]
+pub struct ImportRow<T> {
+    /// 0-based index among the file's data rows.
+    pub row: usize,
+    /// The line where the row starts (a CSV header is line 1).
+    pub line: u64,
+    /// The write, or why the row is refused.
+    pub write: Result<T>,
+}
+
 /// One row read from a file.
 #[derive(Debug)]
 pub struct ImportRecord {
@@ -691,6 +716,35 @@ impl<R: Read> ImportReader<R> {
             Source::Csv(reader, _, _) => reader.position().byte(),
             Source::Ndjson(_, _, _, bytes) => *bytes,
         }
+    }
+
+    /// Reads every row of a request's file (`POST /v1/imports`) and maps
+    /// each good one with `write` (given its 0-based row index). More than
+    /// [`MAX_IMPORT_ROWS`] rows refuse the file (413, naming how many it
+    /// holds), as does a file without rows (400) or one that cannot be read
+    /// further.
+    pub fn read_all<T>(
+        mut self,
+        mut write: impl FnMut(usize, Map<String, Value>) -> Result<T>,
+    ) -> Result<Vec<ImportRow<T>>> {
+        let mut rows = Vec::new();
+        while let Some(record) = self.next_record() {
+            let record = record?;
+            let row = rows.len();
+            if row == MAX_IMPORT_ROWS {
+                let mut total = row + 1;
+                while self.next_record().is_some() {
+                    total += 1;
+                }
+                return Err(Error::TooManyRows { limit: MAX_IMPORT_ROWS, rows: total });
+            }
+            let write = record.body.and_then(|body| write(row, body));
+            rows.push(ImportRow { row, line: record.line, write });
+        }
+        if rows.is_empty() {
+            return Err(Error::bad_request("the file has no rows to import"));
+        }
+        Ok(rows)
     }
 
     /// The next row: `None` at the end; `Some(Err)` when the input cannot
@@ -959,6 +1013,29 @@ mod tests {
         assert_eq!(err.field(), Some("active"));
         let typed = RepWrite::from_row(json!({"rep_id": "c", "level": "high"}).as_object().unwrap().clone(), None);
         assert_eq!(check_rep(&typed.unwrap(), &mut reg).unwrap_err().field(), Some("level"));
+    }
+
+    #[test]
+    fn read_all_maps_every_row_with_its_index_and_line() {
+        let s = spec(ImportEntity::Reps, None, &[]);
+        let reader = |text: &'static str| {
+            ImportReader::new(
+                ImportFormat::Csv,
+                text.as_bytes(),
+                Mapper::new(s.clone(), FieldRegistry::default()),
+                false,
+            )
+            .unwrap()
+        };
+        let rows = reader("rep_id,name,active\nmila,Mila,1\n,Nobody,1\nbob,\"Bob\nB\",2\nann,Ann,0\n")
+            .read_all(|i, b| s.rep_upsert(i, b))
+            .unwrap();
+        let seen: Vec<(usize, u64, Option<&str>)> =
+            rows.iter().map(|r| (r.row, r.line, r.write.as_ref().err().and_then(|e| e.field()))).collect();
+        assert_eq!(seen, vec![(0, 2, None), (1, 3, Some("rep_id")), (2, 4, Some("active")), (3, 6, None)]);
+        assert_eq!(rows[3].write.as_ref().map(|u| (u.row, u.write.rep_id.as_str())).ok(), Some((3, "ann")));
+        let empty = reader("rep_id,name\n").read_all(|i, b| s.rep_upsert(i, b)).unwrap_err();
+        assert_eq!(empty.code(), crate::error::ErrorCode::Validation, "{empty}");
     }
 
     #[test]

@@ -343,6 +343,9 @@ pub struct Upserted {
     pub id: i64,
     /// True when it was created.
     pub created: bool,
+    /// False when an existing contact was left as it was: nothing was
+    /// written and its `updated_at` is kept.
+    pub changed: bool,
     /// Its state after the write (as written).
     pub state: ContactState,
 }
@@ -350,7 +353,9 @@ pub struct Upserted {
 /// Finds the contact by `lookups` (in order) and applies `changes` to it;
 /// when none holds any lookup identity, creates it (or, when `create` is
 /// false, fails as not found). Everything is checked before the first
-/// write. Used by identify items and batch upserts alike.
+/// write. A found contact that the write leaves as it was (traits,
+/// identities, subscription status) is not written, so its `updated_at`
+/// stays. Used by identify items and batch upserts alike.
 pub fn upsert_contact(
     tx: &mut dyn IngestTx,
     ws: &str,
@@ -412,22 +417,25 @@ pub fn upsert_contact(
         *state.identity_mut(*kind) = Some(value.to_string());
     }
     // Every check passed: only writes from here on.
-    let id = match found {
+    let (id, changed) = match found {
         Some(id) => {
             let identities_changed = IdentityKind::ALL
                 .iter()
                 .zip(&identities_before)
                 .any(|(k, before)| state.identity(*k) != before.as_deref());
-            tx.update_contact(ws, id, &state, identities_changed)?;
-            id
+            let changed = outcome.changed || identities_changed;
+            if changed {
+                tx.update_contact(ws, id, &state, identities_changed)?;
+            }
+            (id, changed)
         }
-        None => tx.insert_contact(ws, &state)?,
+        None => (tx.insert_contact(ws, &state)?, true),
     };
     tx.record_fields(ws, Entity::Contact, &outcome.new_fields)?;
     if let Some(change) = changes.subscription_change(status_before, state.subscription_status, crate::ids::now()) {
         tx.record_subscription(ws, id, &change)?;
     }
-    Ok(Upserted { id, created: found.is_none(), state })
+    Ok(Upserted { id, created: found.is_none(), changed, state })
 }
 
 fn find_or_create(tx: &mut dyn IngestTx, ws: &str, lookups: &Lookups) -> Result<i64> {

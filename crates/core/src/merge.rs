@@ -132,6 +132,11 @@ fn check_size(name: &str, value: &Value) -> Result<(), Error> {
 pub struct MergeOutcome {
     /// Fields created on the fly, with their inferred types, in first-use order.
     pub new_fields: Vec<(String, FieldType)>,
+    /// Whether the record differs from what it was: false when every
+    /// operation left its value as it was (then the store writes nothing and
+    /// keeps `updated_at`). Set by [`apply_traits`] for the traits; the
+    /// applies of contacts, companies and reps add their own columns.
+    pub changed: bool,
 }
 
 /// Applies `ops` to `traits`, all or nothing. Unknown traits get a field with
@@ -165,6 +170,7 @@ pub fn apply_traits(
     if next.len() > MAX_TRAITS_PER_CONTACT && next.len() > traits.len() {
         return Err(Error::validation("traits", format!("a record holds at most {MAX_TRAITS_PER_CONTACT} traits")));
     }
+    outcome.changed = next != *traits;
     *traits = next;
     for (name, t) in &outcome.new_fields {
         registry.insert(name.clone(), *t);
@@ -287,6 +293,24 @@ mod tests {
         let names: Vec<&str> = o.new_fields.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["first_seen", "score", "source"], "traits without a field get one");
         assert_eq!(reg.get("score"), Some(FieldType::Number));
+    }
+
+    #[test]
+    fn the_outcome_says_whether_the_traits_changed() {
+        let mut reg = FieldRegistry::builtin_contact();
+        reg.insert("score".into(), FieldType::Number);
+        let write = ops(json!({"plan": "pro", "score": "500", "tags": {"add": ["a"]}, "gone": null}));
+        let mut t = json!({"gone": 1}).as_object().unwrap().clone();
+        assert!(apply_traits(&mut t, &write, &mut reg).unwrap().changed);
+        let before = t.clone();
+        let again = apply_traits(&mut t, &write, &mut reg).unwrap();
+        assert!(!again.changed, "the same write again leaves every value as it was");
+        assert_eq!(t, before);
+        let set_once = ops(json!({"x": {"$set_once": 1}, "x2": null}));
+        assert!(apply_traits(&mut t, &set_once, &mut reg).unwrap().changed, "a new trait is a change");
+        assert!(!apply_traits(&mut t, &ops(json!({"x": {"$set_once": 2}})), &mut reg).unwrap().changed);
+        assert!(apply_traits(&mut t, &ops(json!({"score": {"$inc": 0.5}})), &mut reg).unwrap().changed);
+        assert!(!apply_traits(&mut t, &[], &mut reg).unwrap().changed);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::batch::RowStatus;
+use crate::batch::{RowResult, RowStatus, is_storage_fault};
 use crate::error::Error;
 use crate::field::{Entity, FieldRegistry, validate_field_name};
 use crate::identity::normalise_email;
@@ -141,27 +141,35 @@ impl RepWrite {
     }
 
     /// Applies the write to `rep`, all or nothing; attributes are typed by
-    /// `registry` (entity `rep`), new ones inferred and reported.
+    /// `registry` (entity `rep`), new ones inferred and reported. When
+    /// anything changed, `updated_at` becomes `at`; when nothing did (the
+    /// outcome's `changed` is false), the rep is as it was.
     pub fn apply(&self, rep: &mut Rep, registry: &mut FieldRegistry, at: DateTime<Utc>) -> Result<MergeOutcome, Error> {
         let ops: Vec<(String, TraitOp)> = self
             .attributes
             .iter()
             .map(|(k, v)| (k.clone(), if v.is_null() { TraitOp::Unset } else { TraitOp::Set(v.clone()) }))
             .collect();
-        let outcome = apply_traits(&mut rep.attributes, &ops, registry)?;
-        if let Some(v) = &self.name {
-            rep.name = v.clone();
+        let mut outcome = apply_traits(&mut rep.attributes, &ops, registry)?;
+        for (value, slot) in
+            [(&self.name, &mut rep.name), (&self.email, &mut rep.email), (&self.department, &mut rep.department)]
+        {
+            if let Some(v) = value
+                && *v != *slot
+            {
+                *slot = v.clone();
+                outcome.changed = true;
+            }
         }
-        if let Some(v) = &self.email {
-            rep.email = v.clone();
-        }
-        if let Some(v) = &self.department {
-            rep.department = v.clone();
-        }
-        if let Some(v) = self.active {
+        if let Some(v) = self.active
+            && v != rep.active
+        {
             rep.active = v;
+            outcome.changed = true;
         }
-        rep.updated_at = at;
+        if outcome.changed {
+            rep.updated_at = at;
+        }
         Ok(outcome)
     }
 }
@@ -249,6 +257,20 @@ pub struct UpsertCounts {
     pub created: usize,
     /// Objects that existed and were updated.
     pub updated: usize,
+    /// Objects that existed and that the write left as they were (nothing
+    /// written, `updated_at` kept).
+    pub unchanged: usize,
+}
+
+impl UpsertCounts {
+    /// Counts one row's status.
+    pub fn add(&mut self, status: RowStatus) {
+        match status {
+            RowStatus::Created => self.created += 1,
+            RowStatus::Updated => self.updated += 1,
+            RowStatus::Unchanged => self.unchanged += 1,
+        }
+    }
 }
 
 /// What the rep writes need from a store's transaction (the contact and
@@ -290,13 +312,17 @@ pub fn upsert_rep(
     }
     let mut rep = existing.unwrap_or_else(|| Rep::new(write.rep_id.clone(), at));
     let outcome = write.apply(&mut rep, tx.field_registry(ws, Entity::Rep)?, at)?;
-    if created {
+    let status = if created {
         tx.insert_rep(ws, &rep)?;
-    } else {
+        RowStatus::Created
+    } else if outcome.changed {
         tx.update_rep(ws, &rep)?;
-    }
+        RowStatus::Updated
+    } else {
+        RowStatus::Unchanged
+    };
     tx.record_fields(ws, Entity::Rep, &outcome.new_fields)?;
-    Ok((if created { RowStatus::Created } else { RowStatus::Updated }, rep))
+    Ok((status, rep))
 }
 
 /// Creates or changes every row, all or nothing: the first failing row's
@@ -305,12 +331,40 @@ pub fn upsert_reps(tx: &mut dyn RepTx, ws: &str, rows: &[RepWrite], at: DateTime
     check_rows(rows)?;
     let mut counts = UpsertCounts::default();
     for (i, row) in rows.iter().enumerate() {
-        match upsert_rep(tx, ws, row, WriteMode::Upsert, at).map_err(|e| e.at_row(i))? {
-            (RowStatus::Created, _) => counts.created += 1,
-            (RowStatus::Updated, _) => counts.updated += 1,
-        }
+        let (status, _) = upsert_rep(tx, ws, row, WriteMode::Upsert, at).map_err(|e| e.at_row(i))?;
+        counts.add(status);
     }
     Ok(counts)
+}
+
+/// One rep row of an import, upserted by `rep_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepUpsert {
+    /// 0-based row in the request.
+    pub row: usize,
+    /// The write.
+    pub write: RepWrite,
+}
+
+/// Upserts rep rows in the caller's transaction, each with its own result
+/// (unlike [`upsert_reps`], a failed row fails alone). Each row is checked
+/// before its first write, so a failed row leaves nothing behind; rows
+/// naming the same rep apply in order. A storage fault abandons the whole.
+pub fn upsert_rep_rows(
+    tx: &mut dyn RepTx,
+    ws: &str,
+    rows: &[RepUpsert],
+    at: DateTime<Utc>,
+) -> Result<Vec<RowResult<Rep>>, Error> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let outcome = match upsert_rep(tx, ws, &row.write, WriteMode::Upsert, at) {
+            Err(e) if is_storage_fault(&e) => return Err(e),
+            other => other,
+        };
+        out.push(RowResult { row: row.row, outcome });
+    }
+    Ok(out)
 }
 
 /// Checks a reps update before any write: at most [`MAX_REP_ROWS`] rows and

@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
+use crate::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert, RowResult};
 use crate::call::{Call, CallFilter, CallWrite};
 use crate::company::{Company, CompanyChanges, CompanyFilter};
 use crate::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
@@ -26,7 +26,7 @@ use crate::field::{Entity, Field, FieldType};
 use crate::identity::IdentityKind;
 use crate::ingest::{ApplyReport, Job, QueuedJob};
 use crate::page::{Page, PageRequest};
-use crate::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
+use crate::rep::{Rep, RepFilter, RepRenderer, RepUpsert, RepWrite, UpsertCounts, WriteMode};
 use crate::report::{ReportQuery, ReportResult};
 use crate::session::{NewSession, Session, UserLogin};
 use crate::token::TokenHash;
@@ -234,6 +234,10 @@ pub trait Store: Send + Sync + 'static {
     /// Updates reps in one transaction with core's
     /// [`crate::rep::upsert_reps`], creating unknown ones; all or nothing.
     async fn upsert_reps(&self, ws: &str, rows: Vec<RepWrite>) -> Result<UpsertCounts>;
+    /// Upserts rep rows by `rep_id` in one transaction with core's
+    /// [`crate::rep::upsert_rep_rows`], each row with its own result (a
+    /// failed row fails alone; the others are committed). For imports.
+    async fn upsert_rep_rows(&self, ws: &str, rows: Vec<RepUpsert>) -> Result<Vec<RowResult<Rep>>>;
     /// Creates, updates or upserts one rep (core's [`crate::rep::upsert_rep`]).
     async fn write_rep(&self, ws: &str, write: RepWrite, mode: WriteMode) -> Result<Rep>;
     /// One rep.

@@ -191,21 +191,24 @@ pub(crate) async fn update(pool: &Pool, ws: &str, id: i64, changes: &CompanyChan
         let mut company = load(tx.c(), ws, id, true).await?;
         let mut registry = load_registry(tx.c(), ws, Entity::Company).await?;
         let outcome = changes.apply(&mut company, &mut registry)?;
-        company.updated_at = now();
-        execute(
-            tx.c(),
-            "UPDATE companies SET external_id = $3, domain = $4, traits = $5, updated_at = $6
-             WHERE workspace_id = $1 AND id = $2",
-            &[
-                &ws,
-                &id,
-                &company.external_id,
-                &company.domain,
-                &serde_json::Value::Object(company.traits.clone()),
-                &company.updated_at,
-            ],
-        )
-        .await?;
+        // A write that leaves the company as it was writes nothing (core decides).
+        if outcome.changed {
+            company.updated_at = now();
+            execute(
+                tx.c(),
+                "UPDATE companies SET external_id = $3, domain = $4, traits = $5, updated_at = $6
+                 WHERE workspace_id = $1 AND id = $2",
+                &[
+                    &ws,
+                    &id,
+                    &company.external_id,
+                    &company.domain,
+                    &serde_json::Value::Object(company.traits.clone()),
+                    &company.updated_at,
+                ],
+            )
+            .await?;
+        }
         insert_inferred_fields(tx.c(), ws, Entity::Company, &outcome.new_fields).await?;
         Ok(company)
     }

@@ -216,14 +216,16 @@ pub(crate) async fn update(pool: &Pool, ws: &str, id: i64, changes: &ContactChan
         check_company(tx.c(), ws, changes).await?;
         let status_before = contact.state.subscription_status;
         let mut registry = load_registry(tx.c(), ws, Entity::Contact).await?;
-        let outcome = changes.apply(&mut contact.state, &mut registry)?;
-        contact.updated_at = now();
-        update_rows(tx.c(), ws, &[RowWrite { id, state: &contact.state, last_seen: None }], contact.updated_at).await?;
-        insert_inferred_fields(tx.c(), ws, Entity::Contact, &outcome.new_fields).await?;
-        if let Some(company) = changes.company {
-            set_company(tx.c(), ws, id, company).await?;
-            contact.company_id = company;
+        // A write that leaves the contact as it was writes nothing (core decides).
+        let outcome = changes.apply_to(&mut contact, &mut registry, now())?;
+        if outcome.changed {
+            let row = RowWrite { id, state: &contact.state, last_seen: None };
+            update_rows(tx.c(), ws, &[row], contact.updated_at).await?;
+            if changes.company.is_some() {
+                set_company(tx.c(), ws, id, contact.company_id).await?;
+            }
         }
+        insert_inferred_fields(tx.c(), ws, Entity::Contact, &outcome.new_fields).await?;
         if let Some(change) =
             changes.subscription_change(Some(status_before), contact.state.subscription_status, contact.updated_at)
         {

@@ -7,9 +7,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use convene_core::batch::RowResult;
 use convene_core::ids::now;
 use convene_core::page::{Page, PageRequest};
-use convene_core::rep::{self, Rep, RepFilter, RepRenderer, RepTx, RepView, RepWrite, UpsertCounts, WriteMode};
+use convene_core::rep::{
+    self, Rep, RepFilter, RepRenderer, RepTx, RepUpsert, RepView, RepWrite, UpsertCounts, WriteMode,
+};
 use convene_core::store::{RENDER_CHUNK_BYTES, RowStream};
 use convene_core::{Error, Result};
 use deadpool_postgres::{ClientWrapper, Pool};
@@ -186,6 +189,21 @@ pub(crate) async fn upsert(pool: &Pool, ws: &str, rows: Arc<Vec<RepWrite>>) -> R
         let counts = rep::upsert_reps(applier, &ws, &rows, now())?;
         applier.flush().map_err(race)?;
         Ok(counts)
+    })
+    .await
+}
+
+/// Upserts rep rows with core's [`rep::upsert_rep_rows`], each with its
+/// own result: one prefetch, writes flushed set-based; the good rows are
+/// committed.
+pub(crate) async fn upsert_rows(pool: &Pool, ws: &str, rows: Arc<Vec<RepUpsert>>) -> Result<Vec<RowResult<Rep>>> {
+    let ws = ws.to_string();
+    with_applier(pool, move |applier| {
+        let ids: Vec<&str> = rows.iter().map(|r| r.write.rep_id.as_str()).collect();
+        applier.prefetch_reps(&ws, &ids)?;
+        let results = rep::upsert_rep_rows(applier, &ws, &rows, now())?;
+        applier.flush().map_err(race)?;
+        Ok(results)
     })
     .await
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
+use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert, RowResult};
 use convene_core::call::{Call, CallFilter, CallWrite};
 use convene_core::company::{Company, CompanyChanges, CompanyFilter};
 use convene_core::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
@@ -20,7 +20,7 @@ use convene_core::field::{Entity, Field};
 use convene_core::identity::IdentityKind;
 use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 use convene_core::page::{Page, PageRequest};
-use convene_core::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
+use convene_core::rep::{Rep, RepFilter, RepRenderer, RepUpsert, RepWrite, UpsertCounts, WriteMode};
 use convene_core::report::{ReportQuery, ReportResult};
 use convene_core::session::{NewSession, Session, UserLogin};
 use convene_core::store::NewField;
@@ -264,6 +264,10 @@ impl Store for PgStore {
     async fn upsert_reps(&self, ws: &str, rows: Vec<RepWrite>) -> Result<UpsertCounts> {
         let rows = Arc::new(rows);
         self.retrying(|| reps::upsert(&self.pool, ws, rows.clone())).await
+    }
+    async fn upsert_rep_rows(&self, ws: &str, rows: Vec<RepUpsert>) -> Result<Vec<RowResult<Rep>>> {
+        let rows = Arc::new(rows);
+        self.retrying(|| reps::upsert_rows(&self.pool, ws, rows.clone())).await
     }
     async fn write_rep(&self, ws: &str, write: RepWrite, mode: WriteMode) -> Result<Rep> {
         let write = Arc::new(write);

@@ -123,13 +123,21 @@ async fn a_hundred_thousand_reps_are_written_set_based() {
         .map(|i| rep(json!({"rep_id": format!("r{i}"), "department": format!("d{}", i % 7), "score": i})))
         .collect();
     let started = Instant::now();
-    let counts = store.upsert_reps(&ws, rows.clone()).await.unwrap();
+    let counts = store.upsert_reps(&ws, rows).await.unwrap();
     eprintln!("100k reps created in {:?}", started.elapsed());
     assert_eq!(counts.created, 100_000);
+    let changed: Vec<RepWrite> = (0..100_000)
+        .map(|i| rep(json!({"rep_id": format!("r{i}"), "department": format!("d{}", i % 7), "score": i + 1})))
+        .collect();
     let started = Instant::now();
-    let counts = store.upsert_reps(&ws, rows).await.unwrap();
+    let counts = store.upsert_reps(&ws, changed.clone()).await.unwrap();
     eprintln!("100k reps updated in {:?}", started.elapsed());
     assert_eq!(counts.updated, 100_000);
+    // The same rows again change nothing: nothing is written.
+    let started = Instant::now();
+    let counts = store.upsert_reps(&ws, changed).await.unwrap();
+    eprintln!("100k unchanged reps in {:?}", started.elapsed());
+    assert_eq!((counts.updated, counts.unchanged), (0, 100_000));
     assert_eq!(store.count_reps(&ws, RepFilter::default()).await.unwrap(), 100_000);
     // Seq follows the rows' order.
     let first: Vec<String> =

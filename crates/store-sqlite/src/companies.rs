@@ -118,12 +118,16 @@ pub(crate) fn create(ctx: &mut WriteCtx, ws: &str, changes: &CompanyChanges) -> 
     Ok(company)
 }
 
+/// Applies a write to a company; one that leaves it as it was writes
+/// nothing and keeps `updated_at`.
 pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &CompanyChanges) -> Result<Company> {
     let mut company = get(&ctx.conn, ws, id)?;
     let outcome = changes.apply(&mut company, ctx.registry(ws, Entity::Company)?)?;
-    company.updated_at = now();
     let mut tx = SqliteCompanyTx { ctx };
-    tx.update_company(ws, &company)?;
+    if outcome.changed {
+        company.updated_at = now();
+        tx.update_company(ws, &company)?;
+    }
     tx.record_company_fields(ws, &outcome.new_fields)?;
     Ok(company)
 }

@@ -170,20 +170,22 @@ pub(crate) fn create(ctx: &mut WriteCtx, ws: &str, changes: &ContactChanges) -> 
     Ok(Contact { id, state, company_id, created_at: at, updated_at: at })
 }
 
+/// Applies a write to a contact; one that leaves it as it was (core's
+/// [`ContactChanges::apply_to`]) writes nothing and keeps `updated_at`.
 pub(crate) fn update(ctx: &mut WriteCtx, ws: &str, id: i64, changes: &ContactChanges) -> Result<Contact> {
     let mut contact = get(&ctx.conn, ws, id)?;
     check_company(&ctx.conn, ws, changes)?;
     let before = identities(&contact.state);
     let status_before = contact.state.subscription_status;
-    let outcome = changes.apply(&mut contact.state, ctx.registry(ws, Entity::Contact)?)?;
-    contact.updated_at = now();
-    let changed = identities(&contact.state) != before;
-    update_row(&ctx.conn, ws, id, &contact.state, changed, &contact.updated_at)?;
-    insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
-    if let Some(company) = changes.company {
-        set_company(&ctx.conn, ws, id, company)?;
-        contact.company_id = company;
+    let outcome = changes.apply_to(&mut contact, ctx.registry(ws, Entity::Contact)?, now())?;
+    if outcome.changed {
+        let identities_changed = identities(&contact.state) != before;
+        update_row(&ctx.conn, ws, id, &contact.state, identities_changed, &contact.updated_at)?;
+        if changes.company.is_some() {
+            set_company(&ctx.conn, ws, id, contact.company_id)?;
+        }
     }
+    insert_inferred_fields(&ctx.conn, ws, Entity::Contact, &outcome.new_fields)?;
     if let Some(change) =
         changes.subscription_change(Some(status_before), contact.state.subscription_status, contact.updated_at)
     {

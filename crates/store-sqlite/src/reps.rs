@@ -1,9 +1,12 @@
 //! Reps: core's [`RepTx`] over the writer's transaction, the single-rep
 //! writes, and the list (paged by cursor, counted, or streamed).
 
+use convene_core::batch::RowResult;
 use convene_core::ids::now;
 use convene_core::page::{Page, PageRequest};
-use convene_core::rep::{self, Rep, RepFilter, RepRenderer, RepTx, RepView, RepWrite, UpsertCounts, WriteMode};
+use convene_core::rep::{
+    self, Rep, RepFilter, RepRenderer, RepTx, RepUpsert, RepView, RepWrite, UpsertCounts, WriteMode,
+};
 use convene_core::store::RENDER_CHUNK_BYTES;
 use convene_core::{Error, Result};
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -101,6 +104,13 @@ fn find(conn: &Connection, ws: &str, rep_id: &str) -> Result<Option<Rep>> {
 /// writer when it fails).
 pub(crate) fn upsert(ctx: &mut WriteCtx, ws: &str, rows: &[RepWrite]) -> Result<UpsertCounts> {
     rep::upsert_reps(&mut SqliteIngestTx::new(ctx), ws, rows, now())
+}
+
+/// Core's per-row rep upsert in the writer's transaction. A row fails
+/// before its first write, so only a storage fault (which fails the whole
+/// request, and the writer rolls it back) needs undoing.
+pub(crate) fn upsert_rows(ctx: &mut WriteCtx, ws: &str, rows: &[RepUpsert]) -> Result<Vec<RowResult<Rep>>> {
+    rep::upsert_rep_rows(&mut SqliteIngestTx::new(ctx), ws, rows, now())
 }
 
 /// One rep created, updated or upserted.

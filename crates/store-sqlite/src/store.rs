@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert};
+use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert, RowResult};
 use convene_core::company::{Company, CompanyChanges, CompanyFilter};
 use convene_core::contact::{Contact, ContactChanges, ContactFilter, SubscriptionChange};
 use convene_core::conversation::{
@@ -31,7 +31,7 @@ use convene_core::ingest::{ApplyReport, Job, QueuedJob};
 use crate::conn::storage;
 use convene_core::call::{Call, CallFilter, CallWrite};
 use convene_core::export::{ExportQuery, ExportRenderer};
-use convene_core::rep::{Rep, RepFilter, RepRenderer, RepWrite, UpsertCounts, WriteMode};
+use convene_core::rep::{Rep, RepFilter, RepRenderer, RepUpsert, RepWrite, UpsertCounts, WriteMode};
 use convene_core::report::{ReportQuery, ReportResult};
 use convene_core::store::RowStream;
 
@@ -316,6 +316,10 @@ impl Store for SqliteStore {
     async fn upsert_reps(&self, ws: &str, rows: Vec<RepWrite>) -> Result<UpsertCounts> {
         let ws = owned(ws);
         self.writer.run(move |ctx| reps::upsert(ctx, &ws, &rows)).await
+    }
+    async fn upsert_rep_rows(&self, ws: &str, rows: Vec<RepUpsert>) -> Result<Vec<RowResult<Rep>>> {
+        let ws = owned(ws);
+        self.writer.run(move |ctx| reps::upsert_rows(ctx, &ws, &rows)).await
     }
     async fn write_rep(&self, ws: &str, write: RepWrite, mode: WriteMode) -> Result<Rep> {
         let ws = owned(ws);

@@ -658,12 +658,20 @@ pub struct RowErrorOut {
     pub field: Option<String>,
 }
 
+impl RowErrorOut {
+    /// The row error of a core error.
+    pub fn of(e: &convene_core::Error) -> Self {
+        RowErrorOut { code: e.code().name(), message: e.public_message(), field: e.field().map(str::to_string) }
+    }
+}
+
 /// One row of a batch's results.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchRowOut<T: ToSchema> {
     /// 0-based row in the request.
     pub row: usize,
-    /// `created`, `updated` or `failed`.
+    /// `created`, `updated`, `unchanged` (found and left as it was: nothing
+    /// written, `updated_at` kept) or `failed`.
     #[schema(example = "created")]
     pub status: &'static str,
     /// The object after the write (for a dry run: as it would be).
@@ -685,6 +693,8 @@ pub struct BatchOut<T: ToSchema> {
     pub created: usize,
     /// Rows updated.
     pub updated: usize,
+    /// Rows found and left as they were (nothing written).
+    pub unchanged: usize,
     /// Rows that failed.
     pub failed: usize,
     /// One per row, in request order.
@@ -697,34 +707,20 @@ impl<T: ToSchema> BatchOut<T> {
         use convene_core::batch::RowStatus;
         let created = outcome.count(RowStatus::Created);
         let updated = outcome.count(RowStatus::Updated);
+        let unchanged = outcome.count(RowStatus::Unchanged);
         let failed = outcome.failed();
         let written = outcome.written;
         let results = outcome
             .rows
             .into_iter()
             .map(|r| match r.outcome {
-                Ok((status, object)) => BatchRowOut {
-                    row: r.row,
-                    status: match status {
-                        RowStatus::Created => "created",
-                        RowStatus::Updated => "updated",
-                    },
-                    object: Some(f(object)),
-                    error: None,
-                },
-                Err(e) => BatchRowOut {
-                    row: r.row,
-                    status: "failed",
-                    object: None,
-                    error: Some(RowErrorOut {
-                        code: e.code().name(),
-                        message: e.public_message(),
-                        field: e.field().map(str::to_string),
-                    }),
-                },
+                Ok((status, object)) => {
+                    BatchRowOut { row: r.row, status: status.as_str(), object: Some(f(object)), error: None }
+                }
+                Err(e) => BatchRowOut { row: r.row, status: "failed", object: None, error: Some(RowErrorOut::of(&e)) },
             })
             .collect();
-        BatchOut { dry_run, written, created, updated, failed, results }
+        BatchOut { dry_run, written, created, updated, unchanged, failed, results }
     }
 
     /// Keeps only the failed rows in `results` when asked.
@@ -734,6 +730,43 @@ impl<T: ToSchema> BatchOut<T> {
         }
         self
     }
+}
+
+/// One row of an import of companies or reps.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportRowOut {
+    /// 0-based index of the data row (as in a contact import's job errors).
+    pub row: usize,
+    /// The line where the row starts in the file (a CSV header is line 1,
+    /// a quoted value spanning lines counts its lines; for a JSON array,
+    /// the element's place from 1).
+    pub line: u64,
+    /// `created`, `updated`, `unchanged` (found and left as it was: nothing
+    /// written, `updated_at` kept) or `failed`.
+    #[schema(example = "created")]
+    pub status: &'static str,
+    /// Why the row failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RowErrorOut>,
+}
+
+/// The report of an import of companies or reps (`POST /v1/imports`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportOut {
+    /// `companies` or `reps`.
+    pub entity: &'static str,
+    /// Data rows in the file.
+    pub rows: usize,
+    /// Rows created.
+    pub created: usize,
+    /// Rows updated.
+    pub updated: usize,
+    /// Rows found and left as they were (nothing written).
+    pub unchanged: usize,
+    /// Rows that failed.
+    pub failed: usize,
+    /// One per row, in file order (only the failed ones with `results=failed`).
+    pub results: Vec<ImportRowOut>,
 }
 
 /// One change of a contact's subscription status.

@@ -70,7 +70,7 @@ pub enum CommonErrors {
 #[openapi(
     info(title = "convene", description = "A self-hosted engagement data hub: contacts, fields, keys and more."),
     modifiers(&SecuritySchemes),
-    components(schemas(crate::http::error::ErrorBody)),
+    components(schemas(crate::http::error::ErrorBody, dto::BatchResults)),
     tags(
         (name = "workspaces", description = "Tenants (master key)"),
         (name = "service accounts", description = "API identities with permissions"),
@@ -150,14 +150,17 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The application's router (without the cross-cutting layers).
+/// The application's router (without the cross-cutting layers). The
+/// document at `/openapi.json` holds the native routes and every dialect's.
 pub fn router() -> Router<AppState> {
     let (router, mut openapi) = routes();
+    let (dialects, dialect_doc) = crate::dialects::router().split_for_parts();
+    openapi.merge(dialect_doc);
     openapi.openapi = utoipa::openapi::OpenApiVersion::Version31;
     openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
     let doc = Arc::new(openapi);
     router
-        .merge(crate::dialects::router())
+        .merge(dialects)
         .merge(crate::console::router())
         .route(
             "/openapi.json",

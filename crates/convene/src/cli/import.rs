@@ -25,7 +25,7 @@ use convene_core::field::{Entity, FieldRegistry, FieldType};
 use convene_core::import::{
     ImportEntity, ImportFormat, ImportReader, ImportRecord, ImportSpec, Mapper, RawRow, check_rep,
 };
-use convene_core::rep::RepWrite;
+use convene_core::rep::{RepWrite, UpsertCounts};
 use convene_core::{Error, Store};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -145,6 +145,8 @@ pub struct Summary {
     pub created: u64,
     /// Objects updated.
     pub updated: u64,
+    /// Objects found and left as they were (nothing written).
+    pub unchanged: u64,
     /// Rows refused.
     pub rejected: u64,
     /// The reject file.
@@ -158,11 +160,12 @@ impl std::fmt::Display for Summary {
         let secs = self.elapsed.as_secs_f64();
         write!(
             f,
-            "convene import: {} rows in {secs:.1} s ({:.0} rows/s): {} created, {} updated, {} rejected",
+            "convene import: {} rows in {secs:.1} s ({:.0} rows/s): {} created, {} updated, {} unchanged, {} rejected",
             self.rows,
             self.rows as f64 / secs.max(1e-3),
             self.created,
             self.updated,
+            self.unchanged,
             self.rejected
         )?;
         if self.rejected > 0 {
@@ -222,8 +225,8 @@ struct Chunk {
 /// What became of a chunk's rows.
 #[derive(Default)]
 struct Outcome {
-    created: u64,
-    updated: u64,
+    /// Rows created, updated and left unchanged.
+    counts: UpsertCounts,
     /// Per sent row: `None` when written, else (field, reason).
     failures: Vec<Option<(String, String)>>,
 }
@@ -345,11 +348,12 @@ async fn import(args: ImportArgs) -> Result<Summary, ImportError> {
     if reading.join().is_err() {
         return Err(ImportError::Core(Error::Internal("the file reader stopped unexpectedly".into())));
     }
-    let (created, updated) = result?;
+    let counts = result?;
     Ok(Summary {
         rows: progress.rows.load(Ordering::Relaxed),
-        created,
-        updated,
+        created: counts.created as u64,
+        updated: counts.updated as u64,
+        unchanged: counts.unchanged as u64,
         rejected: progress.rejected.load(Ordering::Relaxed),
         rejects: rejects_path,
         elapsed: started.elapsed(),
@@ -586,19 +590,19 @@ struct InFlight {
 }
 
 /// Writes chunks as they come, `concurrency` at once, and the refused rows
-/// in file order; returns (created, updated).
+/// in file order; returns the rows created, updated and left unchanged.
 async fn dispatch(
     mut rx: mpsc::Receiver<Result<Chunk, ImportError>>,
     sink: Sink,
     concurrency: usize,
     progress: &Progress,
     rejects: &mut csv::Writer<std::fs::File>,
-) -> Result<(u64, u64), ImportError> {
+) -> Result<UpsertCounts, ImportError> {
     let mut running: JoinSet<(u64, Result<Outcome, ImportError>)> = JoinSet::new();
     let mut flight: HashMap<u64, InFlight> = HashMap::new();
     let mut finished: BTreeMap<u64, Vec<Reject>> = BTreeMap::new();
     let mut next_out = 0u64;
-    let mut totals = (0u64, 0u64);
+    let mut totals = UpsertCounts::default();
     let mut finish = |seq: u64,
                       outcome: Result<Outcome, ImportError>,
                       flight: &mut HashMap<u64, InFlight>,
@@ -608,8 +612,9 @@ async fn dispatch(
         let Some(done) = flight.remove(&seq) else {
             return Err(ImportError::Core(Error::Internal(format!("chunk {seq} finished twice"))));
         };
-        totals.0 += outcome.created;
-        totals.1 += outcome.updated;
+        totals.created += outcome.counts.created;
+        totals.updated += outcome.counts.updated;
+        totals.unchanged += outcome.counts.unchanged;
         progress.rows.fetch_add((done.rows.len() + done.rejects.len()) as u64, Ordering::Relaxed);
         let mut refused = done.rejects;
         for (pending, failure) in done.rows.into_iter().zip(outcome.failures) {
@@ -682,12 +687,8 @@ async fn write(sink: &Sink, payload: Payload, rows: usize) -> Result<Outcome, Im
             let mut outcome = Outcome::default();
             for body in bodies {
                 let failure = match put_rep(client, base, token, body).await? {
-                    Ok(RowStatus::Created) => {
-                        outcome.created += 1;
-                        None
-                    }
-                    Ok(RowStatus::Updated) => {
-                        outcome.updated += 1;
+                    Ok(status) => {
+                        outcome.counts.add(status);
                         None
                     }
                     Err(failure) => Some(failure),
@@ -713,8 +714,7 @@ fn outcome_of(results: impl Iterator<Item = (usize, Result<RowStatus, Error>)>, 
     let mut outcome = Outcome { failures: vec![None; rows], ..Default::default() };
     for (row, result) in results {
         match result {
-            Ok(RowStatus::Created) => outcome.created += 1,
-            Ok(RowStatus::Updated) => outcome.updated += 1,
+            Ok(status) => outcome.counts.add(status),
             Err(e) => {
                 if let Some(slot) = outcome.failures.get_mut(row) {
                     *slot = Some(error_row(&e));
@@ -752,8 +752,7 @@ async fn write_reps(store: &dyn Store, ws: &str, writes: Vec<RepWrite>) -> Resul
         let batch: Vec<RepWrite> = left.iter().map(|(_, w)| w.clone()).collect();
         match retry_store(|| store.upsert_reps(ws, batch.clone())).await {
             Ok(counts) => {
-                outcome.created += counts.created as u64;
-                outcome.updated += counts.updated as u64;
+                outcome.counts = counts;
                 break;
             }
             Err(ImportError::Core(e)) if e.row().is_some_and(|r| r < left.len()) => {
@@ -770,8 +769,10 @@ async fn write_reps(store: &dyn Store, ws: &str, writes: Vec<RepWrite>) -> Resul
 /// A batch API's answer (the objects themselves are skipped).
 #[derive(Deserialize)]
 struct BatchReply {
-    created: u64,
-    updated: u64,
+    created: usize,
+    updated: usize,
+    #[serde(default)]
+    unchanged: usize,
     results: Vec<ReplyRow>,
 }
 
@@ -847,7 +848,8 @@ async fn post_batch(
     let bytes = response.bytes().await.map_err(|e| ImportError::Server(format!("reading the answer failed: {e}")))?;
     let reply: BatchReply = serde_json::from_slice(&bytes)
         .map_err(|e| ImportError::Server(format!("the server's answer is not a batch report: {e}")))?;
-    let mut outcome = Outcome { created: reply.created, updated: reply.updated, failures: vec![None; rows] };
+    let counts = UpsertCounts { created: reply.created, updated: reply.updated, unchanged: reply.unchanged };
+    let mut outcome = Outcome { counts, failures: vec![None; rows] };
     for r in reply.results {
         if let (Some(e), Some(slot)) = (r.error, outcome.failures.get_mut(r.row)) {
             *slot = Some((e.field.unwrap_or_default(), e.message));

@@ -7,12 +7,10 @@
 //! this dialect's layer from core's error table. Batches are all or
 //! nothing. Decisions: docs/compat/conversion.md.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert, RowStatus, first_duplicate};
 use convene_core::company::{Company, CompanyChanges, CompanyFilter, domain_of, external_id_of};
 use convene_core::contact::{Contact, ContactChanges, ContactFilter, SubscriptionStatus};
@@ -23,6 +21,10 @@ use convene_core::page::PageRequest;
 use convene_core::{Error, ErrorCode, Result, ids};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::contacts::batch_rows;
 use crate::http::auth::{Need, scopes};
@@ -36,18 +38,47 @@ const SOURCE: &str = "conversion";
 /// The trait that keeps a contact's `externalContact` as given.
 pub const EXTERNAL_CONTACT_TRAIT: &str = "external_contact";
 
-/// The dialect's routes, with its envelope.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/contacts/batch", post(batch_contacts))
-        .route("/api/v1/contacts/by-email/{email}", get(get_contact).delete(delete_contact))
-        .route("/api/v1/contacts/batch-subscription", post(batch_subscription))
-        .route("/api/v1/contacts/engagements", post(engagement))
-        .route("/api/v1/companies/batch", post(batch_companies))
-        .route("/api/v1/companies/by-external-id/{id}", get(get_company).delete(delete_company))
-        .fallback(crate::api::ops::not_found)
-        .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-        .layer(middleware::from_fn(|req, next| super::rewrite_errors_and_status(req, next, render_error)))
+/// The tag of the dialect's operations in `/openapi.json`.
+pub const TAG: &str = "compat: conversion";
+
+/// The dialect's routes (each with its OpenAPI entry), with its envelope.
+pub fn router() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::with_openapi(openapi())
+        .routes(routes!(batch_contacts))
+        .routes(routes!(get_contact, delete_contact))
+        .routes(routes!(batch_subscription))
+        .routes(routes!(engagement))
+        .routes(routes!(batch_companies))
+        .routes(routes!(get_company, delete_company));
+    super::layered(routes, |router| {
+        router
+            .fallback(crate::api::ops::not_found)
+            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
+            .layer(middleware::from_fn(|req, next| super::rewrite_errors_and_status(req, next, render_error)))
+    })
+}
+
+/// The dialect's tag, security scheme and error envelope.
+fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(components(schemas(ConversionError)))]
+    struct Schemas;
+    let scheme = SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("`Authorization: Bearer <token>` with a convene API key."))
+            .build(),
+    );
+    let mut doc = super::doc::frame(
+        TAG,
+        "The Conversion.ai external API: change the base URL `https://pub-api.conversion.ai/api/v1` to \
+         `http://convene-host/compat/conversion/api/v1`. Every answer is `{\"success\": true, \"data\"}` or \
+         `{\"success\": false, \"error\": {\"code\", \"message\", \"details\"?}}` with the vendor's codes \
+         and statuses; batches are all or nothing. Decisions: docs/compat/conversion.md.",
+        vec![("conversion_bearer", scheme)],
+    );
+    doc.merge(Schemas::openapi());
+    doc
 }
 
 /// The vendor's code and the status sent for each of core's codes.
@@ -97,26 +128,126 @@ pub fn render_error(info: &ErrorInfo) -> (u16, String) {
     (status, serde_json::to_string(&body).unwrap_or_else(|_| r#"{"success":false}"#.into()))
 }
 
-#[derive(Serialize)]
-struct Success<T: Serialize> {
+/// Every success: `{"success": true, "data"}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConversionOk)]
+pub struct Success<T: Serialize + ToSchema> {
+    /// Always `true`.
     success: bool,
+    /// The answer.
     data: T,
 }
 
-fn ok<T: Serialize>(status: StatusCode, data: T) -> Response {
+/// The vendor's error body (documentation of what [`render_error`] writes).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConversionError {
+    /// Always `false`.
+    success: bool,
+    /// The error.
+    error: ConversionErrorBody,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConversionErrorBody {
+    /// The vendor's code.
+    code: ConversionCode,
+    /// A sentence for a person (`contacts[3].email: …` for a row).
+    message: String,
+    /// The field and row concerned, when the error names them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    details: Option<ConversionErrorDetails>,
+}
+
+/// The field and row an error names.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConversionErrorDetails {
+    /// The field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    field: Option<String>,
+    /// The 0-based index in the request's array.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0)]
+    row: Option<usize>,
+}
+
+/// The vendor's error codes.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+pub enum ConversionCode {
+    /// 400 (413 for a body over the limit).
+    ValidationError,
+    /// 401, or 403 for a key without the route's scope.
+    Unauthorized,
+    /// 404 (405 for a known route with another method).
+    NotFound,
+    /// 409: the same key twice in one batch, or a value another contact holds.
+    DuplicateError,
+    /// 429.
+    RateLimitExceeded,
+    /// 500 or 503.
+    InternalError,
+}
+
+/// The errors every route may answer, in the vendor's envelope.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ConversionErrors {
+    /// An invalid body or row (naming it), or a body that is not JSON.
+    #[response(status = 400, description = "VALIDATION_ERROR")]
+    BadRequest(ConversionError),
+    /// No key, or an unknown, expired or revoked one.
+    #[response(status = 401, description = "UNAUTHORIZED: missing or invalid key")]
+    Unauthenticated(ConversionError),
+    /// The key lacks the route's scope.
+    #[response(status = 403, description = "UNAUTHORIZED: the key lacks the scope")]
+    Forbidden(ConversionError),
+    /// Too many requests.
+    #[response(status = 429, description = "RATE_LIMIT_EXCEEDED; see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    RateLimited(ConversionError),
+    /// Server fault.
+    #[response(status = 500, description = "INTERNAL_ERROR")]
+    Internal(ConversionError),
+    /// Overloaded or shutting down.
+    #[response(status = 503, description = "INTERNAL_ERROR (unavailable); see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ConversionError),
+}
+
+fn ok<T: Serialize + ToSchema>(status: StatusCode, data: T) -> Response {
     (status, axum::Json(Success { success: true, data })).into_response()
 }
 
 /// A contact as the vendor shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ContactData {
+#[schema(as = ConversionContact)]
+pub struct ContactData {
+    /// convene's id of the contact.
     id: i64,
+    /// Lower-cased email.
+    #[schema(required = true)]
     email: Option<String>,
+    /// Its traits.
+    #[schema(value_type = Object)]
     variables: Map<String, Value>,
+    /// As last given (`null` when none).
+    #[schema(value_type = Option<Object>, required = true)]
     external_contact: Value,
+    /// SUBSCRIBED, UNSUBSCRIBED or PENDING.
     subscription_status: SubscriptionStatus,
+    /// RFC 3339 UTC with milliseconds.
+    #[schema(format = DateTime)]
     created_at: String,
+    /// RFC 3339 UTC with milliseconds.
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -137,13 +268,23 @@ impl From<Contact> for ContactData {
 }
 
 /// A company as the vendor shows it (`id` is the caller's id).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CompanyData {
+#[schema(as = ConversionCompany)]
+pub struct CompanyData {
+    /// Your id of the company.
     id: String,
+    /// Lower-cased base domain.
+    #[schema(required = true)]
     base_domain: Option<String>,
+    /// Its traits.
+    #[schema(value_type = Object)]
     variables: Map<String, Value>,
+    /// RFC 3339 UTC with milliseconds.
+    #[schema(format = DateTime)]
     created_at: String,
+    /// RFC 3339 UTC with milliseconds.
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -291,26 +432,45 @@ fn refuse_duplicates(keys: &[(usize, String)], list: &str, field: &str) -> Resul
 /// Counts and objects of a committed batch.
 fn batch_parts<T, D: From<T>>(outcome: BatchOutcome<T>) -> (usize, usize, Vec<D>) {
     let created = outcome.count(RowStatus::Created);
-    let updated = outcome.count(RowStatus::Updated);
+    // The vendor knows created and updated only: a row left as it was is updated.
+    let updated = outcome.count(RowStatus::Updated) + outcome.count(RowStatus::Unchanged);
     let objects = outcome.rows.into_iter().filter_map(|r| r.outcome.ok()).map(|(_, o)| D::from(o)).collect();
     (created, updated, objects)
 }
 
-#[derive(Serialize)]
-struct ContactBatchData {
+/// The answer of a contact batch.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConversionContactBatch)]
+pub struct ContactBatchData {
+    /// Contacts created.
     created: usize,
+    /// Contacts found (changed or left as they were).
     updated: usize,
+    /// Every contact of the batch, in request order.
     contacts: Vec<ContactData>,
 }
 
-#[derive(Serialize)]
-struct CompanyBatchData {
+/// The answer of a company batch.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConversionCompanyBatch)]
+pub struct CompanyBatchData {
+    /// Companies created.
     created: usize,
+    /// Companies found (changed or left as they were).
     updated: usize,
+    /// Every company of the batch, in request order.
     companies: Vec<CompanyData>,
 }
 
-/// `POST /contacts/batch`: upsert contacts by email, all or nothing.
+/// Upsert contacts by email, all or nothing.
+#[utoipa::path(post, path = "/api/v1/contacts/batch", tag = TAG, operation_id = "conversion_batch_contacts",
+    request_body(content = ConversionContactsIn, content_type = "application/json"),
+    responses((status = 200, description = "Every contact written", body = Success<ContactBatchData>),
+        (status = 409, description = "DUPLICATE_ERROR: an email twice, or an identity another contact holds",
+            body = ConversionError),
+        (status = 413, description = "VALIDATION_ERROR: body over 8 MiB", body = ConversionError),
+        ConversionErrors),
+    security(("conversion_bearer" = ["contacts:write"])))]
 pub async fn batch_contacts(
     auth: Need<scopes::ContactsWrite>,
     State(state): State<AppState>,
@@ -340,7 +500,14 @@ async fn contact_by_email(state: &AppState, ws: &str, email: &str) -> Result<Con
     page.items.into_iter().next().ok_or(Error::NotFound { entity: "contact" })
 }
 
-/// `GET /contacts/by-email/{email}`
+/// The contact holding an email.
+#[utoipa::path(get, path = "/api/v1/contacts/by-email/{email}", tag = TAG, operation_id = "conversion_get_contact",
+    params(("email" = String, Path, description = "The email (matched case-insensitively)",
+        example = "seed@example.com")),
+    responses((status = 200, description = "The contact", body = Success<ContactData>),
+        (status = 404, description = "NOT_FOUND: no contact holds it", body = ConversionError),
+        ConversionErrors),
+    security(("conversion_bearer" = ["contacts:read"])))]
 pub async fn get_contact(
     auth: Need<scopes::ContactsRead>,
     State(state): State<AppState>,
@@ -350,7 +517,15 @@ pub async fn get_contact(
     Ok(ok(StatusCode::OK, ContactData::from(contact)))
 }
 
-/// `DELETE /contacts/by-email/{email}`
+/// Delete the contact holding an email.
+#[utoipa::path(delete, path = "/api/v1/contacts/by-email/{email}", tag = TAG,
+    operation_id = "conversion_delete_contact",
+    params(("email" = String, Path, description = "The email (matched case-insensitively)",
+        example = "seed@example.com")),
+    responses((status = 200, description = "Deleted", body = Success<DeletedContact>),
+        (status = 404, description = "NOT_FOUND: no contact holds it", body = ConversionError),
+        ConversionErrors),
+    security(("conversion_bearer" = ["contacts:write"])))]
 pub async fn delete_contact(
     auth: Need<scopes::ContactsWrite>,
     State(state): State<AppState>,
@@ -358,16 +533,31 @@ pub async fn delete_contact(
 ) -> ApiResult<Response> {
     let contact = contact_by_email(&state, auth.workspace(), &email).await?;
     state.store.delete_contact(auth.workspace(), contact.id).await?;
-    #[derive(Serialize)]
-    struct Deleted {
-        deleted: bool,
-        email: Option<String>,
-    }
-    Ok(ok(StatusCode::OK, Deleted { deleted: true, email: contact.state.email }))
+    Ok(ok(StatusCode::OK, DeletedContact { deleted: true, email: contact.state.email }))
 }
 
-/// `POST /contacts/batch-subscription`: set the status of existing
-/// contacts, all or nothing.
+/// The answer of a contact delete.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConversionDeletedContact)]
+pub struct DeletedContact {
+    /// Always `true`.
+    deleted: bool,
+    /// The contact's email.
+    #[schema(required = true)]
+    email: Option<String>,
+}
+
+/// Set the subscription status of existing contacts, all or nothing.
+#[utoipa::path(post, path = "/api/v1/contacts/batch-subscription", tag = TAG,
+    operation_id = "conversion_batch_subscription",
+    request_body(content = ConversionSubscriptionsIn, content_type = "application/json"),
+    responses((status = 200, description = "Every status set", body = Success<SubscriptionData>),
+        (status = 404, description = "NOT_FOUND: no contact with a row's email (nothing written)",
+            body = ConversionError),
+        (status = 409, description = "DUPLICATE_ERROR: an email twice in the batch", body = ConversionError),
+        (status = 413, description = "VALIDATION_ERROR: body over 8 MiB", body = ConversionError),
+        ConversionErrors),
+    security(("conversion_bearer" = ["contacts:write"])))]
 pub async fn batch_subscription(
     auth: Need<scopes::ContactsWrite>,
     State(state): State<AppState>,
@@ -416,27 +606,71 @@ pub async fn batch_subscription(
         .into());
     }
     let outcome = first_failure(outcome, "contacts")?;
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Row {
-        email: Option<String>,
-        subscription_status: SubscriptionStatus,
-    }
-    let contacts: Vec<Row> = outcome
+    let contacts: Vec<SubscriptionRow> = outcome
         .rows
         .into_iter()
         .filter_map(|r| r.outcome.ok())
-        .map(|(_, c)| Row { email: c.state.email, subscription_status: c.state.subscription_status })
+        .map(|(_, c)| SubscriptionRow { email: c.state.email, subscription_status: c.state.subscription_status })
         .collect();
-    #[derive(Serialize)]
-    struct Data {
-        updated: usize,
-        contacts: Vec<Row>,
-    }
-    Ok(ok(StatusCode::OK, Data { updated: contacts.len(), contacts }))
+    Ok(ok(StatusCode::OK, SubscriptionData { updated: contacts.len(), contacts }))
 }
 
-/// `POST /contacts/engagements`: record an engagement on a known contact.
+/// One contact of a subscription batch's answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ConversionSubscriptionRow)]
+pub struct SubscriptionRow {
+    /// The contact's email.
+    #[schema(required = true)]
+    email: Option<String>,
+    /// Its status now.
+    subscription_status: SubscriptionStatus,
+}
+
+/// The answer of a subscription batch.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConversionSubscriptionBatch)]
+pub struct SubscriptionData {
+    /// Rows in the batch.
+    updated: usize,
+    /// Every contact of the batch, in request order.
+    contacts: Vec<SubscriptionRow>,
+}
+
+/// A recorded engagement.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ConversionEngagement)]
+pub struct EngagementData {
+    /// The event's id.
+    id: i64,
+    /// The contact's email.
+    contact_email: String,
+    /// Always `ACTIVITY`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "ACTIVITY")]
+    kind: &'static str,
+    /// The name.
+    name: String,
+    /// The description.
+    #[schema(required = true)]
+    description: Option<String>,
+    /// The data as given.
+    #[schema(value_type = Object)]
+    data: Map<String, Value>,
+    /// When recorded (RFC 3339 UTC with milliseconds).
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// Record an engagement on a known contact.
+#[utoipa::path(post, path = "/api/v1/contacts/engagements", tag = TAG, operation_id = "conversion_engagement",
+    request_body(content = ConversionEngagementIn, content_type = "application/json"),
+    responses((status = 201, description = "Recorded", body = Success<EngagementData>),
+        (status = 404, description = "NOT_FOUND: no contact with that email", body = ConversionError),
+        (status = 413, description = "VALIDATION_ERROR: body over 1 MiB", body = ConversionError),
+        ConversionErrors),
+    security(("conversion_bearer" = ["events:write"])))]
 pub async fn engagement(
     auth: Need<scopes::EventsWrite>,
     State(state): State<AppState>,
@@ -458,21 +692,9 @@ pub async fn engagement(
     let data = optional_object(&mut body, "data")?.unwrap_or_default();
     let event = new_engagement(&name, &description, data, ids::now())?;
     let recorded = state.store.record_event(auth.workspace(), (IdentityKind::Email, email.clone()), event).await?;
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Data {
-        id: i64,
-        contact_email: String,
-        #[serde(rename = "type")]
-        kind: &'static str,
-        name: String,
-        description: Option<String>,
-        data: Map<String, Value>,
-        created_at: String,
-    }
     Ok(ok(
         StatusCode::CREATED,
-        Data {
+        EngagementData {
             id: recorded.id,
             contact_email: email,
             kind: "ACTIVITY",
@@ -508,7 +730,14 @@ fn company_row(value: Value) -> Result<(String, CompanyChanges)> {
     Ok((id.clone(), CompanyChanges { external_id: Some(id), domain, traits }))
 }
 
-/// `POST /companies/batch`: upsert companies by id, all or nothing.
+/// Upsert companies by id, all or nothing.
+#[utoipa::path(post, path = "/api/v1/companies/batch", tag = TAG, operation_id = "conversion_batch_companies",
+    request_body(content = ConversionCompaniesIn, content_type = "application/json"),
+    responses((status = 200, description = "Every company written", body = Success<CompanyBatchData>),
+        (status = 409, description = "DUPLICATE_ERROR: an id twice in the batch", body = ConversionError),
+        (status = 413, description = "VALIDATION_ERROR: body over 8 MiB", body = ConversionError),
+        ConversionErrors),
+    security(("conversion_bearer" = ["companies:write"])))]
 pub async fn batch_companies(
     auth: Need<scopes::CompaniesWrite>,
     State(state): State<AppState>,
@@ -538,7 +767,13 @@ async fn company_by_external_id(state: &AppState, ws: &str, id: &str) -> Result<
     page.items.into_iter().next().ok_or(Error::NotFound { entity: "company" })
 }
 
-/// `GET /companies/by-external-id/{id}`
+/// The company with your id.
+#[utoipa::path(get, path = "/api/v1/companies/by-external-id/{id}", tag = TAG, operation_id = "conversion_get_company",
+    params(("id" = String, Path, description = "Your id of the company", example = "acme")),
+    responses((status = 200, description = "The company", body = Success<CompanyData>),
+        (status = 404, description = "NOT_FOUND: no company has it", body = ConversionError),
+        ConversionErrors),
+    security(("conversion_bearer" = ["companies:read"])))]
 pub async fn get_company(
     auth: Need<scopes::CompaniesRead>,
     State(state): State<AppState>,
@@ -548,7 +783,14 @@ pub async fn get_company(
     Ok(ok(StatusCode::OK, CompanyData::from(company)))
 }
 
-/// `DELETE /companies/by-external-id/{id}`
+/// Delete the company with your id (its contacts are unlinked, not deleted).
+#[utoipa::path(delete, path = "/api/v1/companies/by-external-id/{id}", tag = TAG,
+    operation_id = "conversion_delete_company",
+    params(("id" = String, Path, description = "Your id of the company", example = "acme")),
+    responses((status = 200, description = "Deleted", body = Success<DeletedCompany>),
+        (status = 404, description = "NOT_FOUND: no company has it", body = ConversionError),
+        ConversionErrors),
+    security(("conversion_bearer" = ["companies:write"])))]
 pub async fn delete_company(
     auth: Need<scopes::CompaniesWrite>,
     State(state): State<AppState>,
@@ -556,12 +798,122 @@ pub async fn delete_company(
 ) -> ApiResult<Response> {
     let company = company_by_external_id(&state, auth.workspace(), &id).await?;
     state.store.delete_company(auth.workspace(), company.id).await?;
-    #[derive(Serialize)]
-    struct Deleted {
-        deleted: bool,
-        id: String,
-    }
-    Ok(ok(StatusCode::OK, Deleted { deleted: true, id: company.external_id }))
+    Ok(ok(StatusCode::OK, DeletedCompany { deleted: true, id: company.external_id }))
+}
+
+/// The answer of a company delete.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConversionDeletedCompany)]
+pub struct DeletedCompany {
+    /// Always `true`.
+    deleted: bool,
+    /// Your id of the company.
+    id: String,
+}
+
+/// `POST /contacts/batch`
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConversionContactsIn {
+    /// 1 to 1,000 contacts, each found by email (no email twice).
+    #[schema(min_items = 1, max_items = 1000)]
+    contacts: Vec<ConversionContactIn>,
+}
+
+/// One contact of a batch.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConversionContactIn {
+    /// The contact's email (one `@`, a dot in the domain, no spaces; at most 254 bytes).
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+    /// Traits to set.
+    #[schema(schema_with = super::doc::variables)]
+    variables: Option<Map<String, Value>>,
+    /// Any JSON object (at most 64 KiB), stored and returned as given; `null` removes it.
+    #[schema(value_type = Option<Object>)]
+    external_contact: Option<Value>,
+}
+
+/// `POST /contacts/batch-subscription`
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConversionSubscriptionsIn {
+    /// 1 to 1,000 existing contacts (no email twice).
+    #[schema(min_items = 1, max_items = 1000)]
+    contacts: Vec<ConversionSubscriptionIn>,
+}
+
+/// One status to set.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConversionSubscriptionIn {
+    /// The contact's email (at most 254 bytes).
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+    /// The status (case-sensitive).
+    subscription_status: SubscriptionStatus,
+}
+
+/// The only engagement type.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[allow(dead_code)]
+pub enum EngagementType {
+    /// An activity.
+    Activity,
+}
+
+/// `POST /contacts/engagements`
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConversionEngagementIn {
+    /// The contact's email (the contact must exist).
+    #[schema(format = Email, max_length = 254)]
+    contact_email: String,
+    /// Exactly `ACTIVITY`.
+    #[serde(rename = "type")]
+    kind: EngagementType,
+    /// 1 to 200 characters after trimming, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
+    name: String,
+    /// 1 to 10,000 characters after trimming.
+    #[schema(min_length = 1, max_length = 10000)]
+    description: String,
+    /// Any keys, at most 32 KiB of JSON.
+    #[schema(value_type = Option<Object>)]
+    data: Option<Map<String, Value>>,
+}
+
+/// `POST /companies/batch`
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConversionCompaniesIn {
+    /// 1 to 1,000 companies, each found by `id` (no id twice).
+    #[schema(min_items = 1, max_items = 1000)]
+    companies: Vec<ConversionCompanyIn>,
+}
+
+/// One company of a batch.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConversionCompanyIn {
+    /// Your id of the company.
+    #[schema(schema_with = super::doc::required_identity)]
+    id: String,
+    /// A domain name (`acme.com`; a scheme, path or port is dropped; at most 253 characters once
+    /// reduced); empty or `null` clears it; absent keeps the stored one.
+    base_domain: Option<String>,
+    /// Traits to set.
+    #[schema(schema_with = super::doc::variables)]
+    variables: Option<Map<String, Value>>,
 }
 
 #[cfg(test)]

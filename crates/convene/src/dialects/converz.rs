@@ -7,13 +7,12 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use chrono::{DateTime, Utc};
 use convene_core::call::{Call, CallFilter, CallWrite};
 use convene_core::field::Entity;
 use convene_core::rep::{MAX_REP_ROWS, RepFilter, RepView, RepWrite, UpsertCounts, active_of};
@@ -21,7 +20,16 @@ use convene_core::report::{Agg, Measure, Metric, Source};
 use convene_core::store::RowStream;
 use convene_core::{Error, Result};
 use futures::StreamExt;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoParams, IntoResponses, OpenApi, PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::reports::{field_types, query_from_params};
 use crate::http::auth::{Need, scopes};
@@ -37,15 +45,42 @@ const MAX_TABLE_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes gathered before a chunk of a streamed list is sent.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-/// The dialect's routes, with its envelope.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/reps", get(list_reps).post(update_reps))
-        .route("/api/v1/calls", get(list_calls).post(update_calls))
-        .route("/api/v1/report", get(report))
-        .fallback(crate::api::ops::not_found)
-        .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-        .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, render_error)))
+/// The tag of the dialect's operations in `/openapi.json`.
+pub const TAG: &str = "compat: converz";
+
+/// The dialect's routes (each with its OpenAPI entry), with its envelope.
+pub fn router() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::with_openapi(openapi())
+        .routes(routes!(list_reps, update_reps))
+        .routes(routes!(list_calls, update_calls))
+        .routes(routes!(report));
+    super::layered(routes, |router| {
+        router
+            .fallback(crate::api::ops::not_found)
+            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
+            .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, render_error)))
+    })
+}
+
+/// The dialect's tag, security scheme and error envelope.
+fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(components(schemas(ConverzError, super::doc::ConveneCode)))]
+    struct Schemas;
+    let scheme = SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+        "X-API-Key",
+        "A convene API key (the other header forms convene accepts work too).",
+    )));
+    let mut doc = super::doc::frame(
+        TAG,
+        "The Converz Data API: change the base URL `https://yourdomain.converz.co/api/v1` to \
+         `http://convene-host/compat/converz/api/v1`. Lists page by number (up to 1,000,000 rows, streamed); \
+         updates take the columnar or the row-wise form. Errors are `{\"error\": {\"code\", \"message\", \
+         \"field\"?, \"row\"?}}` with convene's status and code. Decisions: docs/compat/converz.md.",
+        vec![("converz_api_key", scheme)],
+    );
+    doc.merge(Schemas::openapi());
+    doc
 }
 
 /// The vendor's body for an error (status from convene's table).
@@ -58,6 +93,76 @@ pub fn render_error(info: &ErrorInfo) -> String {
         error["row"] = json!(row);
     }
     json!({ "error": error }).to_string()
+}
+
+/// The dialect's error body (documentation of what [`render_error`] writes).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConverzError {
+    /// The error.
+    error: ConverzErrorBody,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConverzErrorBody {
+    /// convene's error code.
+    code: super::doc::ConveneCode,
+    /// A sentence for a person.
+    message: String,
+    /// The field (column, parameter) concerned, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    field: Option<String>,
+    /// The row (from 0) concerned, in an update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0)]
+    row: Option<usize>,
+}
+
+/// The errors every route may answer, in the dialect's envelope.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ConverzErrors {
+    /// An invalid parameter, body or row (naming it).
+    #[response(status = 400, description = "Invalid request (validation_error)")]
+    BadRequest(ConverzError),
+    /// No key, or an unknown, expired or revoked one.
+    #[response(status = 401, description = "Missing or invalid key (unauthenticated)")]
+    Unauthenticated(ConverzError),
+    /// The key lacks the route's scope.
+    #[response(status = 403, description = "The key lacks the scope (forbidden)")]
+    Forbidden(ConverzError),
+    /// Too many requests.
+    #[response(status = 429, description = "Rate limited (rate_limited); see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    RateLimited(ConverzError),
+    /// Server fault.
+    #[response(status = 500, description = "Internal error (internal_error)")]
+    Internal(ConverzError),
+    /// Overloaded, shutting down or too slow.
+    #[response(status = 503, description = "Unavailable (unavailable); see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ConverzError),
+}
+
+/// The errors an update may answer besides [`ConverzErrors`].
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ConverzUpdateErrors {
+    /// The same id twice in one update.
+    #[response(status = 409, description = "The same id twice (conflict)")]
+    Conflict(ConverzError),
+    /// Body over 64 MiB, or more than 100,000 rows.
+    #[response(status = 413, description = "Too large (payload_too_large)")]
+    TooLarge(ConverzError),
+    /// Body not JSON.
+    #[response(status = 415, description = "Not JSON (unsupported_media_type)")]
+    MediaType(ConverzError),
+    /// A value does not fit its field's type.
+    #[response(status = 422, description = "A value does not fit its field (invalid_value)")]
+    Invalid(ConverzError),
 }
 
 /// Reads a reps or calls body into rows with the vendor's null rules.
@@ -172,7 +277,12 @@ async fn table_body(req: Request, state: &AppState, key: &str) -> Result<Vec<Map
     table_rows(parse_json::<Value>(&bytes).map_err(|e| e.0)?, key)
 }
 
-/// `POST /api/v1/reps`: update (or create) reps, all or nothing.
+/// Update (or create) reps, all or nothing, in the columnar or the row-wise form.
+#[utoipa::path(post, path = "/api/v1/reps", tag = TAG, operation_id = "converz_update_reps",
+    request_body(content = ConverzRepsIn, content_type = "application/json"),
+    responses((status = 200, description = "Every row written", body = Counts), ConverzUpdateErrors,
+        ConverzErrors),
+    security(("converz_api_key" = ["reps:write"])))]
 async fn update_reps(
     auth: Need<scopes::RepsWrite>,
     State(state): State<AppState>,
@@ -183,7 +293,12 @@ async fn update_reps(
     Ok(counts_response(counts))
 }
 
-/// `POST /api/v1/calls`: update (or create) calls by `call_id`, all or nothing.
+/// Update (or create) calls by `call_id`, all or nothing, in the columnar or the row-wise form.
+#[utoipa::path(post, path = "/api/v1/calls", tag = TAG, operation_id = "converz_update_calls",
+    request_body(content = ConverzCallsIn, content_type = "application/json"),
+    responses((status = 200, description = "Every row written", body = Counts), ConverzUpdateErrors,
+        ConverzErrors),
+    security(("converz_api_key" = ["conversations:write"])))]
 async fn update_calls(
     auth: Need<scopes::ConversationsWrite>,
     State(state): State<AppState>,
@@ -199,8 +314,22 @@ fn each_row<T>(rows: Vec<Map<String, Value>>, parse: impl Fn(Map<String, Value>)
     rows.into_iter().enumerate().map(|(i, row)| parse(row).map_err(|e| e.at_row(i))).collect()
 }
 
+/// The answer of an update.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConverzCounts)]
+pub struct Counts {
+    /// Rows that created a rep or call.
+    created: usize,
+    /// Rows that found one (changed or left as it was).
+    updated: usize,
+    /// Rows in the update.
+    rows: usize,
+}
+
 fn counts_response(c: UpsertCounts) -> Response {
-    axum::Json(json!({"created": c.created, "updated": c.updated, "rows": c.created + c.updated})).into_response()
+    // The vendor knows created and updated only: a row left as it was is updated.
+    let updated = c.updated + c.unchanged;
+    axum::Json(Counts { created: c.created, updated, rows: c.created + updated }).into_response()
 }
 
 /// Reads `n_per_page` (1..=1,000,000, default 10) and `page` (from 0).
@@ -299,7 +428,10 @@ fn render_rep(r: &RepView<'_>, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-/// `GET /api/v1/reps?n_per_page=&page=&department=&rep_id=&active=`
+/// List reps by numbered pages (creation order), streamed.
+#[utoipa::path(get, path = "/api/v1/reps", tag = TAG, operation_id = "converz_list_reps", params(RepQuery),
+    responses((status = 200, description = "A page (streamed)", body = ConverzRepList), ConverzErrors),
+    security(("converz_api_key" = ["reps:read"])))]
 async fn list_reps(
     auth: Need<scopes::RepsRead>,
     State(state): State<AppState>,
@@ -338,7 +470,10 @@ fn call_row(c: Call) -> Map<String, Value> {
     row
 }
 
-/// `GET /api/v1/calls?from=&to=&rep_id=&n_per_page=&page=`, by start time.
+/// List calls by start time, by numbered pages, streamed.
+#[utoipa::path(get, path = "/api/v1/calls", tag = TAG, operation_id = "converz_list_calls", params(CallQuery),
+    responses((status = 200, description = "A page (streamed)", body = ConverzCallList), ConverzErrors),
+    security(("converz_api_key" = ["conversations:read"])))]
 async fn list_calls(
     auth: Need<scopes::ConversationsRead>,
     State(state): State<AppState>,
@@ -384,17 +519,30 @@ fn metric(name: &str, fields: &HashMap<String, convene_core::field::FieldType>) 
 }
 
 /// The report's answer, in this order.
-#[derive(serde::Serialize)]
-struct ReportAnswer {
+#[derive(serde::Serialize, ToSchema)]
+#[schema(as = ConverzReport)]
+pub struct ReportAnswer {
+    /// One object per group: the bucket, the dimensions, then the metrics by name.
+    #[schema(value_type = Vec<Object>)]
     data: convene_core::report::ReportRows,
+    /// Start of the period (RFC 3339), when given.
+    #[schema(required = true, format = DateTime)]
     from: Option<String>,
+    /// End of the period (RFC 3339), when given.
+    #[schema(required = true, format = DateTime)]
     to: Option<String>,
+    /// The bucket and dimensions grouped by.
     group_by: Vec<String>,
+    /// The metrics' names.
     metrics: Vec<String>,
+    /// Groups.
     total: usize,
 }
 
-/// `GET /api/v1/report?from=&to=&group_by=rep_id,day&metrics=calls,total_duration,avg_duration`
+/// Metrics over calls, grouped by a time bucket and dimensions.
+#[utoipa::path(get, path = "/api/v1/report", tag = TAG, operation_id = "converz_report", params(ReportQuery),
+    responses((status = 200, description = "The groups", body = ReportAnswer), ConverzErrors),
+    security(("converz_api_key" = ["reports:read"])))]
 async fn report(
     auth: Need<scopes::ReportsRead>,
     State(state): State<AppState>,
@@ -419,4 +567,320 @@ async fn report(
     let (from, to) = (q.from.map(|t| convene_core::ids::fmt_time(&t)), q.to.map(|t| convene_core::ids::fmt_time(&t)));
     let total = result.groups.len();
     Ok(axum::Json(ReportAnswer { data: q.rows(result), from, to, group_by, metrics, total }).into_response())
+}
+
+/// Query of `GET /api/v1/reps`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RepQuery {
+    /// Reps per page (default 10).
+    #[param(minimum = 1, maximum = 1000000)]
+    n_per_page: Option<u64>,
+    /// The page, counting from 0.
+    #[param(minimum = 0)]
+    page: Option<u64>,
+    /// Only this department.
+    department: Option<String>,
+    /// Only this rep.
+    rep_id: Option<String>,
+    /// Only active (`1`, `true`) or inactive (`0`, `false`) reps.
+    #[param(value_type = Option<String>, pattern = r"^\s*(0|1|true|false)\s*$")]
+    active: Option<String>,
+}
+
+/// Query of `GET /api/v1/calls`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CallQuery {
+    /// Calls that started at or after: RFC 3339, Unix seconds, or a date (midnight UTC).
+    from: Option<String>,
+    /// Calls that started before, as `from`.
+    to: Option<String>,
+    /// Only this rep's calls.
+    rep_id: Option<String>,
+    /// Calls per page (default 10).
+    #[param(minimum = 1, maximum = 1000000)]
+    n_per_page: Option<u64>,
+    /// The page, counting from 0.
+    #[param(minimum = 0)]
+    page: Option<u64>,
+}
+
+/// Query of `GET /api/v1/report`. Any other parameter named like a dimension
+/// (`rep_id`, `department`, `vendor`, `campaign`, `direction`, `status`,
+/// `channel`, a conversation field) filters on it (values separated by commas).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ReportQuery {
+    /// Start of the period (inclusive): RFC 3339, Unix seconds, or a date (midnight in `tz`).
+    from: Option<String>,
+    /// End of the period (exclusive), as `from`.
+    to: Option<String>,
+    /// Comma-separated: a time bucket (`hour`, `day`, `week`, `month`) and/or dimensions.
+    group_by: Option<String>,
+    /// Comma-separated (default `calls`): `calls`, `total_duration`, `avg_duration`, `min_duration`,
+    /// `max_duration`, `p50_duration`, `p90_duration`, `total_|avg_|min_|max_|p50_|p90_` + a number field, or
+    /// convene's `agg:measure`.
+    metrics: Option<String>,
+    /// IANA time zone of the buckets and of dates (default UTC).
+    tz: Option<String>,
+}
+
+/// A rep as listed: the built-in columns, then its attributes beside them.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConverzRep {
+    /// Your id of the rep.
+    rep_id: String,
+    /// Display name.
+    #[schema(required = true)]
+    name: Option<String>,
+    /// Email, lower-cased.
+    #[schema(required = true)]
+    email: Option<String>,
+    /// Department.
+    #[schema(required = true)]
+    department: Option<String>,
+    /// 1 when active, else 0.
+    #[schema(minimum = 0, maximum = 1)]
+    active: u8,
+}
+
+/// A page of reps.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConverzRepList {
+    /// The reps (each with its attributes beside the built-in columns).
+    data: Vec<ConverzRep>,
+    /// This page (from 0).
+    page: u64,
+    /// Rows per page.
+    n_per_page: u64,
+    /// Reps matching the filters, on every page.
+    total: u64,
+}
+
+/// A call as listed: the built-in columns, then its attributes beside them.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConverzCall {
+    /// Your id of the call.
+    call_id: String,
+    /// The rep.
+    #[schema(required = true)]
+    rep_id: Option<String>,
+    /// When it started (RFC 3339).
+    start_time: DateTime<Utc>,
+    /// When it ended.
+    #[schema(required = true)]
+    end_time: Option<DateTime<Utc>>,
+    /// Seconds.
+    #[schema(required = true)]
+    duration: Option<f64>,
+    /// As sent (`inbound`, `outbound`, …).
+    #[schema(required = true)]
+    direction: Option<String>,
+    /// The system it came from.
+    #[schema(required = true)]
+    vendor: Option<String>,
+    /// The campaign.
+    #[schema(required = true)]
+    campaign: Option<String>,
+    /// The summary.
+    #[schema(required = true)]
+    summary: Option<String>,
+    /// The conversation's status.
+    status: convene_core::conversation::ConversationStatus,
+    /// The conversation (UUID) the call is.
+    conversation_id: String,
+    /// The contact.
+    #[schema(required = true)]
+    contact_id: Option<i64>,
+}
+
+/// A page of calls.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConverzCallList {
+    /// The calls (each with its attributes beside the built-in columns).
+    data: Vec<ConverzCall>,
+    /// This page (from 0).
+    page: u64,
+    /// Rows per page.
+    n_per_page: u64,
+    /// Calls matching the filters, on every page.
+    total: u64,
+}
+
+/// One rep of a row-wise update: a key some rows carry and this one lacks is
+/// set to `null` (cleared) for it. Other keys are attributes.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConverzRepRow {
+    /// Text or a number, 1 to 255 characters.
+    #[schema(schema_with = rep_id_schema)]
+    rep_id: String,
+    /// At most 500 characters; `null` clears.
+    #[schema(max_length = 500)]
+    name: Option<String>,
+    /// An email; `null` clears.
+    #[schema(format = Email, max_length = 254)]
+    email: Option<String>,
+    /// At most 500 characters; `null` clears.
+    #[schema(max_length = 500)]
+    department: Option<String>,
+    /// `0`/`1`/`true`/`false` (also as text); `null` leaves it.
+    #[schema(schema_with = active_schema)]
+    active: Option<Value>,
+}
+
+/// One call of a row-wise update: a key some rows carry and this one lacks is
+/// set to `null` for it. Other keys are attributes (entity `conversation`).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConverzCallRow {
+    /// Text or a number, 1 to 255 characters.
+    #[schema(schema_with = rep_id_schema)]
+    call_id: String,
+    /// The rep (created when unknown): text or a number, 1 to 255 characters; `null` clears.
+    #[schema(schema_with = nullable_rep_id_schema)]
+    rep_id: Option<String>,
+    /// Required for a new call: RFC 3339, `YYYY-MM-DD`, or Unix seconds (not `null`).
+    #[schema(schema_with = start_time_schema)]
+    start_time: Option<Value>,
+    /// As `start_time`; `null` clears.
+    #[schema(schema_with = end_time_schema)]
+    end_time: Option<Value>,
+    /// Seconds, 0 or more and under 1,000,000,000 (a number or its text); `null` clears.
+    #[schema(schema_with = duration_schema)]
+    duration: Option<Value>,
+    /// At most 150,000 characters.
+    #[schema(max_length = 150000)]
+    summary: Option<String>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
+    vendor: Option<String>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
+    campaign: Option<String>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
+    direction: Option<String>,
+    /// `open`, `pending` or `resolved` (default `resolved`).
+    status: Option<convene_core::conversation::ConversationStatus>,
+    /// The contact's email (found or created).
+    #[schema(format = Email, max_length = 254)]
+    email: Option<String>,
+    /// The contact's phone (found or created; 5 to 20 digits).
+    #[schema(max_length = 64)]
+    phone: Option<String>,
+}
+
+fn typed(t: Type) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::Type(t))
+}
+
+fn active_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(typed(Type::Integer).enum_values(Some([0, 1])))
+        .item(typed(Type::Boolean))
+        .item(typed(Type::String).enum_values(Some(["0", "1", "true", "false"])))
+        .item(typed(Type::Null))
+        .into()
+}
+
+/// A call's time: RFC 3339, a date (midnight UTC), `YYYY-MM-DD HH:MM:SS`, or Unix seconds.
+fn time_schema(nullable: bool) -> Schema {
+    let mut one_of = OneOfBuilder::new()
+        .item(typed(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+        .item(typed(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))))
+        .item(typed(Type::Number));
+    if nullable {
+        one_of = one_of.item(typed(Type::Null));
+    }
+    one_of.into()
+}
+
+fn start_time_schema() -> Schema {
+    time_schema(false)
+}
+
+fn end_time_schema() -> Schema {
+    time_schema(true)
+}
+
+fn duration_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(typed(Type::Number).minimum(Some(0)).exclusive_maximum(Some(1e9)))
+        .item(typed(Type::String))
+        .item(typed(Type::Null))
+        .into()
+}
+
+fn nullable_rep_id_schema() -> Schema {
+    super::doc::nullable(rep_id_schema())
+}
+
+fn rep_id_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).max_length(Some(255)))
+        .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Number)))
+        .description(Some("Text or a number: 1 to 255 characters after trimming, no control characters."))
+        .into()
+}
+
+/// A table body: the columnar form (every value a list of the same length,
+/// `key` required; `null` leaves a value) or the row-wise form (1 to 100,000
+/// rows of `row`).
+fn table_schema(key: &str, row: &str) -> RefOr<Schema> {
+    let column = || ArrayBuilder::new().min_items(Some(1)).max_items(Some(MAX_REP_ROWS));
+    let columnar = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Object))
+        .property(key, column())
+        .required(key)
+        .additional_properties(Some(column()))
+        .max_properties(Some(MAX_COLUMNS))
+        .description(Some(format!(
+            "Columnar: every value is a list of the same length (1 to 100,000); a `null` leaves that row's value \
+             as it is. At most {MAX_COLUMNS} columns."
+        )));
+    let rows = ArrayBuilder::new()
+        .items(Ref::from_schema_name(row))
+        .min_items(Some(1))
+        .max_items(Some(MAX_REP_ROWS))
+        .description(Some("Row-wise: 1 to 100,000 rows."));
+    OneOfBuilder::new().item(columnar).item(rows).into()
+}
+
+/// The body of `POST /api/v1/reps` (at most 64 MiB).
+pub struct ConverzRepsIn;
+
+impl utoipa::PartialSchema for ConverzRepsIn {
+    fn schema() -> RefOr<Schema> {
+        table_schema("rep_id", &ConverzRepRow::name())
+    }
+}
+
+impl ToSchema for ConverzRepsIn {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ConverzRepRow::name().into(), ConverzRepRow::schema()));
+    }
+}
+
+/// The body of `POST /api/v1/calls` (at most 64 MiB).
+pub struct ConverzCallsIn;
+
+impl utoipa::PartialSchema for ConverzCallsIn {
+    fn schema() -> RefOr<Schema> {
+        table_schema("call_id", &ConverzCallRow::name())
+    }
+}
+
+impl ToSchema for ConverzCallsIn {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ConverzCallRow::name().into(), ConverzCallRow::schema()));
+    }
 }

@@ -4,19 +4,25 @@
 //! `{"status":"ok","message":"queued","data":[]}`; errors keep that shape
 //! with `"status":"error"`. Decisions: docs/compat/conveyour.md.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use convene_core::contact::ContactChanges;
 use convene_core::event::{EventKind, NewEvent, event_time, validate_name, validate_properties};
 use convene_core::identity::IdentityKind;
-use convene_core::ingest::{IngestItem, Lookups};
+use convene_core::ingest::{IngestItem, Lookups, MAX_ITEMS_PER_REQUEST};
 use convene_core::{Error, Result, ids};
+use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Schema};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoResponses, OpenApi, PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::doc::IdempotencyKey;
 use crate::api::ingest::{JOB_HEADER, prefix_row};
 use crate::http::auth::{Need, scopes};
 use crate::http::error::{ApiResult, ErrorInfo};
@@ -24,18 +30,104 @@ use crate::http::json::AppJson;
 use crate::ingest::idempotency_key;
 use crate::state::AppState;
 
-/// The dialect's routes, with its error envelope.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/analytics/identify", post(identify))
-        .route("/api/analytics/track", post(track))
-        .fallback(crate::api::ops::not_found)
-        .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-        .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, envelope)))
+/// The tag of the dialect's operations in `/openapi.json`.
+pub const TAG: &str = "compat: conveyour";
+
+/// The dialect's routes (each with its OpenAPI entry), with its error envelope.
+pub fn router() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::with_openapi(openapi()).routes(routes!(identify)).routes(routes!(track));
+    super::layered(routes, |router| {
+        router
+            .fallback(crate::api::ops::not_found)
+            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
+            .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, render_error)))
+    })
+}
+
+/// The dialect's tag, security scheme and envelopes.
+fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(components(schemas(ConveyourError)))]
+    struct Schemas;
+    let scheme = SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+        "x-conveyour-token",
+        "A convene API key (an analytics key is enough); an `x-conveyour-appkey` header is accepted and ignored.",
+    )));
+    let mut doc = super::doc::frame(
+        TAG,
+        "ConveYour's analytics REST API: change the base URL `https://YOUR-DOMAIN.conveyour.com` to \
+         `http://convene-host/compat/conveyour`. Success is exactly \
+         `{\"status\":\"ok\",\"message\":\"queued\",\"data\":[]}`; errors keep that shape with \
+         `\"status\":\"error\"` and convene's status. Decisions: docs/compat/conveyour.md.",
+        vec![("conveyour_token", scheme)],
+    );
+    doc.merge(Schemas::openapi());
+    doc
+}
+
+/// ConveYour's error body (documentation of what [`render_error`] writes).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConveyourError {
+    /// Always `error`.
+    #[schema(example = "error")]
+    status: String,
+    /// A sentence for a person (for an invalid item, `item N: …`).
+    message: String,
+    /// Always empty.
+    #[schema(max_items = 0, value_type = Vec<Object>)]
+    data: Vec<Value>,
+}
+
+/// The success body.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConveyourQueued {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: String,
+    /// Always `queued`.
+    #[schema(example = "queued")]
+    message: String,
+    /// Always empty.
+    #[schema(max_items = 0, value_type = Vec<Object>)]
+    data: Vec<Value>,
+}
+
+/// The errors both routes may answer, in ConveYour's envelope.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ConveyourErrors {
+    /// Malformed JSON, an invalid item (naming it), no items or more than 10,000; nothing is queued.
+    #[response(status = 400, description = "Invalid request; nothing is queued")]
+    BadRequest(ConveyourError),
+    /// No key, or an unknown, expired or revoked one.
+    #[response(status = 401, description = "Missing or invalid token")]
+    Unauthenticated(ConveyourError),
+    /// The key lacks `contacts:write` (identify) or `events:write` (track).
+    #[response(status = 403, description = "The key lacks the scope")]
+    Forbidden(ConveyourError),
+    /// Body over 1 MiB.
+    #[response(status = 413, description = "Body too large")]
+    TooLarge(ConveyourError),
+    /// Body not JSON (`Content-Type: application/json`).
+    #[response(status = 415, description = "Not JSON")]
+    MediaType(ConveyourError),
+    /// Too many requests.
+    #[response(status = 429, description = "Rate limited; see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    RateLimited(ConveyourError),
+    /// Server fault.
+    #[response(status = 500, description = "Internal error")]
+    Internal(ConveyourError),
+    /// The ingest backlog is full, or the server is shutting down.
+    #[response(status = 503, description = "Unavailable; see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ConveyourError),
 }
 
 /// ConveYour's error shape, keys in the vendor's order.
-fn envelope(info: &ErrorInfo) -> String {
+pub fn render_error(info: &ErrorInfo) -> String {
     let message = Value::String(info.message.clone());
     format!(r#"{{"status":"error","message":{message},"data":[]}}"#)
 }
@@ -99,6 +191,12 @@ fn identify_item(value: Value) -> Result<IngestItem> {
 }
 
 /// Identify one contact or an array of them; queued.
+#[utoipa::path(post, path = "/api/analytics/identify", tag = TAG, operation_id = "conveyour_identify",
+    request_body(content = ConveyourIdentifyBody, content_type = "application/json"),
+    params(IdempotencyKey),
+    responses((status = 200, description = "Queued durably", body = ConveyourQueued,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), ConveyourErrors),
+    security(("conveyour_token" = ["contacts:write"])))]
 pub async fn identify(
     auth: Need<scopes::ContactsWrite>,
     State(state): State<AppState>,
@@ -120,6 +218,12 @@ pub async fn identify(
 }
 
 /// Record events on a contact; queued.
+#[utoipa::path(post, path = "/api/analytics/track", tag = TAG, operation_id = "conveyour_track",
+    request_body(content = ConveyourTrack, content_type = "application/json"),
+    params(IdempotencyKey),
+    responses((status = 200, description = "Queued durably", body = ConveyourQueued,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), ConveyourErrors),
+    security(("conveyour_token" = ["events:write"])))]
 pub async fn track(
     auth: Need<scopes::EventsWrite>,
     State(state): State<AppState>,
@@ -179,4 +283,65 @@ fn event_item(
         message_id: None,
     };
     Ok(IngestItem::Track { lookups: vec![lookup.clone()], event })
+}
+
+/// One contact to identify.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConveyourIdentify {
+    /// `"$email"` (the identity is `traits.email`), `"$mobile"` (`traits.mobile`), or a literal: an email
+    /// address identifies by email, anything else is the contact's external id (1 to 254 bytes).
+    #[schema(schema_with = super::doc::any_id)]
+    id: String,
+    /// Trait operations: a value sets, `null` unsets, `{"add": [...], "remove": [...]}` edits a list,
+    /// `{"$inc": n}` increments, `{"$set_once": v}` sets when empty.
+    #[schema(schema_with = super::doc::traits_or_null)]
+    traits: Option<Map<String, Value>>,
+}
+
+/// The body of identify: one contact, or an array of 1 to 10,000.
+pub struct ConveyourIdentifyBody;
+
+impl utoipa::PartialSchema for ConveyourIdentifyBody {
+    fn schema() -> RefOr<Schema> {
+        let one = || Ref::from_schema_name(ConveyourIdentify::name());
+        OneOfBuilder::new()
+            .item(one())
+            .item(ArrayBuilder::new().items(one()).min_items(Some(1)).max_items(Some(MAX_ITEMS_PER_REQUEST)))
+            .description(Some("One contact, or an array of 1 to 10,000 queued as one job."))
+            .into()
+    }
+}
+
+impl ToSchema for ConveyourIdentifyBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ConveyourIdentify::name().into(), ConveyourIdentify::schema()));
+        ConveyourIdentify::schemas(schemas);
+    }
+}
+
+/// One event.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConveyourEvent {
+    /// The event's name: 1 to 200 characters after trimming, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
+    event: String,
+    /// At most 15 key/value pairs and 32 KiB.
+    #[schema(schema_with = super::doc::event_properties)]
+    properties: Option<Map<String, Value>>,
+    /// When it happened (RFC 3339); default: when received.
+    timestamp: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The body of track: events of one contact.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConveyourTrack {
+    /// The contact, as identify's `id` (`$email` and `$mobile` do not apply: there are no traits).
+    #[schema(schema_with = super::doc::any_id)]
+    id: String,
+    /// 1 to 10,000 events.
+    #[schema(min_items = 1, max_items = 10000)]
+    events: Vec<ConveyourEvent>,
 }

@@ -3,23 +3,25 @@
 //! operators. Errors are `{"error": {"code", "message"}}`, rendered once by
 //! this dialect's layer. Decisions: docs/compat/convot.md.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use convene_core::batch::{BatchOptions, ContactUpsert, RowStatus};
 use convene_core::contact::{Contact, ContactChanges};
 use convene_core::conversation::{
     Conversation, ConversationChanges, ConversationFilter, ConversationStatus, Message, MessageFilter, MessageType,
-    NewConversation, NewMessage, sender_for,
+    NewConversation, NewMessage, sender_for, subject,
 };
 use convene_core::identity::IdentityKind;
 use convene_core::merge::TraitOp;
 use convene_core::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::dto::{ConversationOut, MessageOut};
 use crate::http::auth::{Need, scopes};
@@ -36,16 +38,44 @@ const PER_PAGE: (usize, usize) = (30, 100);
 /// Deepest item a numbered page may reach.
 const MAX_OFFSET: usize = 1_000_000;
 
-/// The dialect's routes, with its envelope.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/contacts", axum::routing::post(upsert_contact))
-        .route("/v1/conversations", get(list_conversations).post(create_conversation))
-        .route("/v1/conversations/{id}", get(get_conversation).patch(update_conversation))
-        .route("/v1/conversations/{id}/messages", get(list_messages).post(create_message))
-        .fallback(crate::api::ops::not_found)
-        .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-        .layer(middleware::from_fn(|req, next| super::rewrite_errors_and_status(req, next, render_error)))
+/// The tag of the dialect's operations in `/openapi.json`.
+pub const TAG: &str = "compat: convot";
+
+/// The dialect's routes (each with its OpenAPI entry), with its envelope.
+pub fn router() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::with_openapi(openapi())
+        .routes(routes!(upsert_contact))
+        .routes(routes!(list_conversations, create_conversation))
+        .routes(routes!(get_conversation, update_conversation))
+        .routes(routes!(list_messages, create_message));
+    super::layered(routes, |router| {
+        router
+            .fallback(crate::api::ops::not_found)
+            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
+            .layer(middleware::from_fn(|req, next| super::rewrite_errors_and_status(req, next, render_error)))
+    })
+}
+
+/// The dialect's tag, security scheme and error envelope.
+fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(components(schemas(ConvotError)))]
+    struct Schemas;
+    let scheme = SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("`Authorization: Bearer <token>` with a convene API key."))
+            .build(),
+    );
+    let mut doc = super::doc::frame(
+        TAG,
+        "The Convot API: change the base URL `https://app.convot.io` to `http://convene-host/compat/convot`. \
+         Errors are exactly `{\"error\": {\"code\", \"message\"}}` with the vendor's statuses and codes. \
+         Decisions: docs/compat/convot.md.",
+        vec![("convot_token", scheme)],
+    );
+    doc.merge(Schemas::openapi());
+    doc
 }
 
 /// The status and code sent for each of core's codes.
@@ -70,17 +100,109 @@ pub fn render_error(info: &ErrorInfo) -> (u16, String) {
     (status, json!({"error": {"code": code, "message": info.message}}).to_string())
 }
 
+/// The vendor's error body (documentation of what [`render_error`] writes).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConvotError {
+    /// The error.
+    error: ConvotErrorBody,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ConvotErrorBody {
+    /// The vendor's code.
+    code: ConvotCode,
+    /// A sentence for a person.
+    message: String,
+}
+
+/// The vendor's error codes ([`vendor_code`]).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ConvotCode {
+    /// 400: an invalid request, or a body that is not JSON.
+    BadRequest,
+    /// 400: a body over 1 MiB.
+    PayloadTooLarge,
+    /// 401.
+    Unauthorized,
+    /// 403.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 422.
+    UnprocessableEntity,
+    /// 429.
+    RateLimited,
+    /// 503.
+    Unavailable,
+    /// 500.
+    InternalError,
+}
+
+/// The errors every route may answer, in the vendor's envelope.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ConvotErrors {
+    /// An invalid request, a body that is not JSON (or over 1 MiB: `payload_too_large`).
+    #[response(status = 400, description = "bad_request (payload_too_large for a body over 1 MiB)")]
+    BadRequest(ConvotError),
+    /// No key, or an unknown, expired or revoked one.
+    #[response(status = 401, description = "unauthorized")]
+    Unauthenticated(ConvotError),
+    /// The key lacks the route's scope.
+    #[response(status = 403, description = "forbidden: the key lacks the scope")]
+    Forbidden(ConvotError),
+    /// Too many requests.
+    #[response(status = 429, description = "rate_limited; see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    RateLimited(ConvotError),
+    /// Server fault.
+    #[response(status = 500, description = "internal_error")]
+    Internal(ConvotError),
+    /// Overloaded or shutting down.
+    #[response(status = 503, description = "unavailable; see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ConvotError),
+}
+
 /// A contact as the vendor shows it: `name` and `custom_data` are traits.
-#[derive(Serialize)]
-struct ContactData {
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConvotContact)]
+pub struct ContactData {
+    /// convene's id of the contact.
     id: i64,
+    /// Lower-cased email.
+    #[schema(required = true)]
     email: Option<String>,
+    /// Your system's id.
+    #[schema(required = true)]
     external_id: Option<String>,
+    /// The trait `name` (any JSON value; `null` when unset).
+    #[schema(required = true)]
     name: Option<Value>,
+    /// The other traits.
+    #[schema(value_type = Object)]
     custom_data: Map<String, Value>,
+    /// SUBSCRIBED, UNSUBSCRIBED or PENDING.
     subscription_status: convene_core::contact::SubscriptionStatus,
+    /// Creation time.
     created_at: chrono::DateTime<chrono::Utc>,
+    /// Last change.
     updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `{"contact"}`
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConvotContactOut)]
+pub struct ContactOut {
+    /// The contact.
+    contact: ContactData,
 }
 
 impl From<Contact> for ContactData {
@@ -151,7 +273,15 @@ async fn find_or_create(state: &AppState, ws: &str, row: ContactUpsert) -> Resul
     }
 }
 
-/// `POST /v1/contacts`: 201 when created, 200 when found.
+/// Find or create a contact by email, else external id; `custom_data` merges.
+#[utoipa::path(post, path = "/v1/contacts", tag = TAG, operation_id = "convot_upsert_contact",
+    request_body(content = ConvotContactIn, content_type = "application/json"),
+    responses((status = 200, description = "Found (and updated)", body = ContactOut),
+        (status = 201, description = "Created", body = ContactOut),
+        (status = 422, description = "unprocessable_entity: an identity another contact holds, or a value that \
+            does not fit its field", body = ConvotError),
+        ConvotErrors),
+    security(("convot_token" = ["contacts:write"])))]
 pub async fn upsert_contact(
     auth: Need<scopes::ContactsWrite>,
     State(state): State<AppState>,
@@ -159,55 +289,108 @@ pub async fn upsert_contact(
 ) -> ApiResult<Response> {
     let (contact, created) = find_or_create(&state, auth.workspace(), contact_row(body)?).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, axum::Json(json!({"contact": ContactData::from(contact)}))).into_response())
+    Ok((status, axum::Json(ContactOut { contact: ContactData::from(contact) })).into_response())
 }
 
-/// `page` (from 1) and `per_page` (1 to 100, default 30).
-#[derive(Debug, Deserialize)]
-pub struct Paging {
+/// Query of `GET /v1/conversations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationQuery {
+    /// The page, counting from 1 (pages reach at most item 1,000,000).
+    #[param(minimum = 1, maximum = 1000001)]
     page: Option<i64>,
+    /// Conversations per page (default 30).
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<i64>,
+    /// Only this status.
+    #[param(value_type = Option<ConversationStatus>, inline)]
     status: Option<String>,
+    /// Only those assigned to this user.
     assignee_id: Option<i64>,
+    /// Only this contact's.
     contact_id: Option<i64>,
+    /// Only those with this label.
     label: Option<String>,
+}
+
+/// Query of `GET /v1/conversations/{id}/messages`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageQuery {
+    /// The page, counting from 1 (pages reach at most item 1,000,000).
+    #[param(minimum = 1, maximum = 1000001)]
+    page: Option<i64>,
+    /// Messages per page (default 30).
+    #[param(minimum = 1, maximum = 100)]
+    per_page: Option<i64>,
+    /// Comma-separated types among `incoming`, `outgoing`, `note`, `activity` (all by default).
     #[serde(rename = "type")]
+    #[param(
+        rename = "type",
+        pattern = r"^\s*(incoming|outgoing|note|activity)?\s*(,\s*(incoming|outgoing|note|activity)?\s*)*$"
+    )]
     kind: Option<String>,
 }
 
-impl Paging {
-    /// (offset, per_page, page), checked.
-    fn window(&self) -> Result<(usize, usize, usize)> {
-        let page = self.page.unwrap_or(1);
-        if page < 1 {
-            return Err(Error::validation("page", "page counts from 1"));
-        }
-        let per_page = self.per_page.unwrap_or(PER_PAGE.0 as i64);
-        if !(1..=PER_PAGE.1 as i64).contains(&per_page) {
-            return Err(Error::validation("per_page", format!("per_page must be between 1 and {}", PER_PAGE.1)));
-        }
-        let offset = (page as usize - 1).saturating_mul(per_page as usize);
-        if offset > MAX_OFFSET {
-            return Err(Error::validation("page", format!("pages reach at most item {MAX_OFFSET}")));
-        }
-        Ok((offset, per_page as usize, page as usize))
+/// (offset, per_page, page) of `page` (from 1) and `per_page` (1 to 100,
+/// default 30), checked.
+fn window(page: Option<i64>, per_page: Option<i64>) -> Result<(usize, usize, usize)> {
+    let page = page.unwrap_or(1);
+    if page < 1 {
+        return Err(Error::validation("page", "page counts from 1"));
     }
+    let per_page = per_page.unwrap_or(PER_PAGE.0 as i64);
+    if !(1..=PER_PAGE.1 as i64).contains(&per_page) {
+        return Err(Error::validation("per_page", format!("per_page must be between 1 and {}", PER_PAGE.1)));
+    }
+    let offset = (page as usize - 1).saturating_mul(per_page as usize);
+    if offset > MAX_OFFSET {
+        return Err(Error::validation("page", format!("pages reach at most item {MAX_OFFSET}")));
+    }
+    Ok((offset, per_page as usize, page as usize))
 }
 
-#[derive(Serialize)]
-struct Meta {
+/// Where a page is.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConvotMeta)]
+pub struct Meta {
+    /// This page (from 1).
     page: usize,
+    /// Items per page.
     per_page: usize,
+    /// Whether a later page has items.
     has_more: bool,
 }
 
-/// `GET /v1/conversations`
+/// A page of conversations.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConvotConversationList)]
+pub struct ConversationList {
+    /// In creation order.
+    conversations: Vec<ConversationOut>,
+    /// Where the page is.
+    meta: Meta,
+}
+
+/// `{"conversation"}`
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConvotConversationOut)]
+pub struct ConversationBody {
+    /// The conversation.
+    conversation: ConversationOut,
+}
+
+/// List conversations by numbered pages.
+#[utoipa::path(get, path = "/v1/conversations", tag = TAG, operation_id = "convot_list_conversations",
+    params(ConversationQuery),
+    responses((status = 200, description = "A page", body = ConversationList), ConvotErrors),
+    security(("convot_token" = ["conversations:read"])))]
 pub async fn list_conversations(
     auth: Need<scopes::ConversationsRead>,
     State(state): State<AppState>,
-    AppQuery(q): AppQuery<Paging>,
+    AppQuery(q): AppQuery<ConversationQuery>,
 ) -> ApiResult<Response> {
-    let (offset, per_page, page) = q.window()?;
+    let (offset, per_page, page) = window(q.page, q.per_page)?;
     let status = q
         .status
         .as_deref()
@@ -219,14 +402,19 @@ pub async fn list_conversations(
     let filter = ConversationFilter { status, assignee_id: q.assignee_id, contact_id: q.contact_id, label: q.label };
     let (items, has_more) = state.store.conversations_at(auth.workspace(), filter, offset, per_page).await?;
     let conversations: Vec<ConversationOut> = items.into_iter().map(Conversation::into).collect();
-    Ok(axum::Json(json!({"conversations": conversations, "meta": Meta { page, per_page, has_more }})).into_response())
+    Ok(axum::Json(ConversationList { conversations, meta: Meta { page, per_page, has_more } }).into_response())
 }
 
-fn conversation_body(c: Conversation) -> Value {
-    json!({ "conversation": ConversationOut::from(c) })
+fn conversation_body(c: Conversation) -> ConversationBody {
+    ConversationBody { conversation: ConversationOut::from(c) }
 }
 
-/// `GET /v1/conversations/{id}`
+/// One conversation.
+#[utoipa::path(get, path = "/v1/conversations/{id}", tag = TAG, operation_id = "convot_get_conversation",
+    params(("id" = String, Path, description = "The conversation's UUID")),
+    responses((status = 200, description = "The conversation", body = ConversationBody),
+        (status = 404, description = "not_found", body = ConvotError), ConvotErrors),
+    security(("convot_token" = ["conversations:read"])))]
 pub async fn get_conversation(
     auth: Need<scopes::ConversationsRead>,
     State(state): State<AppState>,
@@ -251,9 +439,15 @@ fn content_of(body: &Map<String, Value>) -> Result<&str> {
     }
 }
 
-/// `POST /v1/conversations {"email" | "contact_id", "content", "operator_id"?, "subject"?}`:
-/// the contact is created by email if needed; the conversation is seeded
+/// Open a conversation with a contact (created by email if needed), seeded
 /// with an outgoing message.
+#[utoipa::path(post, path = "/v1/conversations", tag = TAG, operation_id = "convot_create_conversation",
+    request_body(content = ConvotConversationIn, content_type = "application/json"),
+    responses((status = 201, description = "Opened", body = ConversationBody),
+        (status = 422, description = "unprocessable_entity: an unknown contact_id, or an unknown or inactive \
+            operator", body = ConvotError),
+        ConvotErrors),
+    security(("convot_token" = ["conversations:write"])))]
 pub async fn create_conversation(
     auth: Need<scopes::ConversationsWrite>,
     State(state): State<AppState>,
@@ -280,9 +474,8 @@ pub async fn create_conversation(
     };
     let mut new = NewConversation::new(contact_id);
     new.subject = match body.get("subject") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.trim().to_string()),
-        Some(_) => return Err(Error::validation("subject", "subject must be text").into()),
+        None => None,
+        Some(v) => subject(v)?,
     };
     let sender = sender_for(MessageType::Outgoing, operator, contact_id, &auth.key.key_id)?;
     new.first_message = Some(NewMessage::new(MessageType::Outgoing, &content, sender)?);
@@ -290,7 +483,15 @@ pub async fn create_conversation(
     Ok((StatusCode::CREATED, axum::Json(conversation_body(c))).into_response())
 }
 
-/// `PATCH /v1/conversations/{id} {"status"?, "assignee_id"?}`
+/// Change a conversation's status or assignee (writing activity messages).
+#[utoipa::path(patch, path = "/v1/conversations/{id}", tag = TAG, operation_id = "convot_update_conversation",
+    params(("id" = String, Path, description = "The conversation's UUID")),
+    request_body(content = ConvotConversationPatch, content_type = "application/json"),
+    responses((status = 200, description = "The conversation", body = ConversationBody),
+        (status = 404, description = "not_found", body = ConvotError),
+        (status = 422, description = "unprocessable_entity: an unknown or inactive assignee", body = ConvotError),
+        ConvotErrors),
+    security(("convot_token" = ["conversations:write"])))]
 pub async fn update_conversation(
     auth: Need<scopes::ConversationsWrite>,
     State(state): State<AppState>,
@@ -306,7 +507,15 @@ pub async fn update_conversation(
     Ok(axum::Json(conversation_body(c)).into_response())
 }
 
-/// `POST /v1/conversations/{id}/messages {"content", "type"?, "operator_id"?}`
+/// Post a message (`outgoing` by default, or a private `note`).
+#[utoipa::path(post, path = "/v1/conversations/{id}/messages", tag = TAG, operation_id = "convot_create_message",
+    params(("id" = String, Path, description = "The conversation's UUID")),
+    request_body(content = ConvotMessageIn, content_type = "application/json"),
+    responses((status = 201, description = "Posted", body = MessageBody),
+        (status = 404, description = "not_found", body = ConvotError),
+        (status = 422, description = "unprocessable_entity: an unknown or inactive operator", body = ConvotError),
+        ConvotErrors),
+    security(("convot_token" = ["conversations:write"])))]
 pub async fn create_message(
     auth: Need<scopes::ConversationsWrite>,
     State(state): State<AppState>,
@@ -332,31 +541,165 @@ pub async fn create_message(
     let sender = sender_for(kind, operator, 0, &auth.key.key_id)?;
     let message = NewMessage::new(kind, content_of(&body)?, sender)?;
     let m: Message = state.store.add_message(auth.workspace(), &id, message).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({"message": message_json(m)}))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(MessageBody { message: m.into() })).into_response())
 }
 
 /// A message, with `operator_id` when a user sent it.
-fn message_json(m: Message) -> Value {
-    let operator = m.sender.user();
-    let mut v = serde_json::to_value(MessageOut::from(m)).unwrap_or(Value::Null);
-    if let Value::Object(o) = &mut v {
-        o.insert("operator_id".into(), operator.map_or(Value::Null, Value::from));
-    }
-    v
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConvotMessage)]
+pub struct MessageData {
+    /// The message.
+    #[serde(flatten)]
+    message: MessageOut,
+    /// The user who sent it (`null` when the contact or an API key did).
+    #[schema(required = true)]
+    operator_id: Option<i64>,
 }
 
-/// `GET /v1/conversations/{id}/messages?type=incoming,outgoing`: oldest first.
+impl From<Message> for MessageData {
+    fn from(m: Message) -> Self {
+        let operator_id = m.sender.user();
+        MessageData { message: MessageOut::from(m), operator_id }
+    }
+}
+
+/// `{"message"}`
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConvotMessageOut)]
+pub struct MessageBody {
+    /// The message.
+    message: MessageData,
+}
+
+/// A page of messages.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConvotMessageList)]
+pub struct MessageList {
+    /// Oldest first.
+    messages: Vec<MessageData>,
+    /// Where the page is.
+    meta: Meta,
+}
+
+/// List a conversation's messages, oldest first (`type` filters).
+#[utoipa::path(get, path = "/v1/conversations/{id}/messages", tag = TAG, operation_id = "convot_list_messages",
+    params(("id" = String, Path, description = "The conversation's UUID"), MessageQuery),
+    responses((status = 200, description = "A page", body = MessageList),
+        (status = 404, description = "not_found", body = ConvotError), ConvotErrors),
+    security(("convot_token" = ["conversations:read"])))]
 pub async fn list_messages(
     auth: Need<scopes::ConversationsRead>,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
-    AppQuery(q): AppQuery<Paging>,
+    AppQuery(q): AppQuery<MessageQuery>,
 ) -> ApiResult<Response> {
-    let (offset, per_page, page) = q.window()?;
+    let (offset, per_page, page) = window(q.page, q.per_page)?;
     let filter = MessageFilter::parse(q.kind.as_deref())?;
     let (items, has_more) = state.store.messages_at(auth.workspace(), &id, filter, offset, per_page).await?;
-    let messages: Vec<Value> = items.into_iter().map(message_json).collect();
-    Ok(axum::Json(json!({"messages": messages, "meta": Meta { page, per_page, has_more }})).into_response())
+    let messages: Vec<MessageData> = items.into_iter().map(MessageData::from).collect();
+    Ok(axum::Json(MessageList { messages, meta: Meta { page, per_page, has_more } }).into_response())
+}
+
+/// `POST /v1/contacts`: an email or an external id is required.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConvotContactIn {
+    /// Found first (one `@`, a dot in the domain, no spaces; at most 254 bytes).
+    #[schema(format = Email, max_length = 254)]
+    email: Option<String>,
+    /// Found next.
+    #[schema(schema_with = super::doc::identity)]
+    external_id: Option<String>,
+    /// The trait `name` (`null` removes it).
+    name: Option<String>,
+    /// Other traits, each set as given (`null` removes one).
+    #[schema(schema_with = super::doc::variables)]
+    custom_data: Option<Map<String, Value>>,
+}
+
+/// `POST /v1/conversations`: `email` or `contact_id` (not both) and `content`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ConvotConversationIn {
+    /// With the contact's email.
+    ByEmail(ConvotConversationByEmail),
+    /// With the contact's id.
+    ByContact(ConvotConversationByContact),
+}
+
+/// A conversation with the contact holding an email (created when none does).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConvotConversationByEmail {
+    /// The contact's email (one `@`, a dot in the domain, no spaces; at most 254 bytes).
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+    /// The first (outgoing) message: 1 to 150,000 characters, not only white space.
+    #[schema(min_length = 1, max_length = 150000)]
+    content: String,
+    /// Subject (at most 1,000 characters).
+    #[schema(max_length = 1000)]
+    subject: Option<String>,
+    /// The user sending the first message (an active user); default: the API key.
+    operator_id: Option<i64>,
+}
+
+/// A conversation with a contact by its id.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConvotConversationByContact {
+    /// The contact's id.
+    contact_id: i64,
+    /// The first (outgoing) message: 1 to 150,000 characters, not only white space.
+    #[schema(min_length = 1, max_length = 150000)]
+    content: String,
+    /// Subject (at most 1,000 characters).
+    #[schema(max_length = 1000)]
+    subject: Option<String>,
+    /// The user sending the first message (an active user); default: the API key.
+    operator_id: Option<i64>,
+}
+
+/// `PATCH /v1/conversations/{id}`: parts left out stay as they are.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConvotConversationPatch {
+    /// The new status.
+    #[schema(nullable = false)]
+    status: Option<ConversationStatus>,
+    /// An active user; `null` unassigns.
+    assignee_id: Option<i64>,
+}
+
+/// The types a message may be posted with.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ConvotPostedType {
+    /// To the contact (default).
+    Outgoing,
+    /// Private to the team.
+    Note,
+}
+
+/// `POST /v1/conversations/{id}/messages`
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ConvotMessageIn {
+    /// 1 to 150,000 characters, not only white space.
+    #[schema(min_length = 1, max_length = 150000)]
+    content: String,
+    /// `outgoing` (default) or `note`.
+    #[serde(rename = "type")]
+    kind: Option<ConvotPostedType>,
+    /// The user sending it (an active user); default: the API key.
+    operator_id: Option<i64>,
 }
 
 #[cfg(test)]

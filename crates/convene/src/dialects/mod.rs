@@ -6,6 +6,7 @@ pub mod conversion;
 pub mod converz;
 pub mod conveyour;
 pub mod convot;
+pub mod doc;
 pub mod segment;
 
 use axum::Router;
@@ -14,18 +15,33 @@ use axum::extract::Request;
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::http::error::ErrorInfo;
 use crate::state::AppState;
 
-/// Every dialect's router, nested under `/compat`.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Every dialect's router, nested under `/compat/<vendor>`, with the
+/// dialects' OpenAPI document (full paths, one tag and its security schemes
+/// per dialect).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .nest("/compat/conversion", conversion::router())
         .nest("/compat/conveyour", conveyour::router())
         .nest("/compat/converz", converz::router())
         .nest("/compat/convot", convot::router())
         .nest("/compat/segment", segment::router())
+}
+
+/// Applies `wrap` (fallbacks and layers) to a dialect's axum router,
+/// keeping the routes' OpenAPI document.
+pub fn layered(
+    routes: OpenApiRouter<AppState>,
+    wrap: impl FnOnce(Router<AppState>) -> Router<AppState>,
+) -> OpenApiRouter<AppState> {
+    let (router, doc) = routes.split_for_parts();
+    let mut layered = OpenApiRouter::from(wrap(router));
+    *layered.get_openapi_mut() = doc;
+    layered
 }
 
 /// Rewrites error responses (those carrying [`ErrorInfo`]) with `render`
@@ -53,8 +69,52 @@ pub async fn rewrite_errors_and_status(req: Request, next: Next, render: fn(&Err
     }
 }
 
+/// How a dialect renders an error.
+#[derive(Clone, Copy)]
+enum Render {
+    /// The body, with convene's status.
+    Body(fn(&ErrorInfo) -> String),
+    /// The vendor's status and body.
+    StatusAndBody(fn(&ErrorInfo) -> (u16, String)),
+}
+
+/// The renderer of the dialect a path belongs to.
+fn renderer_of(path: &str) -> Option<Render> {
+    let dialect = path.strip_prefix("/compat/")?;
+    let name = dialect.split('/').next().unwrap_or(dialect);
+    Some(match name {
+        "conversion" => Render::StatusAndBody(conversion::render_error),
+        "conveyour" => Render::Body(conveyour::render_error),
+        "converz" => Render::Body(converz::render_error),
+        "convot" => Render::StatusAndBody(convot::render_error),
+        "segment" => Render::Body(segment::render_error),
+        _ => return None,
+    })
+}
+
+/// Renders in a dialect's envelope the errors made on its paths outside its
+/// router (the request timeout's 503, a caught panic's 500), which the
+/// dialect's own layer does not see. Applied over the whole application;
+/// errors a dialect's layer rendered no longer carry [`ErrorInfo`].
+pub async fn rewrite_late_errors(req: Request, next: Next) -> Response {
+    let render = renderer_of(req.uri().path());
+    let response = next.run(req).await;
+    let Some(render) = render else { return response };
+    let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else { return response };
+    match render {
+        Render::Body(render) => replace_body(response, None, render(&info)),
+        Render::StatusAndBody(render) => {
+            let (status, text) = render(&info);
+            replace_body(response, Some(status), text)
+        }
+    }
+}
+
+/// Sets the rendered body (and status); the response no longer carries
+/// [`ErrorInfo`], so no outer layer renders it again.
 fn replace_body(response: Response, status: Option<u16>, text: String) -> Response {
     let (mut parts, _) = response.into_parts();
+    parts.extensions.remove::<ErrorInfo>();
     if let Some(status) = status.and_then(|s| axum::http::StatusCode::from_u16(s).ok()) {
         parts.status = status;
     }

@@ -5,13 +5,11 @@
 //! gzip-compressed; 32 KB per message, 500 KB per request. Success is
 //! `{"success": true}`. Decisions: docs/compat/segment.md.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use chrono::{DateTime, Utc};
 use convene_core::auth::Principal;
 use convene_core::contact::ContactChanges;
@@ -20,9 +18,15 @@ use convene_core::identity::IdentityKind;
 use convene_core::ingest::{IngestItem, Lookups, check_company_traits, validate_message_id};
 use convene_core::scope::Scope;
 use convene_core::{Error, Result, ids};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tower_http::decompression::RequestDecompressionLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::doc::IdempotencyKey;
 use crate::api::ingest::{JOB_HEADER, prefix_row};
 use crate::http::auth::{authenticate, authenticate_token, presented_token};
 use crate::http::error::{ApiError, ApiResult, ErrorInfo};
@@ -34,32 +38,209 @@ pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
 /// Largest single message.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 
-/// The dialect's routes, with gzip decompression and its error envelope.
-pub fn router() -> Router<AppState> {
-    let single = |kind: &'static str| post(move |state: State<AppState>, req: Request| ingest(state, req, Some(kind)));
-    Router::new()
-        .route("/v1/identify", single("identify"))
-        .route("/v1/track", single("track"))
-        .route("/v1/page", single("page"))
-        .route("/v1/screen", single("screen"))
-        .route("/v1/group", single("group"))
-        .route("/v1/alias", single("alias"))
-        .route("/v1/batch", post(|state: State<AppState>, req: Request| ingest(state, req, None)))
-        .route("/v1/import", post(|state: State<AppState>, req: Request| ingest(state, req, None)))
-        .layer(RequestDecompressionLayer::new())
-        .fallback(crate::api::ops::not_found)
-        .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-        .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, envelope)))
+/// The tag of the dialect's operations in `/openapi.json`.
+pub const TAG: &str = "compat: segment";
+
+/// The dialect's routes (each with its OpenAPI entry), with gzip
+/// decompression and its error envelope.
+pub fn router() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::with_openapi(openapi())
+        .routes(routes!(identify))
+        .routes(routes!(track))
+        .routes(routes!(page))
+        .routes(routes!(screen))
+        .routes(routes!(group))
+        .routes(routes!(alias))
+        .routes(routes!(batch))
+        .routes(routes!(import));
+    super::layered(routes, |router| {
+        router
+            .layer(RequestDecompressionLayer::new())
+            .fallback(crate::api::ops::not_found)
+            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
+            .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, render_error)))
+    })
 }
 
-fn envelope(info: &ErrorInfo) -> String {
+/// The dialect's tag, security scheme and error envelope.
+fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(components(schemas(SegmentError, super::doc::ConveneCode)))]
+    struct Schemas;
+    let scheme = SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Basic)
+            .description(Some(
+                "The write key (a convene API key) as the HTTP Basic user name, password empty. The key may \
+                 instead come as `writeKey` in the body (when no credentials header is sent).",
+            ))
+            .build(),
+    );
+    let mut doc = super::doc::frame(
+        TAG,
+        "Segment's HTTP tracking API: point a Segment library's host `https://api.segment.io` at \
+         `http://convene-host/compat/segment` (the paths `/v1/...` stay). Bodies may be gzip-compressed; \
+         32 KB per message, 500 KB per request. Errors are `{\"success\": false, \"code\", \"message\"}` \
+         with convene's status. Decisions: docs/compat/segment.md.",
+        vec![(SECURITY, scheme)],
+    );
+    doc.merge(Schemas::openapi());
+    doc
+}
+
+/// The security scheme's name (also spelled out in each operation's `security`).
+const SECURITY: &str = "segment_write_key";
+
+/// The dialect's body for an error.
+pub fn render_error(info: &ErrorInfo) -> String {
     json!({"success": false, "code": info.code.name(), "message": info.message}).to_string()
+}
+
+/// Segment's error body (documentation of what [`render_error`] writes).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SegmentError {
+    /// Always `false`.
+    success: bool,
+    /// convene's error code.
+    code: super::doc::ConveneCode,
+    /// A sentence for a person (for an invalid message, `item N: …`).
+    message: String,
+}
+
+/// The answer to an accepted request.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SegmentSuccess {
+    /// Always `true`.
+    success: bool,
+}
+
+/// The errors every Segment route may answer, in Segment's envelope.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum SegmentErrors {
+    /// Malformed JSON, a body over 500 KB or a message over 32 KB, an invalid message (naming its item).
+    #[response(status = 400, description = "Invalid request (validation_error); nothing is queued")]
+    BadRequest(SegmentError),
+    /// No write key, or an unknown, expired or revoked one.
+    #[response(status = 401, description = "Missing or invalid write key (unauthenticated)")]
+    Unauthenticated(SegmentError),
+    /// The key lacks `contacts:write` (identify, group, alias) or `events:write` (track, page, screen).
+    #[response(status = 403, description = "The key lacks the scope a message needs (forbidden)")]
+    Forbidden(SegmentError),
+    /// Too many requests.
+    #[response(status = 429, description = "Rate limited (rate_limited); see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    RateLimited(SegmentError),
+    /// Server fault.
+    #[response(status = 500, description = "Internal error (internal_error)")]
+    Internal(SegmentError),
+    /// The ingest backlog is full, or the server is shutting down.
+    #[response(status = 503, description = "Unavailable (unavailable); see Retry-After",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(SegmentError),
+}
+
+/// Queue an identify: traits onto the contact found by `userId`, else `anonymousId`.
+#[utoipa::path(post, path = "/v1/identify", tag = TAG, operation_id = "segment_identify",
+    params(IdempotencyKey),
+    request_body(content = SegmentIdentify, content_type = "application/json"),
+    responses((status = 200, description = "Queued durably", body = SegmentSuccess,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), SegmentErrors),
+    security(("segment_write_key" = ["contacts:write"])))]
+async fn identify(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    ingest(state, req, Some("identify")).await
+}
+
+/// Queue a track: an event on the contact found by `userId`, else `anonymousId`.
+#[utoipa::path(post, path = "/v1/track", tag = TAG, operation_id = "segment_track",
+    params(IdempotencyKey),
+    request_body(content = SegmentTrack, content_type = "application/json"),
+    responses((status = 200, description = "Queued durably", body = SegmentSuccess,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), SegmentErrors),
+    security(("segment_write_key" = ["events:write"])))]
+async fn track(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    ingest(state, req, Some("track")).await
+}
+
+/// Queue a page view: an event of kind `page` (`name`, or "Loaded a Page").
+#[utoipa::path(post, path = "/v1/page", tag = TAG, operation_id = "segment_page",
+    params(IdempotencyKey),
+    request_body(content = SegmentPage, content_type = "application/json"),
+    responses((status = 200, description = "Queued durably", body = SegmentSuccess,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), SegmentErrors),
+    security(("segment_write_key" = ["events:write"])))]
+async fn page(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    ingest(state, req, Some("page")).await
+}
+
+/// Queue a screen view: an event of kind `screen` (`name`, or "Loaded a Screen").
+#[utoipa::path(post, path = "/v1/screen", tag = TAG, operation_id = "segment_screen",
+    params(IdempotencyKey),
+    request_body(content = SegmentPage, content_type = "application/json"),
+    responses((status = 200, description = "Queued durably", body = SegmentSuccess,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), SegmentErrors),
+    security(("segment_write_key" = ["events:write"])))]
+async fn screen(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    ingest(state, req, Some("screen")).await
+}
+
+/// Queue a group: the company with external id `groupId` (created if needed,
+/// traits merged); the contact joins it.
+#[utoipa::path(post, path = "/v1/group", tag = TAG, operation_id = "segment_group",
+    params(IdempotencyKey),
+    request_body(content = SegmentGroup, content_type = "application/json"),
+    responses((status = 200, description = "Queued durably", body = SegmentSuccess,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), SegmentErrors),
+    security(("segment_write_key" = ["contacts:write"])))]
+async fn group(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    ingest(state, req, Some("group")).await
+}
+
+/// Queue an alias: the profile known by `previousId` merges into the one of `userId`.
+#[utoipa::path(post, path = "/v1/alias", tag = TAG, operation_id = "segment_alias",
+    params(IdempotencyKey),
+    request_body(content = SegmentAlias, content_type = "application/json"),
+    responses((status = 200, description = "Queued durably", body = SegmentSuccess,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), SegmentErrors),
+    security(("segment_write_key" = ["contacts:write"])))]
+async fn alias(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    ingest(state, req, Some("alias")).await
+}
+
+/// Queue many messages as one job; one invalid message refuses the whole request.
+#[utoipa::path(post, path = "/v1/batch", tag = TAG, operation_id = "segment_batch",
+    params(IdempotencyKey),
+    request_body(content = SegmentBatch, content_type = "application/json"),
+    responses((status = 200, description = "Queued durably", body = SegmentSuccess,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), SegmentErrors),
+    security(("segment_write_key" = ["contacts:write", "events:write"])))]
+async fn batch(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    ingest(state, req, None).await
+}
+
+/// The old name of `/v1/batch`.
+#[utoipa::path(post, path = "/v1/import", tag = TAG, operation_id = "segment_import",
+    params(IdempotencyKey),
+    request_body(content = SegmentBatch, content_type = "application/json"),
+    responses((status = 200, description = "Queued durably", body = SegmentSuccess,
+        headers(("Convene-Job-Id" = String, description = "The job (GET /v1/jobs/{id})"))), SegmentErrors),
+    security(("segment_write_key" = ["contacts:write", "events:write"])))]
+async fn import(state: State<AppState>, req: Request) -> ApiResult<Response> {
+    ingest(state, req, None).await
 }
 
 /// Reads the body (≤ 500 KB), authenticates (header, or `writeKey` in the
 /// body), turns every message into an item and queues them as one job.
 async fn ingest(State(state): State<AppState>, req: Request, kind: Option<&'static str>) -> ApiResult<Response> {
     let headers = req.headers().clone();
+    // An uncompressed body announced over the limit is refused before it is read.
+    let announced =
+        headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_REQUEST_BYTES) && !headers.contains_key(axum::http::header::CONTENT_ENCODING) {
+        return Err(Error::bad_request(format!("the request is larger than {MAX_REQUEST_BYTES} bytes")).into());
+    }
     let bytes: Bytes = axum::body::to_bytes(req.into_body(), MAX_REQUEST_BYTES).await.map_err(|e| {
         let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         ApiError(if too_large {
@@ -249,4 +430,184 @@ fn message_item(kind: &str, mut m: Map<String, Value>, received_at: DateTime<Utc
             format!("unknown message type '{other}'; known: identify, track, page, screen, group, alias"),
         )),
     }
+}
+
+/// `POST /v1/identify`: a message needs `userId` or `anonymousId`; unknown
+/// keys are ignored. At most 32 KB.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SegmentIdentify {
+    /// The contact's external id (found first).
+    #[schema(schema_with = super::doc::identity)]
+    user_id: Option<String>,
+    /// The contact's anonymous id.
+    #[schema(schema_with = super::doc::identity)]
+    anonymous_id: Option<String>,
+    /// Traits merged into the contact; `email` and `mobile` are identities.
+    #[schema(schema_with = super::doc::traits_or_null)]
+    traits: Option<Map<String, Value>>,
+    /// Deduplicates retries (1 to 200 bytes; empty is absent).
+    #[schema(max_length = 200)]
+    message_id: Option<String>,
+    /// The write key, when no credentials header is sent.
+    write_key: Option<String>,
+    /// Accepted and not stored.
+    context: Option<Value>,
+    /// Accepted and not stored.
+    integrations: Option<Value>,
+}
+
+/// `POST /v1/track`: an event on the contact. At most 32 KB.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SegmentTrack {
+    /// The contact's external id (found first).
+    #[schema(schema_with = super::doc::identity)]
+    user_id: Option<String>,
+    /// The contact's anonymous id.
+    #[schema(schema_with = super::doc::identity)]
+    anonymous_id: Option<String>,
+    /// The event's name.
+    #[schema(schema_with = super::doc::event_name)]
+    event: String,
+    /// The event's properties.
+    #[schema(schema_with = super::doc::event_properties)]
+    properties: Option<Map<String, Value>>,
+    /// When it happened (ISO 8601); default: when received.
+    timestamp: Option<DateTime<Utc>>,
+    /// When the client sent it (with `originalTimestamp`, corrects clock skew).
+    sent_at: Option<DateTime<Utc>>,
+    /// The client's own event time.
+    original_timestamp: Option<DateTime<Utc>>,
+    /// Deduplicates retries (1 to 200 bytes; empty is absent).
+    #[schema(max_length = 200)]
+    message_id: Option<String>,
+    /// The write key, when no credentials header is sent.
+    write_key: Option<String>,
+    /// Accepted and not stored.
+    context: Option<Value>,
+    /// Accepted and not stored.
+    integrations: Option<Value>,
+}
+
+/// `POST /v1/page` and `/v1/screen`. At most 32 KB.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SegmentPage {
+    /// The contact's external id (found first).
+    #[schema(schema_with = super::doc::identity)]
+    user_id: Option<String>,
+    /// The contact's anonymous id.
+    #[schema(schema_with = super::doc::identity)]
+    anonymous_id: Option<String>,
+    /// The page's or screen's name (the event name; default "Loaded a Page" / "Loaded a Screen").
+    #[schema(schema_with = super::doc::optional_event_name)]
+    name: Option<String>,
+    /// The event's properties.
+    #[schema(schema_with = super::doc::event_properties)]
+    properties: Option<Map<String, Value>>,
+    /// When it happened (ISO 8601); default: when received.
+    timestamp: Option<DateTime<Utc>>,
+    /// When the client sent it (with `originalTimestamp`, corrects clock skew).
+    sent_at: Option<DateTime<Utc>>,
+    /// The client's own event time.
+    original_timestamp: Option<DateTime<Utc>>,
+    /// Deduplicates retries (1 to 200 bytes; empty is absent).
+    #[schema(max_length = 200)]
+    message_id: Option<String>,
+    /// The write key, when no credentials header is sent.
+    write_key: Option<String>,
+    /// Accepted and not stored.
+    context: Option<Value>,
+    /// Accepted and not stored.
+    integrations: Option<Value>,
+}
+
+/// `POST /v1/group`. At most 32 KB.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SegmentGroup {
+    /// The contact's external id (found first).
+    #[schema(schema_with = super::doc::identity)]
+    user_id: Option<String>,
+    /// The contact's anonymous id.
+    #[schema(schema_with = super::doc::identity)]
+    anonymous_id: Option<String>,
+    /// The company's external id.
+    #[schema(schema_with = super::doc::required_identity)]
+    group_id: String,
+    /// Company traits, merged.
+    #[schema(schema_with = super::doc::traits_or_null)]
+    traits: Option<Map<String, Value>>,
+    /// Deduplicates retries (1 to 200 bytes; empty is absent).
+    #[schema(max_length = 200)]
+    message_id: Option<String>,
+    /// The write key, when no credentials header is sent.
+    write_key: Option<String>,
+    /// Accepted and not stored.
+    context: Option<Value>,
+    /// Accepted and not stored.
+    integrations: Option<Value>,
+}
+
+/// `POST /v1/alias`. At most 32 KB.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SegmentAlias {
+    /// The profile that goes away: its anonymous id, else its external id.
+    #[schema(schema_with = super::doc::any_id)]
+    previous_id: String,
+    /// The external id of the profile that stays.
+    #[schema(schema_with = super::doc::any_id)]
+    user_id: String,
+    /// Deduplicates retries (1 to 200 bytes; empty is absent).
+    #[schema(max_length = 200)]
+    message_id: Option<String>,
+    /// The write key, when no credentials header is sent.
+    write_key: Option<String>,
+    /// Accepted and not stored.
+    context: Option<Value>,
+    /// Accepted and not stored.
+    integrations: Option<Value>,
+}
+
+/// One message of a batch, by its `type`: the fields of that type's route
+/// (a message's own `writeKey` is ignored). At most 32 KB.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SegmentBatchMessage {
+    /// As `/v1/identify`.
+    Identify(SegmentIdentify),
+    /// As `/v1/track`.
+    Track(SegmentTrack),
+    /// As `/v1/page`.
+    Page(SegmentPage),
+    /// As `/v1/screen`.
+    Screen(SegmentPage),
+    /// As `/v1/group`.
+    Group(SegmentGroup),
+    /// As `/v1/alias`.
+    Alias(SegmentAlias),
+}
+
+/// `POST /v1/batch`: 1 to 10,000 messages, at most 500 KB in all.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SegmentBatch {
+    /// The messages, queued as one job.
+    #[schema(min_items = 1, max_items = 10000)]
+    batch: Vec<SegmentBatchMessage>,
+    /// Default `sentAt` of the messages.
+    sent_at: Option<DateTime<Utc>>,
+    /// Default `context` of the messages.
+    context: Option<Value>,
+    /// The write key, when no credentials header is sent.
+    write_key: Option<String>,
 }

@@ -503,6 +503,15 @@ async fn companies_upsert_by_id_and_refuse_duplicates() {
     assert_eq!((second["created"].clone(), second["updated"].clone()), (json!(0), json!(1)));
     let c = data(&get(&app, "/companies/by-external-id/c-1", &token).await, 200);
     assert_eq!(c["variables"], json!({"industry": "Retail", "size": "51-200"}));
+    // The same row again leaves the company as it was (updatedAt too) and counts as updated.
+    let again = data(
+        &post(&app, "/companies/batch", &token, json!({"companies": [{"id": "c-1", "variables": {"size": "51-200"}}]}))
+            .await,
+        200,
+    );
+    assert_eq!((again["created"].clone(), again["updated"].clone()), (json!(0), json!(1)));
+    assert_eq!(again["companies"][0], c);
+    assert_eq!(data(&get(&app, "/companies/by-external-id/c-1", &token).await, 200), c);
     assert_eq!(c["baseDomain"], "acme.com", "a row without baseDomain keeps it");
     // The native API sees the same company.
     let (status, list) = app.get("/v1/companies?external_id=c-1", &token).await;

@@ -53,6 +53,15 @@ async fn columnar_nulls_leave_values_and_row_wise_gaps_clear_them() {
     )
     .await;
     assert_eq!((status, out["updated"].clone()), (200, json!(2)), "{out}");
+    // The same update again changes no rep; the vendor's answer still counts them updated.
+    let (status, out) = post(
+        &app,
+        "/reps",
+        &token,
+        json!({"rep_id": ["mila", "liam"], "gender": ["x", null], "name": [null, "Liam B"]}),
+    )
+    .await;
+    assert_eq!((status, out), (200, json!({"created": 0, "updated": 2, "rows": 2})));
     let reps = by_id(&get(&app, "/reps?n_per_page=10", &token).await.1);
     assert_eq!((reps["mila"]["gender"].clone(), reps["mila"]["name"].clone()), (json!("x"), json!("Mila")));
     assert_eq!((reps["liam"]["gender"].clone(), reps["liam"]["name"].clone()), (json!("m"), json!("Liam B")));

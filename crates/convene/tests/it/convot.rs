@@ -219,3 +219,15 @@ async fn a_burst_beyond_the_bucket_gets_429_and_writes_nothing() {
     let (_, list) = app.get("/v1/contacts", other["token"].as_str().unwrap()).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 3, "refused requests wrote nothing");
 }
+
+#[tokio::test]
+async fn a_subject_has_at_most_1000_characters() {
+    let app = spawn_app().await;
+    let (_, token) = app.full_key().await;
+    let body = |subject: String| json!({"email": "s@x.io", "content": "Hello", "subject": subject});
+    let (status, err) = post(&app, "/conversations", &token, body("é".repeat(1001))).await;
+    error(status, &err, 400, "bad_request");
+    let (status, made) = post(&app, "/conversations", &token, body(format!(" {} ", "é".repeat(998)))).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["conversation"]["subject"], "é".repeat(998), "trimmed, as in the native API");
+}

@@ -29,6 +29,7 @@ mod ingest_support;
 mod keys;
 mod log_secrets;
 mod multinode;
+mod openapi;
 mod ops;
 mod ratelimit;
 mod reps;
