@@ -10,7 +10,9 @@
 //! `BENCH_CONCURRENCY`, default 32, connections); then it holds 70 % of that
 //! rate (`BENCH_LOAD`, default 0.7) open-loop for `BENCH_SECONDS` (default
 //! 300). Every answer must be a success; the server's memory is sampled
-//! every 10 s and must stay flat. Prints one line per sample and a summary.
+//! every 10 s and must stay flat, and the server must keep up (a request due
+//! while 512 are outstanding counts as late, and fails the run). Prints one
+//! line per sample and a summary.
 
 mod common;
 
@@ -22,6 +24,8 @@ use common::{env_or, rss_kib, start_server};
 use serde_json::{Value, json};
 
 const MASTER: &str = "bench-master-key-0123456789";
+/// Outstanding requests beyond which the schedule counts as missed.
+const MAX_IN_FLIGHT: usize = 512;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -189,7 +193,8 @@ impl Ctx {
             Op::ConverzReport => {
                 (reqwest::Method::GET, "/compat/converz/api/v1/report?group_by=department&metrics=calls".into(), None)
             }
-            Op::Export => (reqwest::Method::GET, "/v1/exports/reps?format=ndjson&limit=100".into(), None),
+            // The 100 seeded companies: an export whose size does not grow with the run.
+            Op::Export => (reqwest::Method::GET, "/v1/exports/companies?format=ndjson".into(), None),
         };
         let started = Instant::now();
         let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
@@ -227,7 +232,18 @@ async fn run() -> Result<(), String> {
     let server = start_server(&client, database.as_deref(), MASTER).await?;
     let pid = server.node.0.id();
 
-    // Fixtures: 1,000 contacts (the updates and reads), 50 conversations.
+    // Fixtures: 1,000 contacts (the updates and reads), 50 conversations, 100 companies.
+    let companies: Vec<Value> = (0..100)
+        .map(|i| json!({"external_id": format!("co{i}"), "traits": {"name": format!("Company {i}")}}))
+        .collect();
+    client
+        .post(format!("{}/v1/companies/batch", server.base))
+        .bearer_auth(&server.token)
+        .json(&json!({"companies": companies}))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| e.to_string())?;
     let mut conversations = Vec::new();
     for i in 0..1000 {
         let r = client
@@ -298,8 +314,15 @@ async fn run() -> Result<(), String> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut i = 0usize;
     let mut max_in_flight = 0;
+    // Requests not started because MAX_IN_FLIGHT were outstanding: the server
+    // fell behind the rate (a failure of the run, not a queue to grow).
+    let mut late = 0u64;
     while Instant::now() < end {
         ticker.tick().await;
+        if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+            late += 1;
+            continue;
+        }
         let op = MIX[i % MIX.len()];
         i += 1;
         max_in_flight = max_in_flight.max(in_flight.fetch_add(1, Ordering::Relaxed) + 1);
@@ -315,7 +338,7 @@ async fn run() -> Result<(), String> {
             window.sort_unstable();
             let pct = |p: f64| window.get(((window.len() as f64 * p) as usize).min(window.len().saturating_sub(1)));
             println!(
-                "t={:>4}s rss={:>7} KiB  done={:>8}  errors={}  p50={:.1} ms  p99={:.1} ms  in flight ≤ {max_in_flight}",
+                "t={:>4}s rss={:>7} KiB  done={:>8}  errors={}  late={late}  p50={:.1} ms  p99={:.1} ms  in flight ≤ {max_in_flight}",
                 started.elapsed().as_secs(),
                 rss,
                 ctx.done.load(Ordering::Relaxed),
@@ -337,7 +360,7 @@ async fn run() -> Result<(), String> {
     let warm = samples.iter().find(|(t, _)| *t >= 60).or(samples.first()).map_or(0, |s| s.1);
     let last = samples.last().map_or(0, |s| s.1);
     println!(
-        "summary: {done} requests in {:.0} s ({achieved:.0}/s, target {rate:.0}/s), {errors} errors; \
+        "summary: {done} requests in {:.0} s ({achieved:.0}/s, target {rate:.0}/s), {errors} errors, {late} late; \
          rss after warm-up {warm} KiB, at the end {last} KiB (growth {:+} KiB), peak {hwm} KiB",
         started.elapsed().as_secs_f64(),
         last as i64 - warm as i64
@@ -345,8 +368,8 @@ async fn run() -> Result<(), String> {
     if let Some(e) = ctx.first_error.lock().take() {
         println!("first error: {e}");
     }
-    if errors > 0 || probe_errors > 0 {
-        return Err(format!("{} errors", errors + probe_errors));
+    if errors > 0 || probe_errors > 0 || late > 0 {
+        return Err(format!("{} errors, {late} requests late", errors + probe_errors));
     }
     Ok(())
 }
