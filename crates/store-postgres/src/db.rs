@@ -1,8 +1,10 @@
 //! Connections: the pool, cached prepared statements, and [`Tx`], a
 //! transaction that owns its pooled connection.
 
+use std::time::Duration;
+
 use convene_core::{Error, Result};
-use deadpool_postgres::{ClientWrapper, Object, Pool, PoolError};
+use deadpool_postgres::{ClientWrapper, Object, Pool, PoolError, TimeoutType, Timeouts};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -51,6 +53,9 @@ pub(crate) async fn execute(c: &ClientWrapper, sql: &str, params: Params<'_>) ->
     c.execute(&stmt, params).await.map_err(db)
 }
 
+/// How a read-only transaction in one snapshot begins (see [`Tx::begin_snapshot`]).
+const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 /// A transaction on a pooled connection. Dropped without [`Tx::commit`]
 /// or [`Tx::rollback`] (an error path, a cancelled request), its
 /// connection is closed instead of going back to the pool, so PostgreSQL
@@ -62,9 +67,33 @@ pub(crate) struct Tx {
 impl Tx {
     /// Begins a transaction.
     pub async fn begin(pool: &Pool) -> Result<Tx> {
-        let conn = conn(pool).await?;
-        conn.batch_execute("BEGIN").await.map_err(db)?;
-        Ok(Tx { conn: Some(conn) })
+        Tx::begin_on(conn(pool).await?, "BEGIN").await
+    }
+
+    /// Begins a read-only transaction that sees one snapshot throughout
+    /// (`REPEATABLE READ`), as exporting or importing a snapshot requires.
+    pub async fn begin_snapshot(pool: &Pool) -> Result<Tx> {
+        Tx::begin_on(conn(pool).await?, SNAPSHOT).await
+    }
+
+    /// [`Tx::begin_snapshot`] on a connection free right now; `None` when
+    /// every connection is in use (nothing is waited for: a caller that
+    /// already holds one must not wait for another).
+    pub async fn try_begin_snapshot(pool: &Pool) -> Result<Option<Tx>> {
+        let now = Timeouts { wait: Some(Duration::ZERO), ..pool.timeouts() };
+        match pool.timeout_get(&now).await {
+            Ok(conn) => Tx::begin_on(conn, SNAPSHOT).await.map(Some),
+            Err(PoolError::Timeout(TimeoutType::Wait)) => Ok(None),
+            Err(e) => Err(pool_error(e)),
+        }
+    }
+
+    /// Held by the `Tx` before `begin` is sent: cancelled or failed while
+    /// it runs, the connection is closed, never pooled mid-transaction.
+    async fn begin_on(conn: Object, begin: &str) -> Result<Tx> {
+        let tx = Tx { conn: Some(conn) };
+        tx.c().batch_execute(begin).await.map_err(db)?;
+        Ok(tx)
     }
 
     /// The connection.

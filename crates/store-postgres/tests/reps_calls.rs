@@ -322,3 +322,114 @@ async fn reports_group_filter_and_measure_calls_and_events() {
         vec![(vec![s("sale")], vec![Some(2.0), Some(15.0)]), (vec![s("visit")], vec![Some(1.0), Some(0.0)]),]
     );
 }
+
+/// Asserts every idle pooled connection is outside any transaction (a
+/// split scan's connections are returned only after their commit).
+async fn pool_is_clean(store: &PgStore) {
+    let idle = store.pool().status().available;
+    let mut held = Vec::new();
+    for _ in 0..idle {
+        let c = store.pool().get().await.unwrap();
+        let isolation: String =
+            c.query_one("SELECT current_setting('transaction_isolation')", &[]).await.unwrap().get(0);
+        assert_eq!(isolation, "read committed");
+        // A savepoint is refused outside a transaction block.
+        assert!(c.batch_execute("SAVEPOINT probe").await.is_err(), "a pooled connection was left in a transaction");
+        held.push(c);
+    }
+}
+
+/// A large table is read in two halves (ctid ranges) on two connections
+/// sharing one snapshot, each half into its own aggregator, merged: the
+/// result is the one a single scan gives, every value of every group.
+#[tokio::test]
+async fn a_split_scan_gives_the_single_scan_result() {
+    let url = fresh_database(&test_admin_url()).await.expect("a scratch database");
+    let store = PgStore::connect(&url, PgOptions::default()).await.expect("connect");
+    let ws = store.create_workspace("w".into()).await.expect("workspace").id;
+    store
+        .upsert_reps(
+            &ws,
+            vec![
+                rep(json!({"rep_id": "r1", "department": "sales"})),
+                rep(json!({"rep_id": "r2", "department": "support"})),
+            ],
+        )
+        .await
+        .unwrap();
+    let c = store.pool().get().await.unwrap();
+    // Reps r0..r4 (r0, r3 and r4 without a department), three vendors, one
+    // call in 50 without a duration, `talk` a number attribute.
+    c.execute(
+        "INSERT INTO conversations (workspace_id, id, status, channel, created_at, updated_at, call_id, rep_id,
+                 started_at, duration, vendor, attributes, at_ms)
+         SELECT $1, 'c' || i, 'resolved', 'call', now(), now(), 'c' || i, 'r' || (i % 5),
+                to_timestamp(1767225600 + i * 600), CASE WHEN i % 50 = 0 THEN NULL ELSE (i * 37 % 900)::float8 END,
+                'v' || (i % 3), jsonb_build_object('talk', (i % 100) / 100.0), (1767225600 + i * 600)::bigint * 1000
+         FROM generate_series(1, 20000) AS i",
+        &[&ws],
+    )
+    .await
+    .unwrap();
+    let pages: i64 = c
+        .query_one("SELECT (pg_relation_size('conversations') / current_setting('block_size')::bigint)::bigint", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(pages > 100, "{pages} pages");
+    drop(c);
+    let fields: HashMap<String, FieldType> = [("talk".to_string(), FieldType::Number)].into();
+    let mut q = ReportQuery::new(Source::Conversations);
+    q.group_by("day", &fields).unwrap();
+    q.group_by("department", &fields).unwrap();
+    q.group_by("vendor", &fields).unwrap();
+    // Percentiles merge exactly too (each half keeps its values).
+    for m in ["count", "sum:duration", "min:duration", "max:duration", "avg:duration", "p90:duration", "avg:talk"] {
+        q.metrics.push(Metric::parse(m, Source::Conversations, &fields).unwrap());
+    }
+    // SAFETY: nextest runs each test in its own process, and this test's
+    // runtime is single-threaded: nothing reads the environment meanwhile.
+    unsafe { std::env::set_var("CONVENE_PG_REPORT_SPLIT_PAGES", "1000000000") };
+    let single = store.report(&ws, &q).await.unwrap();
+    // SAFETY: as above.
+    unsafe { std::env::set_var("CONVENE_PG_REPORT_SPLIT_PAGES", "1") };
+    let split = store.report(&ws, &q).await.unwrap();
+    assert_eq!(single.rows, 20_000);
+    assert!(single.groups.len() > 100, "{} groups", single.groups.len());
+    assert!(single.groups.iter().any(|g| g.dims[0].is_none()), "reps without a department form groups");
+    assert_eq!(split.rows, single.rows);
+    assert_eq!(split.groups.len(), single.groups.len());
+    for (a, b) in split.groups.iter().zip(&single.groups) {
+        assert_eq!((&a.bucket, &a.dims), (&b.bucket, &b.dims));
+        assert_eq!(a.values.len(), b.values.len());
+        for (x, y) in a.values.iter().zip(&b.values) {
+            match (x, y) {
+                // Sums may add in another order.
+                (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{x} {y} in {a:?}"),
+                _ => assert_eq!(x, y),
+            }
+        }
+    }
+    pool_is_clean(&store).await;
+
+    // Cancelled at any point (a client gone), the split scan leaves no
+    // pooled connection in its transaction, and the next report works.
+    for delay_ms in [0, 1, 2, 5, 10, 20] {
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(delay_ms), store.report(&ws, &q)).await;
+        assert!(cancelled.is_err() || cancelled.is_ok_and(|r| r.is_ok()));
+        // The aborted tasks drop their connections when next scheduled.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        pool_is_clean(&store).await;
+    }
+    let again = store.report(&ws, &q).await.unwrap();
+    assert_eq!(again, split);
+
+    // No second connection free (a pool of two, one held): the first one
+    // reads the whole table instead of waiting while it holds one.
+    let narrow = PgStore::connect(&url, PgOptions { max_connections: 2, ..PgOptions::default() }).await.unwrap();
+    let held = narrow.pool().get().await.unwrap();
+    let alone = narrow.report(&ws, &q).await.unwrap();
+    assert_eq!(alone, single);
+    drop(held);
+    pool_is_clean(&narrow).await;
+}
