@@ -172,9 +172,7 @@ pub async fn import(
     let (format, json) = format_of(req.headers())?;
     let key = idempotency_key(req.headers())?;
     let limit = MAX_IMPORT_BODY_BYTES;
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        && len > limit
-    {
+    if crate::http::json::announced_length(req.headers()).is_some_and(|len| len > limit) {
         return Err(Error::PayloadTooLarge { limit }.into());
     }
     let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| Error::PayloadTooLarge { limit })?;

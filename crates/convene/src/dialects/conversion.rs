@@ -9,7 +9,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use convene_core::batch::{BatchOptions, BatchOutcome, CompanyUpsert, ContactUpsert, RowStatus, first_duplicate};
 use convene_core::company::{Company, CompanyChanges, CompanyFilter, domain_of, external_id_of};
@@ -21,7 +20,6 @@ use convene_core::page::PageRequest;
 use convene_core::{Error, ErrorCode, Result, ids};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -50,12 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(engagement))
         .routes(routes!(batch_companies))
         .routes(routes!(get_company, delete_company));
-    super::layered(routes, |router| {
-        router
-            .fallback(crate::api::ops::not_found)
-            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-            .layer(middleware::from_fn(|req, next| super::rewrite_errors_and_status(req, next, render_error)))
-    })
+    super::enveloped(routes, super::Envelope::StatusAndBody(render_error))
 }
 
 /// The dialect's tag, security scheme and error envelope.
@@ -63,12 +56,7 @@ fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(OpenApi)]
     #[openapi(components(schemas(ConversionError)))]
     struct Schemas;
-    let scheme = SecurityScheme::Http(
-        HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some("`Authorization: Bearer <token>` with a convene API key."))
-            .build(),
-    );
+    let scheme = super::doc::bearer();
     let mut doc = super::doc::frame(
         TAG,
         "The Conversion.ai external API: change the base URL `https://pub-api.conversion.ai/api/v1` to \

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use convene_core::call::{Call, CallFilter, CallWrite};
@@ -54,12 +53,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_reps, update_reps))
         .routes(routes!(list_calls, update_calls))
         .routes(routes!(report));
-    super::layered(routes, |router| {
-        router
-            .fallback(crate::api::ops::not_found)
-            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-            .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, render_error)))
-    })
+    super::enveloped(routes, super::Envelope::Body(render_error))
 }
 
 /// The dialect's tag, security scheme and error envelope.

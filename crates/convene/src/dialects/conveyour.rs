@@ -6,7 +6,6 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use convene_core::contact::ContactChanges;
 use convene_core::event::{EventKind, NewEvent, event_time, validate_name, validate_properties};
@@ -36,12 +35,7 @@ pub const TAG: &str = "compat: conveyour";
 /// The dialect's routes (each with its OpenAPI entry), with its error envelope.
 pub fn router() -> OpenApiRouter<AppState> {
     let routes = OpenApiRouter::with_openapi(openapi()).routes(routes!(identify)).routes(routes!(track));
-    super::layered(routes, |router| {
-        router
-            .fallback(crate::api::ops::not_found)
-            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-            .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, render_error)))
-    })
+    super::enveloped(routes, super::Envelope::Body(render_error))
 }
 
 /// The dialect's tag, security scheme and envelopes.

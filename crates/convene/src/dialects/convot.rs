@@ -5,7 +5,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use convene_core::batch::{BatchOptions, ContactUpsert, RowStatus};
 use convene_core::contact::{Contact, ContactChanges};
@@ -18,7 +17,6 @@ use convene_core::merge::TraitOp;
 use convene_core::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -48,12 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_conversations, create_conversation))
         .routes(routes!(get_conversation, update_conversation))
         .routes(routes!(list_messages, create_message));
-    super::layered(routes, |router| {
-        router
-            .fallback(crate::api::ops::not_found)
-            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-            .layer(middleware::from_fn(|req, next| super::rewrite_errors_and_status(req, next, render_error)))
-    })
+    super::enveloped(routes, super::Envelope::StatusAndBody(render_error))
 }
 
 /// The dialect's tag, security scheme and error envelope.
@@ -61,12 +54,7 @@ fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(OpenApi)]
     #[openapi(components(schemas(ConvotError)))]
     struct Schemas;
-    let scheme = SecurityScheme::Http(
-        HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some("`Authorization: Bearer <token>` with a convene API key."))
-            .build(),
-    );
+    let scheme = super::doc::bearer();
     let mut doc = super::doc::frame(
         TAG,
         "The Convot API: change the base URL `https://app.convot.io` to `http://convene-host/compat/convot`. \

@@ -24,6 +24,17 @@ pub fn frame(tag: &str, description: &str, schemes: Vec<(&str, SecurityScheme)>)
         .build()
 }
 
+/// `Authorization: Bearer <token>` with a convene API key (the dialects
+/// whose vendors authenticate that way).
+pub fn bearer() -> SecurityScheme {
+    SecurityScheme::Http(
+        utoipa::openapi::security::HttpBuilder::new()
+            .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+            .description(Some("`Authorization: Bearer <token>` with a convene API key."))
+            .build(),
+    )
+}
+
 /// Every error code of convene's table, as the dialects that keep convene's
 /// codes (Segment, Converz) send them.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]

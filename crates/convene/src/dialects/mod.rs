@@ -44,6 +44,34 @@ pub fn layered(
     layered
 }
 
+/// How a dialect renders an error: its body only (status from convene's
+/// table), or its own status and body.
+#[derive(Clone, Copy)]
+pub enum Envelope {
+    /// The body; the status stays convene's.
+    Body(fn(&ErrorInfo) -> String),
+    /// The vendor's status and body.
+    StatusAndBody(fn(&ErrorInfo) -> (u16, String)),
+}
+
+/// A dialect's routes with the JSON 404/405 fallbacks and its error
+/// envelope over every answer, keeping the routes' OpenAPI document.
+pub fn enveloped(routes: OpenApiRouter<AppState>, envelope: Envelope) -> OpenApiRouter<AppState> {
+    layered(routes, |router| {
+        let router = router
+            .fallback(crate::api::ops::not_found)
+            .method_not_allowed_fallback(crate::api::ops::method_not_allowed);
+        match envelope {
+            Envelope::Body(render) => {
+                router.layer(axum::middleware::from_fn(move |req, next| rewrite_errors(req, next, render)))
+            }
+            Envelope::StatusAndBody(render) => {
+                router.layer(axum::middleware::from_fn(move |req, next| rewrite_errors_and_status(req, next, render)))
+            }
+        }
+    })
+}
+
 /// Rewrites error responses (those carrying [`ErrorInfo`]) with `render`
 /// (which returns the JSON text, so a dialect controls key order), keeping
 /// status and headers.

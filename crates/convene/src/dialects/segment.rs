@@ -8,7 +8,6 @@
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use convene_core::auth::Principal;
@@ -53,13 +52,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(alias))
         .routes(routes!(batch))
         .routes(routes!(import));
-    super::layered(routes, |router| {
-        router
-            .layer(RequestDecompressionLayer::new())
-            .fallback(crate::api::ops::not_found)
-            .method_not_allowed_fallback(crate::api::ops::method_not_allowed)
-            .layer(middleware::from_fn(|req, next| super::rewrite_errors(req, next, render_error)))
-    })
+    let routes = super::layered(routes, |router| router.layer(RequestDecompressionLayer::new()));
+    super::enveloped(routes, super::Envelope::Body(render_error))
 }
 
 /// The dialect's tag, security scheme and error envelope.
@@ -236,9 +230,9 @@ async fn import(state: State<AppState>, req: Request) -> ApiResult<Response> {
 async fn ingest(State(state): State<AppState>, req: Request, kind: Option<&'static str>) -> ApiResult<Response> {
     let headers = req.headers().clone();
     // An uncompressed body announced over the limit is refused before it is read.
-    let announced =
-        headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if announced.is_some_and(|n| n > MAX_REQUEST_BYTES) && !headers.contains_key(axum::http::header::CONTENT_ENCODING) {
+    if crate::http::json::announced_length(&headers).is_some_and(|n| n > MAX_REQUEST_BYTES)
+        && !headers.contains_key(axum::http::header::CONTENT_ENCODING)
+    {
         return Err(Error::bad_request(format!("the request is larger than {MAX_REQUEST_BYTES} bytes")).into());
     }
     let bytes: Bytes = axum::body::to_bytes(req.into_body(), MAX_REQUEST_BYTES).await.map_err(|e| {

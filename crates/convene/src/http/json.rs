@@ -37,6 +37,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for BatchJson<T> {
     }
 }
 
+/// The body length a request announces (`Content-Length`), if any: a body
+/// announced over a limit is refused before any of it is read.
+pub fn announced_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+}
+
 /// Reads a JSON body: checks the media type and the size limit.
 pub async fn json_bytes<S: Send + Sync>(req: Request, state: &S, limit: usize) -> Result<Bytes, ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -50,9 +56,7 @@ pub async fn json_bytes<S: Send + Sync>(req: Request, state: &S, limit: usize) -
         }
         .into());
     }
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        && len > limit
-    {
+    if announced_length(req.headers()).is_some_and(|len| len > limit) {
         return Err(Error::PayloadTooLarge { limit }.into());
     }
     let _ = state;

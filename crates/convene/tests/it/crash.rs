@@ -162,17 +162,17 @@ pub(crate) async fn writer(
     out
 }
 
-/// Every contact, by external id (paging through the list).
-pub(crate) async fn contacts(client: &Client, base: &str, token: &str) -> Vec<Value> {
+/// Every item of a paged native list (`path` without a query string).
+pub(crate) async fn list_all(client: &Client, base: &str, token: &str, path: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = format!("{base}/v1/contacts?limit=1000");
+        let mut url = format!("{base}{path}?limit=1000");
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={}", crate::ingest_support::urlencode(c)));
         }
         let r = client.get(url).bearer_auth(token).send().await.unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), 200, "{path}");
         let page: Value = r.json().await.unwrap();
         out.extend(page["data"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {
@@ -180,6 +180,11 @@ pub(crate) async fn contacts(client: &Client, base: &str, token: &str) -> Vec<Va
             None => return out,
         }
     }
+}
+
+/// Every contact (paging through the list).
+pub(crate) async fn contacts(client: &Client, base: &str, token: &str) -> Vec<Value> {
+    list_all(client, base, token, "/v1/contacts").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
-use crate::crash::{Server, contacts, master_post, start};
+use crate::crash::{Server, contacts, list_all, master_post, start};
 
 const ROUNDS: usize = 4;
 /// Writers per write path.
@@ -125,26 +125,6 @@ async fn writer(
         }
     }
     seen
-}
-
-/// Every item of a paged native list.
-async fn list_all(client: &Client, base: &str, token: &str, path: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{base}{path}?limit=1000");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={}", crate::ingest_support::urlencode(c)));
-        }
-        let r = client.get(url).bearer_auth(token).send().await.unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-        let page: Value = r.json().await.unwrap();
-        out.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
