@@ -196,7 +196,7 @@ impl ContactChanges {
                 }
             }
         }
-        self.traits.extend(TraitOp::parse_map(&traits)?);
+        self.traits.extend(TraitOp::parse_owned_map(traits)?);
         Ok(())
     }
 

@@ -80,15 +80,23 @@ impl TraitOp {
 
     /// Reads a JSON object of traits as operations, checking names and sizes.
     pub fn parse_map(traits: &Map<String, Value>) -> Result<TraitOps, Error> {
+        TraitOp::parse_owned_map(traits.clone())
+    }
+
+    /// As [`TraitOp::parse_map`], taking the object: names and values move
+    /// into the operations instead of being copied (the ingest path reads
+    /// every item's traits through here).
+    pub fn parse_owned_map(traits: Map<String, Value>) -> Result<TraitOps, Error> {
         if traits.len() > MAX_TRAITS_PER_WRITE {
             return Err(Error::validation("traits", format!("at most {MAX_TRAITS_PER_WRITE} traits per write")));
         }
         traits
-            .iter()
+            .into_iter()
             .map(|(name, value)| {
-                validate_field_name(name)?;
-                check_size(name, value)?;
-                Ok((name.clone(), TraitOp::parse(name, value.clone())?))
+                validate_field_name(&name)?;
+                check_size(&name, &value)?;
+                let op = TraitOp::parse(&name, value)?;
+                Ok((name, op))
             })
             .collect()
     }
@@ -118,12 +126,27 @@ fn check_size(name: &str, value: &Value) -> Result<(), Error> {
     let fits = match value {
         Value::String(s) => s.len() <= MAX_TRAIT_VALUE_BYTES,
         Value::Number(_) | Value::Bool(_) | Value::Null => true,
-        other => serde_json::to_vec(other).map(|v| v.len()).unwrap_or(usize::MAX) <= MAX_TRAIT_VALUE_BYTES,
+        other => serde_json::to_writer(ByteBudget(MAX_TRAIT_VALUE_BYTES), other).is_ok(),
     };
     if fits {
         Ok(())
     } else {
         Err(Error::validation(name, format!("the value of '{name}' is larger than {MAX_TRAIT_VALUE_BYTES} bytes")))
+    }
+}
+
+/// A writer that only counts, failing once more than its budget of bytes
+/// is written: a value's JSON size is checked without building the JSON.
+struct ByteBudget(usize);
+
+impl std::io::Write for ByteBudget {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.checked_sub(buf.len()).ok_or_else(|| std::io::Error::other("over budget"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -253,11 +253,14 @@ pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Resul
             }
         }
         let status = if errors.is_empty() { JobStatus::Applied } else { JobStatus::Failed };
+        // Cached: single-event requests make one job row per item.
         ctx.conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO jobs (workspace_id, id, status, total, applied, duplicates, failed, errors, received_at, finished_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
-                params![
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
                     job.workspace_id,
                     job.id,
                     status.as_str(),
@@ -268,8 +271,8 @@ pub(crate) fn apply_entries(ctx: &mut WriteCtx, entries: &[InboxEntry]) -> Resul
                     serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into()),
                     t(&job.received_at),
                     t(&now())
-                ],
-            )
+                ])
+            })
             .map_err(storage)?;
         report.items += job.items.len();
         report.received_at.push(job.received_at);

@@ -138,7 +138,16 @@ impl WriteCtx {
 type Completion = Box<dyn FnOnce(Result<()>) + Send>;
 /// A write request: run with the context, or with `None` when the
 /// transaction could not begin (it then only reports the failure).
-type Job = Box<dyn FnOnce(Option<&mut WriteCtx>) -> (bool, Completion) + Send>;
+type Work = Box<dyn FnOnce(Option<&mut WriteCtx>) -> (bool, Completion) + Send>;
+
+/// A write request and whether it runs in its own savepoint.
+struct Job {
+    work: Work,
+    /// False for a closure that runs a single statement: SQLite undoes a
+    /// failed statement by itself, so the savepoint's two round trips
+    /// through the VM would buy nothing (the inbox append).
+    savepoint: bool,
+}
 
 /// The writer thread's handle.
 pub(crate) struct Writer {
@@ -164,8 +173,25 @@ impl Writer {
         &self,
         f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.submit(f, true).await
+    }
+
+    /// As [`Writer::run`] for a closure that executes exactly one statement
+    /// (atomic by itself), so it needs no savepoint of its own.
+    pub async fn run_one_statement<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.submit(f, false).await
+    }
+
+    async fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+        savepoint: bool,
+    ) -> Result<T> {
         let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |ctx| {
+        let work: Work = Box::new(move |ctx| {
             let outcome = match ctx {
                 Some(ctx) => f(ctx),
                 None => Err(Error::Unavailable {
@@ -179,7 +205,10 @@ impl Writer {
             });
             (ok, completion)
         });
-        self.tx.send(job).await.map_err(|_| Error::Internal("the SQLite writer has stopped".into()))?;
+        self.tx
+            .send(Job { work, savepoint })
+            .await
+            .map_err(|_| Error::Internal("the SQLite writer has stopped".into()))?;
         done_rx.await.map_err(|_| Error::Internal("the SQLite writer dropped a request".into()))?
     }
 }
@@ -208,7 +237,7 @@ fn writer_loop(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Job>) {
         if let Err(e) = began {
             tracing::error!(error = %e, "could not begin a write transaction");
             for job in batch.drain(..) {
-                let (_, completion) = job(None);
+                let (_, completion) = (job.work)(None);
                 completion(Ok(()));
             }
             continue;
@@ -218,8 +247,16 @@ fn writer_loop(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Job>) {
         // waiting for it and then paying for one more.
         loop {
             for job in batch.drain(..) {
+                if !job.savepoint {
+                    let (ok, completion) = (job.work)(Some(&mut ctx));
+                    if !ok {
+                        ctx.forget_registries();
+                    }
+                    completions.push(completion);
+                    continue;
+                }
                 let savepoint = control(&ctx.conn, "SAVEPOINT request");
-                let (ok, completion) = job(Some(&mut ctx));
+                let (ok, completion) = (job.work)(Some(&mut ctx));
                 if savepoint.is_ok() {
                     let end = if ok {
                         control(&ctx.conn, "RELEASE request")

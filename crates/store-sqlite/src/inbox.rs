@@ -49,7 +49,7 @@ impl Inbox {
         let (ws, id, count, at) =
             (job.workspace_id.clone(), job.id.clone(), job.items.len() as i64, t(&job.received_at));
         self.writer
-            .run(move |ctx| {
+            .run_one_statement(move |ctx| {
                 let mut stmt = ctx
                     .conn
                     .prepare_cached(
@@ -89,8 +89,9 @@ impl Inbox {
     /// Forgets entries up to `seq` (they are applied).
     pub async fn delete_through(&self, seq: i64) -> Result<()> {
         self.writer
-            .run(move |ctx| {
-                ctx.conn.execute("DELETE FROM inbox WHERE seq <= ?1", [seq]).map_err(storage)?;
+            .run_one_statement(move |ctx| {
+                let mut stmt = ctx.conn.prepare_cached("DELETE FROM inbox WHERE seq <= ?1").map_err(storage)?;
+                stmt.execute([seq]).map_err(storage)?;
                 Ok(())
             })
             .await
