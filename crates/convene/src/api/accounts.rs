@@ -88,7 +88,7 @@ async fn update(
 }
 
 /// Create a service account in a workspace.
-#[utoipa::path(post, path = "/v1/workspaces/{ws}/service-accounts", tag = "service accounts", request_body = CreateServiceAccount,
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/service-accounts", operation_id = "create_workspace_service_account", tag = "service accounts", request_body = CreateServiceAccount,
     params(("ws" = String, Path, description = "Workspace id")),
     responses((status = 201, description = "The new account", body = ServiceAccountOut), CommonErrors),
     security(("master_key" = [])))]
@@ -103,7 +103,7 @@ pub async fn master_create(
 }
 
 /// List a workspace's service accounts.
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/service-accounts", tag = "service accounts",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/service-accounts", operation_id = "list_workspace_service_accounts", tag = "service accounts",
     params(("ws" = String, Path, description = "Workspace id"), PageParams),
     responses((status = 200, description = "A page of accounts", body = Paged<ServiceAccountOut>), CommonErrors),
     security(("master_key" = [])))]
@@ -118,7 +118,7 @@ pub async fn master_list(
 }
 
 /// One service account of a workspace.
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/service-accounts/{id}", tag = "service accounts",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/service-accounts/{id}", operation_id = "get_workspace_service_account", tag = "service accounts",
     params(("ws" = String, Path, description = "Workspace id"), ("id" = String, Path, description = "Account id")),
     responses((status = 200, description = "The account", body = ServiceAccountOut), CommonErrors),
     security(("master_key" = [])))]
@@ -131,7 +131,7 @@ pub async fn master_get(
 }
 
 /// Change a service account (name, description, teams, permissions).
-#[utoipa::path(patch, path = "/v1/workspaces/{ws}/service-accounts/{id}", tag = "service accounts", request_body = UpdateServiceAccount,
+#[utoipa::path(patch, path = "/v1/workspaces/{ws}/service-accounts/{id}", operation_id = "update_workspace_service_account", tag = "service accounts", request_body = UpdateServiceAccount,
     params(("ws" = String, Path, description = "Workspace id"), ("id" = String, Path, description = "Account id")),
     responses((status = 200, description = "The account", body = ServiceAccountOut), CommonErrors),
     security(("master_key" = [])))]
@@ -145,7 +145,7 @@ pub async fn master_update(
 }
 
 /// Create a service account in the key's workspace.
-#[utoipa::path(post, path = "/v1/service-accounts", tag = "service accounts", request_body = CreateServiceAccount,
+#[utoipa::path(post, path = "/v1/service-accounts", operation_id = "create_service_account", tag = "service accounts", request_body = CreateServiceAccount,
     responses((status = 201, description = "The new account", body = ServiceAccountOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
 pub async fn admin_create(
@@ -157,7 +157,7 @@ pub async fn admin_create(
 }
 
 /// List the key's workspace's service accounts.
-#[utoipa::path(get, path = "/v1/service-accounts", tag = "service accounts", params(PageParams),
+#[utoipa::path(get, path = "/v1/service-accounts", operation_id = "list_service_accounts", tag = "service accounts", params(PageParams),
     responses((status = 200, description = "A page of accounts", body = Paged<ServiceAccountOut>), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
 pub async fn admin_list(
@@ -169,7 +169,7 @@ pub async fn admin_list(
 }
 
 /// One service account of the key's workspace.
-#[utoipa::path(get, path = "/v1/service-accounts/{id}", tag = "service accounts",
+#[utoipa::path(get, path = "/v1/service-accounts/{id}", operation_id = "get_service_account", tag = "service accounts",
     params(("id" = String, Path, description = "Account id")),
     responses((status = 200, description = "The account", body = ServiceAccountOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
@@ -182,7 +182,7 @@ pub async fn admin_get(
 }
 
 /// Change a service account of the key's workspace.
-#[utoipa::path(patch, path = "/v1/service-accounts/{id}", tag = "service accounts", request_body = UpdateServiceAccount,
+#[utoipa::path(patch, path = "/v1/service-accounts/{id}", operation_id = "update_service_account", tag = "service accounts", request_body = UpdateServiceAccount,
     params(("id" = String, Path, description = "Account id")),
     responses((status = 200, description = "The account", body = ServiceAccountOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]

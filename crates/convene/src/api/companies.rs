@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 use super::CommonErrors;
 use super::dto::{
-    BatchOut, BatchQuery, CompanyBatchIn, CompanyIn, CompanyOut, CompanyQuery, ContactOut, PageParams, Paged,
+    BatchOut, BatchQuery, CompanyBatchIn, CompanyIn, CompanyOut, CompanyQuery, ContactOut, CreateCompany, PageParams,
+    Paged,
 };
 use crate::http::auth::{Need, scopes};
 use crate::http::error::ApiResult;
@@ -29,7 +30,7 @@ fn company_id(raw: &str) -> Result<i64, Error> {
 }
 
 /// Create a company.
-#[utoipa::path(post, path = "/v1/companies", tag = "companies", request_body = CompanyIn,
+#[utoipa::path(post, path = "/v1/companies", tag = "companies", request_body = CreateCompany,
     responses((status = 201, description = "The new company", body = CompanyOut), CommonErrors),
     security(("bearer" = ["companies:write"]), ("api_key" = ["companies:write"])))]
 pub async fn create_company(

@@ -73,6 +73,7 @@ pub async fn update_contact(
 
 /// `erase=true` on a contact's deletion.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     /// Erase: also its events, its messages' content, the job errors and
     /// message ids that carry its identities; suppress the identities.

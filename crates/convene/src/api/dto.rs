@@ -10,7 +10,11 @@ use convene_core::scope::{KeyKind, Scope};
 use convene_core::workspace::{ApiKey, ServiceAccount, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, Ref, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
+
+use super::schema;
 
 /// One page of a list: `data` and the cursor of the next page (`null` on the last).
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,7 +49,7 @@ pub struct PageParams {
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
     /// Display name.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = schema::display_name)]
     pub name: String,
 }
 
@@ -71,19 +75,20 @@ impl From<Workspace> for WorkspaceOut {
 #[serde(deny_unknown_fields)]
 pub struct CreateServiceAccount {
     /// Display name, e.g. "Sales Production".
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = schema::display_name)]
     pub name: String,
     /// What it is for.
     #[serde(default)]
-    #[schema(max_length = 2000)]
+    #[schema(schema_with = schema::description)]
     pub description: String,
     /// Teams it belongs to.
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(schema_with = schema::teams)]
     pub teams: Vec<String>,
     /// Permissions of its full keys (`companies:*` expands to read and write);
     /// none by default.
     #[serde(default)]
+    #[schema(schema_with = schema::scopes)]
     pub scopes: Vec<String>,
 }
 
@@ -92,15 +97,16 @@ pub struct CreateServiceAccount {
 #[serde(deny_unknown_fields)]
 pub struct UpdateServiceAccount {
     /// New name.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = schema::display_name_or_null)]
     pub name: Option<String>,
     /// New description.
-    #[schema(max_length = 2000)]
+    #[schema(schema_with = schema::description_or_null)]
     pub description: Option<String>,
     /// New teams.
-    #[schema(max_items = 100)]
+    #[schema(schema_with = schema::teams_or_null)]
     pub teams: Option<Vec<String>>,
     /// New permissions.
+    #[schema(schema_with = schema::scopes_or_null)]
     pub scopes: Option<Vec<String>>,
 }
 
@@ -142,13 +148,14 @@ impl From<ServiceAccount> for ServiceAccountOut {
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// Display name.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = schema::display_name)]
     pub name: String,
     /// `analytics` (write contacts and events only) or `full`.
     pub kind: KeyKind,
     /// The service account whose permissions a full key takes.
     pub service_account_id: Option<String>,
     /// Narrows the key's scopes further.
+    #[schema(schema_with = schema::scopes_or_null)]
     pub scopes: Option<Vec<String>>,
     /// When the key stops working (must be in the future).
     pub expires_at: Option<DateTime<Utc>>,
@@ -248,29 +255,54 @@ impl From<Contact> for ContactOut {
     }
 }
 
-/// `POST /v1/contacts` and `PATCH /v1/contacts/{id}`. In `traits`, each value
+/// `POST /v1/contacts` and `PATCH /v1/contacts/{id}` (every part optional:
+/// a contact may be created without an identity). In `traits`, each value
 /// is an operation: a value sets, `null` unsets, `{"add": [...], "remove":
 /// [...]}` edits a list, `{"$inc": n}` increments, `{"$set_once": v}` sets
-/// when empty. `email`/`mobile`/`external_id` inside traits are identities.
+/// when empty. `email`/`mobile`/`external_id`/`anonymous_id` inside traits
+/// are identities.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ContactIn {
     /// Email (unique in the workspace, matched case-insensitively); `null` unsets.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = schema::email_or_null)]
     pub email: Option<String>,
     /// Phone number (digits and a leading +, unique); `null` unsets.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = mobile_or_null)]
     pub mobile: Option<String>,
     /// Your system's id (unique); `null` unsets.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = external_id_or_null)]
     pub external_id: Option<String>,
+    /// Anonymous visitor id; `null` unsets.
+    #[schema(schema_with = anonymous_id_or_null)]
+    pub anonymous_id: Option<String>,
     /// Trait operations (at most 500 per write).
-    #[schema(value_type = Object)]
+    #[schema(schema_with = schema::contact_traits_or_null)]
     pub traits: Option<Map<String, Value>>,
-    /// SUBSCRIBED, UNSUBSCRIBED or PENDING.
+    /// SUBSCRIBED, UNSUBSCRIBED or PENDING (any case).
+    #[schema(schema_with = subscription_status)]
     pub subscription_status: Option<convene_core::contact::SubscriptionStatus>,
     /// The company to link (an id in this workspace); `null` unlinks.
+    #[schema(schema_with = schema::id_or_null)]
     pub company_id: Option<i64>,
+}
+
+fn mobile_or_null() -> Schema {
+    schema::identity_or_null("mobile")
+}
+
+fn external_id_or_null() -> Schema {
+    schema::identity_or_null("external_id")
+}
+
+fn anonymous_id_or_null() -> Schema {
+    schema::identity_or_null("anonymous_id")
+}
+
+/// A subscription status (not `null`).
+fn subscription_status() -> RefOr<Schema> {
+    Ref::from_schema_name(convene_core::contact::SubscriptionStatus::name()).into()
 }
 
 /// Filters of `GET /v1/contacts` (at most one identity).
@@ -295,10 +327,10 @@ pub struct ContactQuery {
 #[serde(deny_unknown_fields)]
 pub struct CreateField {
     /// Underlying name (the trait key).
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(schema_with = schema::field_name)]
     pub name: String,
     /// Human label (defaults to the name).
-    #[schema(max_length = 200)]
+    #[schema(schema_with = schema::display_name_or_null)]
     pub label: Option<String>,
     /// Type.
     #[serde(rename = "type")]
@@ -368,67 +400,161 @@ pub struct QueuedOut {
     pub status: &'static str,
 }
 
-/// `POST /v1/identify`: at least one identity finds or creates the contact
-/// (priority external_id, email, mobile, anonymous_id); traits are operations.
+/// The parts of an identify call (`POST /v1/identify`, an identify item of
+/// `POST /v1/batch`).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
-pub struct IdentifyIn {
+pub struct IdentifyFields {
+    /// `identify` (required in a batch item; ignored on `POST /v1/identify`).
+    #[serde(rename = "type")]
+    #[schema(schema_with = identify_type)]
+    pub kind: Option<String>,
     /// Your system's id.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = external_id_or_null)]
     pub external_id: Option<String>,
     /// Email.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = schema::email_or_null)]
     pub email: Option<String>,
     /// Phone number.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = mobile_or_null)]
     pub mobile: Option<String>,
     /// Anonymous visitor id.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = anonymous_id_or_null)]
     pub anonymous_id: Option<String>,
     /// Trait operations.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = schema::contact_traits_or_null)]
     pub traits: Option<Map<String, Value>>,
-    /// SUBSCRIBED, UNSUBSCRIBED or PENDING.
+    /// SUBSCRIBED, UNSUBSCRIBED or PENDING (any case).
+    #[schema(schema_with = subscription_status)]
     pub subscription_status: Option<convene_core::contact::SubscriptionStatus>,
+    /// The company to link (an id in this workspace); `null` unlinks.
+    #[schema(schema_with = schema::id_or_null)]
+    pub company_id: Option<i64>,
     /// Deduplicates retries (7 days at least).
-    #[schema(max_length = 200)]
+    #[schema(schema_with = schema::message_id_or_null)]
     pub message_id: Option<String>,
 }
 
-/// `POST /v1/track`
+fn identify_type() -> Schema {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["identify"]))
+        .into()
+}
+
+fn track_type() -> Schema {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["track"]))
+        .into()
+}
+
+/// `POST /v1/identify`: at least one identity (`null` is none) finds or
+/// creates the contact (priority external_id, email, mobile, anonymous_id);
+/// traits are operations. The document asks for the identity at the top
+/// level; the server also takes one given only inside `traits`.
+pub struct IdentifyIn;
+
+impl PartialSchema for IdentifyIn {
+    fn schema() -> RefOr<Schema> {
+        schema::with_an_identity(
+            IdentifyFields::schema(),
+            "At least one of external_id, email, mobile and anonymous_id, not null (the server also finds one \
+             inside traits).",
+        )
+    }
+}
+
+impl ToSchema for IdentifyIn {}
+
+/// The parts of a track call (`POST /v1/track`, a track item of `POST /v1/batch`).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
-pub struct TrackIn {
-    /// Identity of the contact (or email, mobile, anonymous_id).
-    #[schema(max_length = 254)]
+pub struct TrackFields {
+    /// `track` (required in a batch item; ignored on `POST /v1/track`).
+    #[serde(rename = "type")]
+    #[schema(schema_with = track_type)]
+    pub kind: Option<String>,
+    /// Your system's id.
+    #[schema(schema_with = external_id_or_null)]
     pub external_id: Option<String>,
     /// Email.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = schema::email_or_null)]
     pub email: Option<String>,
+    /// Phone number.
+    #[schema(schema_with = mobile_or_null)]
+    pub mobile: Option<String>,
+    /// Anonymous visitor id.
+    #[schema(schema_with = anonymous_id_or_null)]
+    pub anonymous_id: Option<String>,
     /// Event name.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = schema::event_name)]
     pub event: String,
     /// At most 15 key/value pairs.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = schema::event_properties_or_null)]
     pub properties: Option<Map<String, Value>>,
     /// When it happened (RFC 3339); default: when received.
+    #[schema(schema_with = schema::time_or_null)]
     pub timestamp: Option<DateTime<Utc>>,
     /// When the client sent it (for clock-skew correction).
+    #[schema(schema_with = schema::time_or_null)]
     pub sent_at: Option<DateTime<Utc>>,
     /// The client's own event time (for clock-skew correction).
+    #[schema(schema_with = schema::time_or_null)]
     pub original_timestamp: Option<DateTime<Utc>>,
     /// Deduplicates retries.
-    #[schema(max_length = 200)]
+    #[schema(schema_with = schema::message_id_or_null)]
     pub message_id: Option<String>,
 }
 
-/// `POST /v1/batch`
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct BatchIn {
-    /// Items with `"type": "identify"` or `"track"` (at most 10,000).
-    #[schema(max_items = 10000, value_type = Vec<Object>)]
-    pub batch: Vec<Value>,
+/// `POST /v1/track`: an event of the contact one identity (`null` is none)
+/// finds or creates (priority external_id, email, mobile, anonymous_id).
+pub struct TrackIn;
+
+impl PartialSchema for TrackIn {
+    fn schema() -> RefOr<Schema> {
+        schema::with_an_identity(
+            TrackFields::schema(),
+            "At least one of external_id, email, mobile and anonymous_id, not null.",
+        )
+    }
+}
+
+impl ToSchema for TrackIn {}
+
+/// `POST /v1/batch`: `{"batch": [...]}`, 1 to 10,000 identify and track
+/// items (each with its `type`), queued as one job; other keys are ignored.
+pub struct BatchIn;
+
+impl PartialSchema for BatchIn {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder};
+        let item = |name: std::borrow::Cow<'static, str>| {
+            AllOfBuilder::new().item(Ref::from_schema_name(name)).item(ObjectBuilder::new().required("type"))
+        };
+        let items = ArrayBuilder::new()
+            .items(OneOfBuilder::new().item(item(IdentifyIn::name())).item(item(TrackIn::name())))
+            .min_items(Some(1))
+            .max_items(Some(convene_core::ingest::MAX_ITEMS_PER_REQUEST))
+            .description(Some("1 to 10,000 items, each `{\"type\": \"identify\", …}` or `{\"type\": \"track\", …}`."));
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .property("batch", items)
+            .required("batch")
+            .description(Some(
+                "`POST /v1/batch`: 1 to 10,000 identify and track items, queued as one job; other keys are ignored.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for BatchIn {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((IdentifyIn::name().into(), IdentifyIn::schema()));
+        schemas.push((TrackIn::name().into(), TrackIn::schema()));
+    }
 }
 
 /// A job.
@@ -561,19 +687,37 @@ impl From<convene_core::company::Company> for CompanyOut {
     }
 }
 
-/// `POST /v1/companies` and `PATCH /v1/companies/{id}`: trait values are
-/// operations, as on contacts.
+/// `POST /v1/companies` and a row of `POST /v1/companies/batch`: trait
+/// values are operations, as on contacts.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
-pub struct CompanyIn {
-    /// Your system's id (required to create; unique in the workspace).
-    #[schema(max_length = 254)]
-    pub external_id: Option<String>,
-    /// Base domain (`acme.com`); `null` unsets.
-    #[schema(max_length = 253)]
+pub struct CreateCompany {
+    /// Your system's id (unique in the workspace).
+    #[schema(schema_with = schema::external_id)]
+    pub external_id: String,
+    /// Base domain (`acme.com`).
+    #[schema(schema_with = schema::domain_or_null)]
     pub domain: Option<String>,
     /// Trait operations.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = schema::traits_or_null)]
+    pub traits: Option<Map<String, Value>>,
+}
+
+/// `PATCH /v1/companies/{id}`: the parts sent change; trait values are
+/// operations, as on contacts.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CompanyIn {
+    /// Your system's id (unique in the workspace).
+    #[schema(schema_with = schema::external_id)]
+    pub external_id: Option<String>,
+    /// Base domain (`acme.com`); empty or `null` unsets.
+    #[schema(schema_with = schema::domain_or_null)]
+    pub domain: Option<String>,
+    /// Trait operations.
+    #[schema(schema_with = schema::traits_or_null)]
     pub traits: Option<Map<String, Value>>,
 }
 
@@ -643,7 +787,7 @@ pub struct ContactBatchIn {
 pub struct CompanyBatchIn {
     /// 1 to 1,000 companies, each found by its external_id.
     #[schema(min_items = 1, max_items = 1000)]
-    pub companies: Vec<CompanyIn>,
+    pub companies: Vec<CreateCompany>,
 }
 
 /// Why a row failed.
@@ -821,24 +965,59 @@ impl From<convene_core::user::User> for UserOut {
     }
 }
 
-/// `POST /v1/users` and `PATCH /v1/users/{id}`.
+/// `POST /v1/users` and `POST /v1/workspaces/{ws}/users`: name and email are
+/// required.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
-pub struct UserIn {
-    /// Display name (required to create), 1 to 200 characters.
-    #[schema(max_length = 200)]
-    pub name: Option<String>,
-    /// Email (required to create), unique in the workspace.
-    #[schema(max_length = 254)]
-    pub email: Option<String>,
+pub struct CreateUser {
+    /// Display name.
+    #[schema(schema_with = schema::display_name)]
+    pub name: String,
+    /// Email, unique in the workspace.
+    #[schema(schema_with = schema::email)]
+    pub email: String,
     /// admin, agent (default) or viewer.
+    #[schema(schema_with = role)]
     pub role: Option<convene_core::user::Role>,
     /// Default true.
+    #[schema(schema_with = boolean)]
     pub active: Option<bool>,
-    /// Console password (8 characters to 1,024 bytes); stored as an argon2id
-    /// hash, never returned.
-    #[schema(min_length = 8, max_length = 1024, write_only)]
+    /// Console password.
+    #[schema(schema_with = schema::password)]
     pub password: Option<String>,
+}
+
+/// `PATCH /v1/users/{id}`: the parts sent change (none may be `null`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct UserIn {
+    /// Display name.
+    #[schema(schema_with = schema::display_name)]
+    pub name: Option<String>,
+    /// Email, unique in the workspace.
+    #[schema(schema_with = schema::email)]
+    pub email: Option<String>,
+    /// admin, agent or viewer.
+    #[schema(schema_with = role)]
+    pub role: Option<convene_core::user::Role>,
+    /// Inactive users cannot be assigned or send messages.
+    #[schema(schema_with = boolean)]
+    pub active: Option<bool>,
+    /// Console password.
+    #[schema(schema_with = schema::password)]
+    pub password: Option<String>,
+}
+
+/// A user's role (not `null`).
+fn role() -> RefOr<Schema> {
+    Ref::from_schema_name(convene_core::user::Role::name()).into()
+}
+
+/// `true` or `false` (not `null`).
+fn boolean() -> Schema {
+    utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Boolean).into()
 }
 
 /// A conversation.
@@ -930,20 +1109,22 @@ impl From<convene_core::conversation::Message> for MessageOut {
 
 /// `POST /v1/conversations`
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ConversationIn {
     /// The contact (required).
     pub contact_id: i64,
     /// Channel (default `api`).
-    #[schema(max_length = 64)]
+    #[schema(schema_with = schema::channel)]
     pub channel: Option<String>,
     /// Subject.
-    #[schema(max_length = 1000)]
+    #[schema(schema_with = schema::subject_or_null)]
     pub subject: Option<String>,
-    /// Labels (at most 50 of 1 to 100 characters).
-    #[schema(max_items = 50)]
+    /// Labels.
+    #[schema(schema_with = schema::labels)]
     pub labels: Option<Vec<String>>,
     /// An active user.
+    #[schema(schema_with = schema::id_or_null)]
     pub assignee_id: Option<i64>,
     /// The first message (`type` defaults to outgoing).
     pub message: Option<MessageIn>,
@@ -964,15 +1145,18 @@ pub struct ConversationPatch {
 
 /// `POST /v1/conversations/{id}/messages`
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct MessageIn {
-    /// Text, 1 to 150,000 characters.
-    #[schema(min_length = 1, max_length = 150000)]
+    /// Text.
+    #[schema(schema_with = schema::content)]
     pub content: String,
     /// incoming (from the contact), outgoing (default) or note.
     #[serde(rename = "type")]
+    #[schema(schema_with = schema::message_type_or_null)]
     pub kind: Option<String>,
-    /// The user sending it (an active user); default: the API key.
+    /// The user sending it (an active user; not with `incoming`); default: the API key.
+    #[schema(schema_with = schema::id_or_null)]
     pub operator_id: Option<i64>,
 }
 

@@ -21,6 +21,7 @@ use crate::state::AppState;
 
 /// An identity given in the query: exactly one.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IdentityQuery {
     /// The contact's email.
     #[param(max_length = 254)]

@@ -30,11 +30,40 @@ use crate::http::query::AppQuery;
 use crate::state::AppState;
 use convene_core::csv_cell::write_text;
 
+/// The names of [`ExportEntity::ALL`] (the `entity` of an export's path).
+pub struct ExportEntityName;
+
+impl utoipa::PartialSchema for ExportEntityName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(ExportEntity::ALL.map(ExportEntity::as_str)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ExportEntityName {}
+
+/// An export's formats.
+pub struct ExportFormatName;
+
+impl utoipa::PartialSchema for ExportFormatName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(["ndjson", "csv"]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ExportFormatName {}
+
 /// Query parameters of an export.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// `ndjson` (default) or `csv`.
+    #[param(value_type = Option<ExportFormatName>, inline)]
     pub format: Option<String>,
     /// Only rows changed at or after this time (events: received, messages:
     /// created): RFC 3339, or a date (midnight UTC).
@@ -92,12 +121,13 @@ pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, Error> {
 /// keeps recent changes. An error after the first byte ends the body early.
 #[utoipa::path(get, path = "/v1/exports/{entity}", tag = "data",
     params(
-        ("entity" = String, Path, description = "contacts, events, conversations, messages, reps or companies"),
+        ("entity" = inline(ExportEntityName), Path,
+            description = "contacts, events, conversations, messages, reps or companies"),
         ExportParams,
     ),
     responses(
         (status = 200, description = "The rows, streamed: NDJSON (`application/x-ndjson`) or CSV (`text/csv`)",
-            content_type = "application/x-ndjson", body = String),
+            content((String = "application/x-ndjson"), (String = "text/csv"))),
         CommonErrors,
     ),
     security(

@@ -89,7 +89,7 @@ async fn list(state: &AppState, ws: &str, q: PageParams) -> ApiResult<Json<Paged
 }
 
 /// Create a key in a workspace; the response holds the token, once.
-#[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", tag = "keys", request_body = CreateKey,
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", operation_id = "create_workspace_key", tag = "keys", request_body = CreateKey,
     params(("ws" = String, Path, description = "Workspace id")),
     responses((status = 201, description = "The new key with its token (shown only here)", body = KeyOut), CommonErrors),
     security(("master_key" = [])))]
@@ -104,7 +104,7 @@ pub async fn master_create(
 }
 
 /// List a workspace's keys (previews only).
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", tag = "keys",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", operation_id = "list_workspace_keys", tag = "keys",
     params(("ws" = String, Path, description = "Workspace id"), PageParams),
     responses((status = 200, description = "A page of keys", body = Paged<KeyOut>), CommonErrors),
     security(("master_key" = [])))]
@@ -119,7 +119,7 @@ pub async fn master_list(
 }
 
 /// One key of a workspace.
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys/{id}", tag = "keys",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys/{id}", operation_id = "get_workspace_key", tag = "keys",
     params(("ws" = String, Path, description = "Workspace id"), ("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "The key", body = KeyOut), CommonErrors),
     security(("master_key" = [])))]
@@ -132,7 +132,7 @@ pub async fn master_get(
 }
 
 /// Revoke a key at once.
-#[utoipa::path(delete, path = "/v1/workspaces/{ws}/keys/{id}", tag = "keys",
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/keys/{id}", operation_id = "revoke_workspace_key", tag = "keys",
     params(("ws" = String, Path, description = "Workspace id"), ("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "The revoked key", body = KeyOut), CommonErrors),
     security(("master_key" = [])))]
@@ -147,7 +147,7 @@ pub async fn master_revoke(
 }
 
 /// Create a key in the admin key's workspace; the response holds the token, once.
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
+#[utoipa::path(post, path = "/v1/keys", operation_id = "create_key", tag = "keys", request_body = CreateKey,
     responses((status = 201, description = "The new key with its token (shown only here)", body = KeyOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
 pub async fn admin_create(
@@ -159,7 +159,7 @@ pub async fn admin_create(
 }
 
 /// List the admin key's workspace's keys.
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(PageParams),
+#[utoipa::path(get, path = "/v1/keys", operation_id = "list_keys", tag = "keys", params(PageParams),
     responses((status = 200, description = "A page of keys", body = Paged<KeyOut>), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
 pub async fn admin_list(
@@ -171,7 +171,7 @@ pub async fn admin_list(
 }
 
 /// One key of the admin key's workspace.
-#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, description = "Key id")),
+#[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "get_key", tag = "keys", params(("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "The key", body = KeyOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
 pub async fn admin_get(
@@ -183,7 +183,7 @@ pub async fn admin_get(
 }
 
 /// Revoke a key of the admin key's workspace at once.
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, description = "Key id")),
+#[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "revoke_key", tag = "keys", params(("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "The revoked key", body = KeyOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
 pub async fn admin_revoke(

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod ops;
 pub mod reports;
 pub mod reps;
+pub mod schema;
 pub mod users;
 pub mod workspaces;
 

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::CommonErrors;
 use super::dto::Paged;
+use super::schema;
 use crate::http::auth::{Need, scopes};
 use crate::http::error::ApiResult;
 use crate::http::json::AppJson;
@@ -57,25 +58,53 @@ impl From<Rep> for RepOut {
     }
 }
 
-/// The body of `POST /v1/reps` and `PATCH /v1/reps/{rep_id}`.
+/// The body of `POST /v1/reps`: `rep_id` is required.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateRep {
+    /// Your id for the rep (unique in the workspace).
+    #[schema(schema_with = schema::rep_id)]
+    pub rep_id: String,
+    /// Display name.
+    #[schema(schema_with = schema::rep_text_or_null)]
+    pub name: Option<String>,
+    /// Email.
+    #[schema(schema_with = schema::rep_email_or_null)]
+    pub email: Option<String>,
+    /// Department.
+    #[schema(schema_with = schema::rep_text_or_null)]
+    pub department: Option<String>,
+    /// Active.
+    #[schema(schema_with = schema::rep_active)]
+    pub active: Option<Value>,
+    /// Attributes.
+    #[schema(schema_with = schema::attributes_or_null)]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+/// The body of `PATCH /v1/reps/{rep_id}`: only the keys sent change (a
+/// `rep_id` in the body is ignored: the path names the rep).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct RepIn {
-    /// Your id for the rep (required to create; 1 to 255 characters).
-    #[schema(max_length = 255)]
-    pub rep_id: Option<String>,
-    /// Display name (`null` clears).
-    #[schema(max_length = 500)]
+    /// Ignored (the path names the rep).
+    pub rep_id: Option<Value>,
+    /// Display name.
+    #[schema(schema_with = schema::rep_text_or_null)]
     pub name: Option<String>,
-    /// Email (`null` clears).
+    /// Email.
+    #[schema(schema_with = schema::rep_email_or_null)]
     pub email: Option<String>,
-    /// Department (`null` clears).
-    #[schema(max_length = 500)]
+    /// Department.
+    #[schema(schema_with = schema::rep_text_or_null)]
     pub department: Option<String>,
-    /// Active (`true`/`false` or 1/0); new reps are active.
-    pub active: Option<bool>,
-    /// Attributes to set (`null` clears one); unknown names create fields.
-    #[schema(value_type = Object)]
+    /// Active.
+    #[schema(schema_with = schema::rep_active)]
+    pub active: Option<Value>,
+    /// Attributes.
+    #[schema(schema_with = schema::attributes_or_null)]
     pub attributes: Option<Map<String, Value>>,
 }
 
@@ -97,7 +126,7 @@ pub struct RepQuery {
 }
 
 /// Create a rep; an existing `rep_id` is a conflict.
-#[utoipa::path(post, path = "/v1/reps", tag = "reps", request_body = RepIn,
+#[utoipa::path(post, path = "/v1/reps", tag = "reps", request_body = CreateRep,
     responses((status = 201, description = "The new rep", body = RepOut), CommonErrors),
     security(("bearer" = ["reps:write"]), ("api_key" = ["reps:write"])))]
 pub async fn create_rep(
@@ -125,7 +154,9 @@ pub async fn get_rep(
 
 /// Change a rep (only the keys sent; `null` clears); all or nothing.
 #[utoipa::path(patch, path = "/v1/reps/{id}", tag = "reps", request_body = RepIn,
-    params(("id" = String, Path, description = "The rep's rep_id")),
+    params(("id" = String, Path, max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        description = "The rep's rep_id: 1 to 255 characters after trimming, no control characters")),
     responses((status = 200, description = "The rep after the change", body = RepOut), CommonErrors),
     security(("bearer" = ["reps:write"]), ("api_key" = ["reps:write"])))]
 pub async fn update_rep(

@@ -15,7 +15,7 @@ use convene_core::{Error, Store};
 use serde_json::{Map, Value};
 
 use super::CommonErrors;
-use super::dto::{PageParams, Paged, UserIn, UserOut};
+use super::dto::{CreateUser, PageParams, Paged, UserIn, UserOut};
 use crate::http::auth::{MasterKey, Need, scopes};
 use crate::http::error::ApiResult;
 use crate::http::json::AppJson;
@@ -71,7 +71,7 @@ pub async fn update_with_password(
 }
 
 /// Create a user.
-#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = UserIn,
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, description = "The new user", body = UserOut), CommonErrors),
     security(("bearer" = ["admin"]), ("api_key" = ["admin"])))]
 pub async fn create_user(
@@ -84,7 +84,7 @@ pub async fn create_user(
 }
 
 /// Create a user in a workspace (the operator making the first console admin).
-#[utoipa::path(post, path = "/v1/workspaces/{ws}/users", tag = "users", request_body = UserIn,
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/users", tag = "users", request_body = CreateUser,
     params(("ws" = String, Path, description = "Workspace id")),
     responses((status = 201, description = "The new user", body = UserOut), CommonErrors),
     security(("master_key" = [])))]
