@@ -32,7 +32,7 @@
 
 mod common;
 
-use common::{Proc, env_or, free_port, rss_kib, wait_ready};
+use common::{Proc, env_or, free_port, metric, rss_kib, wait_ready};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -402,19 +402,6 @@ async fn open_loop(
 
 // ---------------------------------------------------------------------------
 // /metrics.
-
-/// Reads one metric (a plain `name value` line) from /metrics.
-async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
-    let text = match client.get(format!("{base}/metrics")).send().await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => return f64::NAN,
-    };
-    text.lines()
-        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN)
-}
 
 /// A counter summed over the nodes.
 async fn metric_sum(client: &reqwest::Client, bases: &[String], name: &str) -> f64 {

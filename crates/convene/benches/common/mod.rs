@@ -57,6 +57,19 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), Stri
 
 /// A release `convene serve` this bench started, with a workspace and a
 /// full key made with `master`.
+/// Reads one metric (a plain `name value` line) from /metrics; NaN when absent.
+pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = match client.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return f64::NAN,
+    };
+    text.lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 pub struct Server {
     /// The process (killed on drop).
     pub node: Proc,
