@@ -47,6 +47,9 @@ struct Ctx {
     done: AtomicU64,
     /// Latencies of the current window, microseconds.
     latencies: parking_lot::Mutex<Vec<u32>>,
+    /// The current window's latencies per operation, microseconds: which
+    /// part of the mix is slow when the run falls behind.
+    by_op: parking_lot::Mutex<std::collections::HashMap<String, Vec<u32>>>,
     first_error: parking_lot::Mutex<Option<String>>,
 }
 
@@ -212,7 +215,9 @@ impl Ctx {
         match outcome {
             Ok(()) => {
                 self.done.fetch_add(1, Ordering::Relaxed);
-                self.latencies.lock().push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                let micros = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                self.latencies.lock().push(micros);
+                self.by_op.lock().entry(format!("{op:?}")).or_default().push(micros);
             }
             Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
@@ -275,6 +280,7 @@ async fn run() -> Result<(), String> {
         errors: AtomicU64::new(0),
         done: AtomicU64::new(0),
         latencies: parking_lot::Mutex::new(Vec::new()),
+        by_op: parking_lot::Mutex::new(std::collections::HashMap::new()),
         first_error: parking_lot::Mutex::new(None),
     });
 
@@ -308,6 +314,7 @@ async fn run() -> Result<(), String> {
         probed_at.elapsed().as_secs_f64()
     );
     ctx.latencies.lock().clear();
+    println!("        slowest p99: {}", slowest_ops(std::mem::take(&mut *ctx.by_op.lock())));
     ctx.done.store(0, Ordering::Relaxed);
 
     // 2. Hold `load` × the maximum, open loop: a request is started on schedule
@@ -357,6 +364,7 @@ async fn run() -> Result<(), String> {
                 pct(0.5).copied().unwrap_or(0) as f64 / 1000.0,
                 pct(0.99).copied().unwrap_or(0) as f64 / 1000.0,
             );
+            println!("        slowest p99: {}", slowest_ops(std::mem::take(&mut *ctx.by_op.lock())));
             samples.push((started.elapsed().as_secs(), rss));
         }
     }
@@ -395,4 +403,19 @@ async fn wait_applied(client: &reqwest::Client, base: &str) -> Result<Duration, 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(started.elapsed())
+}
+
+/// The three operations with the highest p99 in a window, with their mean.
+fn slowest_ops(by_op: std::collections::HashMap<String, Vec<u32>>) -> String {
+    let mut ops: Vec<(String, f64, f64)> = by_op
+        .into_iter()
+        .map(|(op, mut l)| {
+            l.sort_unstable();
+            let p99 = l[((l.len() as f64 * 0.99) as usize).min(l.len() - 1)] as f64 / 1000.0;
+            let mean = l.iter().map(|&x| x as f64).sum::<f64>() / l.len() as f64 / 1000.0;
+            (op, p99, mean)
+        })
+        .collect();
+    ops.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ops.iter().take(3).map(|(op, p99, mean)| format!("{op} {p99:.1} ms (mean {mean:.1})")).collect::<Vec<_>>().join(", ")
 }

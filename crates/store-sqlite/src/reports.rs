@@ -127,15 +127,41 @@ fn number_of(v: ValueRef<'_>) -> Option<f64> {
     }
 }
 
-fn departments(conn: &Connection, ws: &str) -> Result<HashMap<String, Option<String>>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT rep_id, department FROM reps WHERE workspace_id = ?1").map_err(storage)?;
-    let rows = stmt
-        .query_map([ws], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))
-        .map_err(storage)?
-        .collect::<rusqlite::Result<HashMap<_, _>>>()
-        .map_err(storage)?;
-    Ok(rows)
+/// The departments of the reps a report's rows name, read as the rows
+/// meet them (one lookup per distinct rep), so a report costs nothing per
+/// rep it never meets: a workspace may hold far more reps than have calls.
+struct Departments<'c> {
+    conn: &'c Connection,
+    ws: &'c str,
+    known: HashMap<String, Option<String>>,
+}
+
+impl<'c> Departments<'c> {
+    fn new(conn: &'c Connection, ws: &'c str) -> Self {
+        Departments { conn, ws, known: HashMap::new() }
+    }
+
+    /// Reads `rep`'s department unless it is known already.
+    fn load(&mut self, rep: &str) -> Result<()> {
+        if self.known.contains_key(rep) {
+            return Ok(());
+        }
+        let department = self
+            .conn
+            .prepare_cached("SELECT department FROM reps WHERE workspace_id = ?1 AND rep_id = ?2")
+            .and_then(|mut s| s.query_row(rusqlite::params![self.ws, rep], |r| r.get::<_, Option<String>>(0)))
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+            .map_err(storage)?
+            .flatten();
+        self.known.insert(rep.to_string(), department);
+        Ok(())
+    }
+
+    /// `rep`'s department, once [`Departments::load`]ed.
+    fn of(&self, rep: &str) -> Option<&str> {
+        self.known.get(rep).and_then(|d| d.as_deref())
+    }
 }
 
 /// Whether to read the whole table in row order rather than through an
@@ -250,7 +276,7 @@ pub(crate) fn partial(conn: &Connection, ws: &str, q: &ReportQuery) -> Result<Ag
         ""
     };
     plan.sql = plan.sql.replace("{scan}", scan);
-    let depts = if q.needs_rep() { departments(conn, ws)? } else { HashMap::new() };
+    let mut depts = Departments::new(conn, ws);
     let mut agg = Aggregator::new(q);
     let (n_dims, n_measures) = (q.dimensions.len(), q.measures().len());
     let mut stmt = conn.prepare(&plan.sql).map_err(storage)?;
@@ -276,11 +302,18 @@ pub(crate) fn partial(conn: &Connection, ws: &str, q: &ReportQuery) -> Result<Ag
         }
         let mut dims: [Option<&str>; MAX_DIMENSIONS] = [None; MAX_DIMENSIONS];
         for i in 0..n_dims {
-            let v = match refs[i] {
+            dims[i] = match refs[i] {
                 ValueRef::Text(s) => std::str::from_utf8(s).ok(),
                 _ => owned[i].as_deref(),
             };
-            dims[i] = if plan.department[i] { v.and_then(|rep| depts.get(rep)).and_then(|d| d.as_deref()) } else { v };
+            if plan.department[i]
+                && let Some(rep) = dims[i]
+            {
+                depts.load(rep)?;
+            }
+        }
+        for i in (0..n_dims).filter(|i| plan.department[*i]) {
+            dims[i] = dims[i].and_then(|rep| depts.of(rep));
         }
         values.clear();
         for i in 0..n_measures {
