@@ -417,5 +417,9 @@ fn slowest_ops(by_op: std::collections::HashMap<String, Vec<u32>>) -> String {
         })
         .collect();
     ops.sort_by(|a, b| b.1.total_cmp(&a.1));
-    ops.iter().take(3).map(|(op, p99, mean)| format!("{op} {p99:.1} ms (mean {mean:.1})")).collect::<Vec<_>>().join(", ")
+    ops.iter()
+        .take(3)
+        .map(|(op, p99, mean)| format!("{op} {p99:.1} ms (mean {mean:.1})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
