@@ -11,8 +11,11 @@
 //! rate (`BENCH_LOAD`, default 0.7) open-loop for `BENCH_SECONDS` (default
 //! 300). Every answer must be a success; the server's memory is sampled
 //! every 10 s and must stay flat, and the server must keep up (a request due
-//! while 512 are outstanding counts as late, and fails the run). Prints one
-//! line per sample and a summary.
+//! while 512 are outstanding counts as late; more than 1 % late fails the
+//! run). The per-key rate limit is raised (`CONVENE_RATE_LIMIT_FULL`) unless
+//! set: the soak measures the server, not its limiter. Prints one line per
+//! sample (with the ingest backlog and the three slowest operations) and a
+//! summary.
 
 mod common;
 
@@ -28,6 +31,12 @@ const MASTER: &str = "bench-master-key-0123456789";
 const MAX_IN_FLIGHT: usize = 512;
 
 fn main() {
+    // The soak measures the server, not the per-key limiter (10,000/s by
+    // default, which the probe passes): the limit is raised unless set.
+    if std::env::var_os("CONVENE_RATE_LIMIT_FULL").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("CONVENE_RATE_LIMIT_FULL", "1000000/2000000") };
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     if let Err(e) = rt.block_on(run()) {
         eprintln!("soak failed: {e}");
@@ -387,8 +396,14 @@ async fn run() -> Result<(), String> {
     if let Some(e) = ctx.first_error.lock().take() {
         println!("first error: {e}");
     }
-    if errors > 0 || probe_errors > 0 || late > 0 {
-        return Err(format!("{} errors, {late} requests late", errors + probe_errors));
+    // Keeping up: at most 1 % of the schedule missed (a stall of the disk
+    // shows as a burst of late requests; falling behind shows as many).
+    let scheduled = done + late;
+    if errors > 0 || probe_errors > 0 || late as f64 > 0.01 * scheduled as f64 {
+        return Err(format!(
+            "{} errors, {late} of {scheduled} scheduled requests late (at most 1 % may be)",
+            errors + probe_errors
+        ));
     }
     Ok(())
 }
