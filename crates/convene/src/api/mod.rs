@@ -71,7 +71,7 @@ pub enum CommonErrors {
 #[openapi(
     info(title = "convene", description = "A self-hosted engagement data hub: contacts, fields, keys and more."),
     modifiers(&SecuritySchemes),
-    components(schemas(crate::http::error::ErrorBody, dto::BatchResults)),
+    components(schemas(crate::http::error::ErrorBody, crate::http::error::ConveneCode, dto::BatchResults)),
     tags(
         (name = "workspaces", description = "Tenants (master key)"),
         (name = "service accounts", description = "API identities with permissions"),

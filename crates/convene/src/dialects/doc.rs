@@ -5,8 +5,6 @@
 
 use convene_core::event::{MAX_EVENT_NAME_LEN, MAX_EVENT_PROPERTIES};
 use convene_core::limits::{MAX_IDENTITY_LEN, MAX_TRAITS_PER_WRITE};
-use serde::Serialize;
-use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::SecurityScheme;
 use utoipa::openapi::tag::TagBuilder;
@@ -35,37 +33,7 @@ pub fn bearer() -> SecurityScheme {
     )
 }
 
-/// Every error code of convene's table, as the dialects that keep convene's
-/// codes (Segment, Converz) send them.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ConveneCode {
-    /// 400: malformed or invalid request.
-    ValidationError,
-    /// 422: a value does not fit its field's type.
-    InvalidValue,
-    /// 404: no such object (or route).
-    NotFound,
-    /// 409: a unique value is held by another object, or repeated in a request.
-    Conflict,
-    /// 401: missing, malformed, unknown, expired or revoked key.
-    Unauthenticated,
-    /// 403: the key lacks the route's scope.
-    Forbidden,
-    /// 413: the body or the row count is over the limit.
-    PayloadTooLarge,
-    /// 415: the body is not JSON.
-    UnsupportedMediaType,
-    /// 405: a known route with another method.
-    MethodNotAllowed,
-    /// 429: too many requests (see `Retry-After`).
-    RateLimited,
-    /// 503: overloaded or shutting down (see `Retry-After`).
-    Unavailable,
-    /// 500: a fault of the server.
-    InternalError,
-}
+pub use crate::http::error::ConveneCode;
 
 fn object_of_at_most(members: usize, description: &str) -> ObjectBuilder {
     ObjectBuilder::new()

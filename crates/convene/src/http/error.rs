@@ -25,11 +25,32 @@ pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
+/// The documented type of an error `code`: every name of core's
+/// [`ErrorCode`](convene_core::ErrorCode) table, built from that table (the
+/// native envelope and the dialects that keep convene's codes, Segment and
+/// Converz, send them).
+#[derive(Debug, Serialize)]
+pub struct ConveneCode;
+
+impl utoipa::PartialSchema for ConveneCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let statuses: Vec<String> =
+            convene_core::ErrorCode::ALL.iter().map(|c| format!("`{}` ({})", c.name(), c.status())).collect();
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(convene_core::ErrorCode::ALL.map(convene_core::ErrorCode::name)))
+            .description(Some(format!("convene's error code, with its HTTP status: {}.", statuses.join(", "))))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ConveneCode {}
+
 /// What went wrong.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code, e.g. `validation_error`, `conflict`.
-    #[schema(example = "validation_error")]
+    #[schema(value_type = ConveneCode, example = "validation_error")]
     pub code: &'static str,
     /// A sentence for a person.
     pub message: String,

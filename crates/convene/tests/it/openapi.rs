@@ -600,3 +600,31 @@ async fn a_body_of_only_the_required_fields_is_accepted() {
         assert!((200..300).contains(&status), "POST {path} with {body}: {status} {answer}");
     }
 }
+
+/// The error `code` of the native envelope and of the dialects that keep
+/// convene's codes is documented as the enum of core's table — every name,
+/// and only those — and every `$ref` in the document resolves.
+#[tokio::test]
+async fn error_codes_are_documented_from_the_core_table_and_every_ref_resolves() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in &all {
+        assert!(resolve(&doc, r).is_some(), "dangling reference {r}");
+    }
+    let code = deref(&doc, &doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]);
+    let documented: BTreeSet<&str> =
+        code["enum"].as_array().expect("an enum").iter().filter_map(Value::as_str).collect();
+    let table: BTreeSet<&str> = convene_core::ErrorCode::ALL.iter().map(|c| c.name()).collect();
+    assert_eq!(documented, table);
+    for schema in ["SegmentError", "ConverzErrorBody"] {
+        let code = deref(&doc, &doc["components"]["schemas"][schema]["properties"]["code"]);
+        assert_eq!(code["enum"].as_array().map(Vec::len), Some(table.len()), "{schema}");
+    }
+    // A real error carries one of them (here: no credentials).
+    let r = app.req(Method::GET, "/v1/contacts/999999").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(documented.contains(body["error"]["code"].as_str().unwrap()));
+}
