@@ -12,7 +12,8 @@
 //! `BENCH_SECONDS` (default 10) at `BENCH_CONCURRENCY` (default 8)
 //! connections, `BENCH_POST_CONCURRENCY` (default 64) for posting (extra
 //! `convene serve` flags in `BENCH_SERVER_ARGS`): writes
-//! share commits, so their throughput grows with the requests in flight.
+//! share commits, so their throughput grows with the requests in flight. The
+//! per-key rate limit is raised unless `CONVENE_RATE_LIMIT_FULL` is set.
 
 mod common;
 
@@ -191,6 +192,12 @@ async fn run() -> Result<(), String> {
             .args(["--listen", &format!("127.0.0.1:{port}"), "--master-key", MASTER])
             .args(std::env::var("BENCH_SERVER_ARGS").unwrap_or_default().split_whitespace())
             .env("CONVENE_LOG", "warn")
+            // The bench measures the server, not the per-key limiter (a full
+            // key's 10,000/s, which the read phases pass).
+            .env(
+                "CONVENE_RATE_LIMIT_FULL",
+                std::env::var("CONVENE_RATE_LIMIT_FULL").unwrap_or_else(|_| "1000000/2000000".into()),
+            )
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| e.to_string())?,
