@@ -196,7 +196,7 @@ async fn run() -> Result<(), String> {
             // key's 10,000/s, which the read phases pass).
             .env(
                 "CONVENE_RATE_LIMIT_FULL",
-                std::env::var("CONVENE_RATE_LIMIT_FULL").unwrap_or_else(|_| "1000000/2000000".into()),
+                std::env::var("CONVENE_RATE_LIMIT_FULL").unwrap_or_else(|_| common::UNLIMITED_RATE.into()),
             )
             .stdout(Stdio::null())
             .spawn()

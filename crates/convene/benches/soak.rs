@@ -35,7 +35,7 @@ fn main() {
     // default, which the probe passes): the limit is raised unless set.
     if std::env::var_os("CONVENE_RATE_LIMIT_FULL").is_none() {
         // SAFETY: no other thread exists yet.
-        unsafe { std::env::set_var("CONVENE_RATE_LIMIT_FULL", "1000000/2000000") };
+        unsafe { std::env::set_var("CONVENE_RATE_LIMIT_FULL", common::UNLIMITED_RATE) };
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     if let Err(e) = rt.block_on(run()) {

@@ -503,12 +503,16 @@ pub fn check_company_traits(traits: &Map<String, Value>) -> Result<()> {
     TraitOp::parse_map(traits).map(|_| ())
 }
 
+/// The identities that find a contact, in priority order: the first one
+/// a write carries that matches a contact wins.
+pub const LOOKUP_ORDER: [IdentityKind; 4] =
+    [IdentityKind::ExternalId, IdentityKind::Email, IdentityKind::Mobile, IdentityKind::AnonymousId];
+
 /// The lookups of a write: the identities it sets, in priority order
 /// (external id, email, mobile, anonymous id).
 pub fn lookups_of(changes: &ContactChanges) -> Lookups {
-    let order = [IdentityKind::ExternalId, IdentityKind::Email, IdentityKind::Mobile, IdentityKind::AnonymousId];
     let mut out: Lookups = Vec::new();
-    for kind in order {
+    for kind in LOOKUP_ORDER {
         if let Some((_, Some(v))) = changes.identities.iter().find(|(k, _)| *k == kind) {
             out.push((kind, v.clone()));
         }

@@ -422,11 +422,6 @@ impl ReportQuery {
         }
         out
     }
-
-    /// Whether rows must join the rep (for its department).
-    pub fn needs_rep(&self) -> bool {
-        self.dimensions.iter().chain(self.filters.iter().map(|(d, _)| d)).any(|d| *d == Dimension::Department)
-    }
 }
 
 impl ReportQuery {

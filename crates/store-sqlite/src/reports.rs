@@ -146,14 +146,13 @@ impl<'c> Departments<'c> {
         if self.known.contains_key(rep) {
             return Ok(());
         }
-        let department = self
+        let mut stmt = self
             .conn
             .prepare_cached("SELECT department FROM reps WHERE workspace_id = ?1 AND rep_id = ?2")
-            .and_then(|mut s| s.query_row(rusqlite::params![self.ws, rep], |r| r.get::<_, Option<String>>(0)))
-            .map(Some)
-            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
-            .map_err(storage)?
-            .flatten();
+            .map_err(storage)?;
+        let department =
+            crate::rows::one(stmt.query_row(rusqlite::params![self.ws, rep], |r| r.get::<_, Option<String>>(0)))?
+                .flatten();
         self.known.insert(rep.to_string(), department);
         Ok(())
     }

@@ -57,6 +57,11 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), Stri
 
 /// A release `convene serve` this bench started, with a workspace and a
 /// full key made with `master`.
+/// The per-key rate limit the benches give the server (`CONVENE_RATE_LIMIT_FULL`)
+/// unless one is set: they measure the server, not its limiter (a full key's
+/// default of 10,000/s is passed by the read phases and the soak's probe).
+pub const UNLIMITED_RATE: &str = "1000000/2000000";
+
 /// Reads one metric (a plain `name value` line) from /metrics; NaN when absent.
 pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
     let text = match client.get(format!("{base}/metrics")).send().await {

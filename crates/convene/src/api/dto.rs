@@ -437,17 +437,11 @@ pub struct IdentifyFields {
 }
 
 fn identify_type() -> Schema {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["identify"]))
-        .into()
+    schema::literal("identify")
 }
 
 fn track_type() -> Schema {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["track"]))
-        .into()
+    schema::literal("track")
 }
 
 /// `POST /v1/identify`: at least one identity (`null` is none) finds or

@@ -11,7 +11,7 @@ use convene_core::auth::KeyPrincipal;
 use convene_core::contact::ContactChanges;
 use convene_core::event::{EventFilter, EventKind, NewEvent, event_time, validate_name, validate_properties};
 use convene_core::ids;
-use convene_core::ingest::{IngestItem, lookups_of, validate_message_id};
+use convene_core::ingest::{IngestItem, LOOKUP_ORDER, lookups_of, validate_message_id};
 use convene_core::page::PageRequest;
 use convene_core::scope::Scope;
 use convene_core::{Error, Result};
@@ -74,12 +74,8 @@ pub fn track_item(mut body: Map<String, Value>, received_at: DateTime<Utc>) -> R
     let sent_at = take_time(&mut body, "sent_at")?;
     let original = take_time(&mut body, "original_timestamp")?;
     let mut identities = ContactChanges::default();
-    for key in ["external_id", "email", "mobile", "anonymous_id"] {
-        if let Some(v) = body.remove(key) {
-            let kind = convene_core::identity::IdentityKind::ALL
-                .into_iter()
-                .find(|k| k.field() == key)
-                .unwrap_or(convene_core::identity::IdentityKind::ExternalId);
+    for kind in LOOKUP_ORDER {
+        if let Some(v) = body.remove(kind.field()) {
             identities.set_identity(kind, &v)?;
         }
     }

@@ -155,6 +155,7 @@ pub async fn get_rep(
 /// Change a rep (only the keys sent; `null` clears); all or nothing.
 #[utoipa::path(patch, path = "/v1/reps/{id}", tag = "reps", request_body = RepIn,
     params(("id" = String, Path, max_length = 255,
+        // utoipa takes only a literal here: this is schema::TEXT.
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
         description = "The rep's rep_id: 1 to 255 characters after trimming, no control characters")),
     responses((status = 200, description = "The rep after the change", body = RepOut), CommonErrors),

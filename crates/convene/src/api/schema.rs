@@ -7,7 +7,7 @@
 
 use convene_core::conversation::{MAX_CHANNEL_CHARS, MAX_CONTENT_CHARS, MAX_LABEL_CHARS, MAX_LABELS};
 use convene_core::event::{MAX_EVENT_NAME_LEN, MAX_EVENT_PROPERTIES};
-use convene_core::ingest::MAX_MESSAGE_ID_LEN;
+use convene_core::ingest::{LOOKUP_ORDER, MAX_MESSAGE_ID_LEN};
 use convene_core::limits::{
     MAX_DESCRIPTION_LEN, MAX_FIELD_NAME_LEN, MAX_IDENTITY_LEN, MAX_LIST_LEN, MAX_NAME_LEN, MAX_TEAMS,
     MAX_TRAITS_PER_WRITE,
@@ -46,6 +46,11 @@ fn typed(t: Type) -> ObjectBuilder {
 
 fn string() -> ObjectBuilder {
     typed(Type::String)
+}
+
+/// A string that can only be `value` (a batch item's `type`).
+pub fn literal(value: &'static str) -> Schema {
+    string().enum_values(Some([value])).into()
 }
 
 /// A display name: 1 to 200 characters after trimming, no control characters.
@@ -131,8 +136,10 @@ pub fn domain_or_null() -> Schema {
     )
 }
 
-fn field_names() -> Schema {
-    string().min_length(Some(1)).max_length(Some(MAX_FIELD_NAME_LEN)).pattern(Some(FIELD_NAME)).into()
+/// A field (trait, attribute) name's rule: 1 to 128 characters, not
+/// starting with `$`, no control characters.
+fn field_name_rule() -> ObjectBuilder {
+    string().min_length(Some(1)).max_length(Some(MAX_FIELD_NAME_LEN)).pattern(Some(FIELD_NAME))
 }
 
 /// A trait's or attribute's value: a list (an array) holds at most 1,000
@@ -156,21 +163,21 @@ fn field_values() -> Schema {
 fn field_map(max: Option<usize>, description: &str) -> Schema {
     typed(Type::Object)
         .max_properties(max)
-        .property_names(Some(field_names()))
+        .property_names(Some(field_name_rule()))
         .additional_properties(Some(field_values()))
         .description(Some(description))
         .into()
 }
 
+/// What trait operations are and the rules of their names and values.
+const TRAIT_OPERATIONS: &str = "a value sets, `null` unsets, `{\"add\": [...], \"remove\": [...]}` edits a list, \
+     `{\"$inc\": n}` increments, `{\"$set_once\": v}` sets when empty. Names of 1 to 128 characters, not starting \
+     with `$`, no control characters; each value at most 64 KiB of JSON and of its field's type (a list holds at \
+     most 1,000 strings, numbers or booleans).";
+
 /// Trait operations: at most 500, names as fields; `null` is none.
 pub fn traits_or_null() -> Schema {
-    nullable(field_map(
-        Some(MAX_TRAITS_PER_WRITE),
-        "Trait operations, at most 500: a value sets, `null` unsets, `{\"add\": [...], \"remove\": [...]}` edits \
-         a list, `{\"$inc\": n}` increments, `{\"$set_once\": v}` sets when empty. Names of 1 to 128 characters, \
-         not starting with `$`, no control characters; each value at most 64 KiB of JSON and of its field's type \
-         (a list holds at most 1,000 strings, numbers or booleans).",
-    ))
+    nullable(field_map(Some(MAX_TRAITS_PER_WRITE), &format!("Trait operations, at most 500: {TRAIT_OPERATIONS}")))
 }
 
 /// A contact's trait operations: as [`traits_or_null`], and an `email`,
@@ -178,13 +185,12 @@ pub fn traits_or_null() -> Schema {
 /// unsets it; it must agree with the same identity at the top level).
 pub fn contact_traits_or_null() -> Schema {
     nullable(field_map(
-        Some(MAX_TRAITS_PER_WRITE + IDENTITIES.len()),
-        "Trait operations, at most 500 besides the identities: a value sets, `null` unsets, `{\"add\": [...], \
-         \"remove\": [...]}` edits a list, `{\"$inc\": n}` increments, `{\"$set_once\": v}` sets when empty. Names \
-         of 1 to 128 characters, not starting with `$`, no control characters; each value at most 64 KiB of JSON and \
-         of its field's type (a list holds at most 1,000 strings, numbers or booleans). `email`, `mobile`, \
-         `external_id` and `anonymous_id` are the contact's identities, as at the top level (and equal to them when \
-         both are given).",
+        Some(MAX_TRAITS_PER_WRITE + LOOKUP_ORDER.len()),
+        &format!(
+            "Trait operations, at most 500 besides the identities: {TRAIT_OPERATIONS} `email`, `mobile`, \
+             `external_id` and `anonymous_id` are the contact's identities, as at the top level (and equal to them \
+             when both are given)."
+        ),
     ))
 }
 
@@ -334,10 +340,7 @@ pub fn description_or_null() -> Schema {
 /// A field's underlying name: 1 to 128 characters, not starting with `$`, no
 /// control characters.
 pub fn field_name() -> Schema {
-    string()
-        .min_length(Some(1))
-        .max_length(Some(MAX_FIELD_NAME_LEN))
-        .pattern(Some(FIELD_NAME))
+    field_name_rule()
         .description(Some("The trait key: 1 to 128 characters, not starting with `$`, no control characters."))
         .into()
 }
@@ -386,9 +389,6 @@ pub fn message_type_or_null() -> Schema {
     )
 }
 
-/// The identities of a contact, in the order they find it.
-pub const IDENTITIES: [&str; 4] = ["external_id", "email", "mobile", "anonymous_id"];
-
 /// The schema of one identity of a contact by its key (an external or
 /// anonymous id sent as a number is also taken, as its decimal text).
 fn identity(key: &str) -> Schema {
@@ -420,8 +420,8 @@ fn present(key: &str) -> ObjectBuilder {
 /// `traits`, which its description says.)
 pub fn with_an_identity(fields: RefOr<Schema>, description: &str) -> RefOr<Schema> {
     let mut any = AnyOfBuilder::new().description(Some(description));
-    for key in IDENTITIES {
-        any = any.item(present(key));
+    for kind in LOOKUP_ORDER {
+        any = any.item(present(kind.field()));
     }
     AllOfBuilder::new().item(fields).item(any).into()
 }
