@@ -214,36 +214,50 @@ impl Latencies {
     }
 }
 
+// Bodies are written with string formatting, not built as `serde_json::Value`
+// trees: the generator shares the two cores with the server, and building
+// Values cost it about 0.5 of a core at 1,400 batches/s.
+
 fn identify_body(id: u64, rng: u64) -> String {
     let plan = ["free", "pro", "team"][(rng % 3) as usize];
-    json!({
-        "external_id": format!("u{id}"),
-        "traits": {
-            "first_name": "Jill", "plan": plan,
-            "visits": {"$inc": 1}, "tags": {"add": [format!("t{}", rng % 7)]}, "score": rng % 1000
-        }
-    })
-    .to_string()
+    format!(
+        r#"{{"external_id":"u{id}","traits":{{"first_name":"Jill","plan":"{plan}","visits":{{"$inc":1}},"tags":{{"add":["t{}"]}},"score":{}}}}}"#,
+        rng % 7,
+        rng % 1000
+    )
 }
 
-fn batch_item(external_id: String, id: u64) -> Value {
-    json!({
-        "type": "identify", "external_id": external_id,
-        "traits": {"plan": "pro", "visits": {"$inc": 1}, "tags": {"add": [format!("t{}", id % 7)]},
-                   "score": id % 1000, "city": "Lyon"}
-    })
+/// Appends one identify item for contact `{prefix}{key}` to a batch body.
+fn push_batch_item(out: &mut String, prefix: char, key: u64, id: u64) {
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        r#"{{"type":"identify","external_id":"{prefix}{key}","traits":{{"plan":"pro","visits":{{"$inc":1}},"tags":{{"add":["t{}"]}},"score":{},"city":"Lyon"}}}}"#,
+        id % 7,
+        id % 1000
+    );
+}
+
+/// `{"batch": [...]}` of the items `push` writes for each of `keys`.
+fn batch_of(keys: impl Iterator<Item = u64>, mut push: impl FnMut(&mut String, u64)) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    out.push_str(r#"{"batch":["#);
+    for (n, key) in keys.enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        push(&mut out, key);
+    }
+    out.push_str("]}");
+    out
 }
 
 fn batch_body(start: u64, n: u64, existing_every: u64) -> String {
-    let items: Vec<Value> = (0..n)
-        .map(|i| {
-            let id = start + i;
-            // every `existing_every`-th item updates an earlier contact
-            let target = if existing_every > 0 && id.is_multiple_of(existing_every) && id > 1000 { id / 2 } else { id };
-            batch_item(format!("u{target}"), id)
-        })
-        .collect();
-    json!({ "batch": items }).to_string()
+    batch_of(start..start + n, |out, id| {
+        // every `existing_every`-th item updates an earlier contact
+        let target = if existing_every > 0 && id.is_multiple_of(existing_every) && id > 1000 { id / 2 } else { id };
+        push_batch_item(out, 'u', target, id)
+    })
 }
 
 /// The contact keys of mixed batch `i` (convene's mixed phase and the
@@ -259,8 +273,16 @@ fn mixed_keys(i: u64) -> Vec<u64> {
 }
 
 fn mixed_batch_body(i: u64) -> String {
-    let items: Vec<Value> = mixed_keys(i).into_iter().map(|k| batch_item(format!("m{k}"), k)).collect();
-    json!({ "batch": items }).to_string()
+    batch_of(mixed_keys(i).into_iter(), |out, k| push_batch_item(out, 'm', k, k))
+}
+
+/// Says that a closed loop ended at the backlog's bound, and when.
+fn full_note(ended_full: bool, secs: f64) -> String {
+    if ended_full {
+        format!(" (ended after {secs:.1} s: the backlog reached its bound, ingest answered 503)")
+    } else {
+        String::new()
+    }
 }
 
 /// Builds request body `i` of a closed loop.
@@ -282,26 +304,63 @@ impl Target {
     }
 }
 
-/// Posts one JSON body; the latency in µs when answered 2xx, `None` otherwise.
-async fn post_once(client: &reqwest::Client, target: &Target, path: &str, body: String) -> Option<u32> {
+/// How a posted request ended.
+enum Outcome {
+    /// Answered 2xx, after this many µs.
+    Ok(u32),
+    /// Answered 503: the ingest backlog is at its bound.
+    Full,
+    /// Any other answer or a transport failure.
+    Failed,
+}
+
+/// Posts one JSON body.
+async fn post(client: &reqwest::Client, target: &Target, path: &str, body: String) -> Outcome {
     let started = Instant::now();
-    let r = client
+    let sent = client
         .post(format!("{}{path}", target.base()))
         .bearer_auth(&target.token)
         .header("content-type", "application/json")
         .body(body)
         .send()
-        .await
-        .ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
+        .await;
+    let Ok(r) = sent else { return Outcome::Failed };
+    let status = r.status();
     let _ = r.bytes().await;
-    Some(started.elapsed().as_micros() as u32)
+    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        Outcome::Full
+    } else if status.is_success() {
+        Outcome::Ok(started.elapsed().as_micros() as u32)
+    } else {
+        Outcome::Failed
+    }
+}
+
+/// Posts one JSON body; the latency in µs when answered 2xx, `None` otherwise.
+async fn post_once(client: &reqwest::Client, target: &Target, path: &str, body: String) -> Option<u32> {
+    match post(client, target, path, body).await {
+        Outcome::Ok(us) => Some(us),
+        _ => None,
+    }
+}
+
+/// What a closed loop measured.
+struct Closed {
+    /// Requests answered 2xx.
+    ok: u64,
+    /// Requests that failed (503s excluded).
+    errors: u64,
+    latencies: Latencies,
+    /// Seconds measured: the whole phase, or until the first 503.
+    secs: f64,
+    /// Whether the phase ended early because the backlog reached its bound.
+    ended_full: bool,
 }
 
 /// Drives `concurrency` closed-loop workers for `secs`, each sending the
-/// request `make(seq)` builds; returns (requests ok, errors, latencies).
+/// request `make(seq)` builds. The first 503 (the backlog at its bound)
+/// ends the phase: the rate is measured up to it, and answers after it are
+/// not counted.
 async fn closed_loop(
     client: &reqwest::Client,
     target: &Arc<Target>,
@@ -310,36 +369,50 @@ async fn closed_loop(
     secs: u64,
     make: BodyFn,
     seq: Arc<AtomicU64>,
-) -> (u64, u64, Latencies) {
+) -> Closed {
     let stop = Arc::new(AtomicBool::new(false));
+    let full_at = Arc::new(parking_lot::Mutex::new(None::<Instant>));
+    let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, target, stop, seq) = (client.clone(), target.clone(), stop.clone(), seq.clone());
+        let (client, target, stop, seq, full_at) =
+            (client.clone(), target.clone(), stop.clone(), seq.clone(), full_at.clone());
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut err, mut lat) = (0u64, 0u64, Vec::new());
             while !stop.load(Ordering::Relaxed) {
-                match post_once(&client, &target, path, make(seq.fetch_add(1, Ordering::Relaxed))).await {
-                    Some(us) => {
+                match post(&client, &target, path, make(seq.fetch_add(1, Ordering::Relaxed))).await {
+                    Outcome::Ok(us) if !stop.load(Ordering::Relaxed) => {
                         ok += 1;
                         lat.push(us);
                     }
-                    None => err += 1,
+                    Outcome::Ok(_) => {}
+                    Outcome::Full => {
+                        full_at.lock().get_or_insert_with(Instant::now);
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    Outcome::Failed => err += 1,
                 }
             }
             (ok, err, lat)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let deadline = started + Duration::from_secs(secs);
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop.store(true, Ordering::Relaxed);
-    let (mut ok, mut err, mut lat) = (0, 0, Latencies::default());
+    let ended = Instant::now();
+    let (mut ok, mut errors, mut latencies) = (0, 0, Latencies::default());
     for t in tasks {
         if let Ok((o, e, l)) = t.await {
             ok += o;
-            err += e;
-            lat.0.extend(l);
+            errors += e;
+            latencies.0.extend(l);
         }
     }
-    (ok, err, lat)
+    let full_at = *full_at.lock();
+    let secs = full_at.unwrap_or(ended).duration_since(started).as_secs_f64().max(1e-3);
+    Closed { ok, errors, latencies, secs, ended_full: full_at.is_some() }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -618,16 +691,18 @@ async fn measure_backend(
 
     eprintln!("[{label}] phase 1: single-event identify ({secs} s, 64 connections)");
     let cpu = probe.snap();
-    let (ok, err, mut lat) = closed_loop(client, &target, "/v1/identify", 64, secs, single, seq.clone()).await;
+    let Closed { ok, errors: err, latencies: mut lat, secs: measured, ended_full } =
+        closed_loop(client, &target, "/v1/identify", 64, secs, single, seq.clone()).await;
     let cpu = probe.since(&cpu);
-    let rps = ok as f64 / secs as f64;
+    let rps = ok as f64 / measured;
     report.num(
         K_SINGLE,
         format!(
-            "{rps:.0} req/s = {:.0}% of bare; p50 {:.2} ms, p99 {:.2} ms; {err} errors",
+            "{rps:.0} req/s = {:.0}% of bare; p50 {:.2} ms, p99 {:.2} ms; {err} errors{}",
             100.0 * rps / bare_rps,
             lat.pct(0.5),
-            lat.pct(0.99)
+            lat.pct(0.99),
+            full_note(ended_full, measured)
         ),
         rps,
     );
@@ -645,9 +720,8 @@ async fn measure_backend(
         let applied0 = metric_sum(client, &bases, "convene_ingest_applied_total").await;
         let cpu = probe.snap();
         let started = Instant::now();
-        let (ok, err, mut lat) =
+        let Closed { ok, errors: err, latencies: mut lat, secs: acked_in, ended_full } =
             closed_loop(client, &target, "/v1/batch", 16, secs, make, Arc::new(AtomicU64::new(0))).await;
-        let acked_in = started.elapsed().as_secs_f64();
         let cpu_ack = probe.since(&cpu);
         let drained = drain(client, &bases).await;
         let total = started.elapsed().as_secs_f64();
@@ -655,7 +729,11 @@ async fn measure_backend(
         let applied = metric_sum(client, &bases, "convene_ingest_applied_total").await - applied0;
         let events = ok as f64 * 100.0;
         let eps = events / acked_in;
-        report.num(k_ack, format!("{eps:.0} events/s; p99 {:.2} ms; {err} errors", lat.pct(0.99)), eps);
+        report.num(
+            k_ack,
+            format!("{eps:.0} events/s; p99 {:.2} ms; {err} errors{}", lat.pct(0.99), full_note(ended_full, acked_in)),
+            eps,
+        );
         match drained {
             Some(d) => {
                 let sustained = events / total;
@@ -956,6 +1034,9 @@ async fn run() -> Result<(), String> {
         lag_eps: env_or("BENCH_LAG_EPS", 20_000.0),
     };
     let secs = settings.secs;
+    for body in [identify_body(1, 7), batch_body(1_000_000_000, 100, 2), mixed_batch_body(MIXED_LAG + 1)] {
+        serde_json::from_str::<Value>(&body).map_err(|e| format!("the generator wrote bad JSON ({e}): {body}"))?;
+    }
     let admin = std::env::var("BENCH_POSTGRES_URL").ok().filter(|u| !u.is_empty());
     let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().map_err(|e| e.to_string())?;
     let run_started = Instant::now();
@@ -979,9 +1060,8 @@ async fn run() -> Result<(), String> {
     }
     let single = |i: u64| identify_body(i, i.wrapping_mul(2654435761));
     eprintln!("bare axum handler, single identify ({secs} s, 64 connections)");
-    let (bare_ok, _, _) =
-        closed_loop(&client, &bare, "/v1/identify", 64, secs, single, Arc::new(AtomicU64::new(1))).await;
-    let bare_rps = bare_ok as f64 / secs as f64;
+    let bare_run = closed_loop(&client, &bare, "/v1/identify", 64, secs, single, Arc::new(AtomicU64::new(1))).await;
+    let bare_rps = bare_run.ok as f64 / bare_run.secs;
     eprintln!("  {bare_rps:.0} req/s");
     drop(bare_proc);
 

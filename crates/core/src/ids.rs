@@ -10,6 +10,19 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", hex::encode(bytes))
 }
 
+/// A new identifier that sorts by creation time, the same shape as
+/// [`new_id`]: 48 bits of Unix milliseconds, then 48 random bits. For rows
+/// written at a high rate and keyed by their id (ingest jobs): each insert
+/// lands at the end of the index instead of on a random page, so a commit
+/// writes a few pages instead of one per row. Not for secrets.
+pub fn new_sortable_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 12];
+    let millis = Utc::now().timestamp_millis().max(0) as u64;
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    rand::rng().fill_bytes(&mut bytes[6..]);
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
 /// Now, truncated to milliseconds (what every store keeps).
 pub fn now() -> DateTime<Utc> {
     let t = Utc::now();
@@ -48,6 +61,18 @@ fn parse_canonical(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sortable_ids_sort_by_creation_time_and_differ() {
+        let first = new_sortable_id("job");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_sortable_id("job");
+        let third = new_sortable_id("job");
+        assert!(first < second, "{first} !< {second}");
+        assert_ne!(second, third);
+        assert_eq!(first.len(), new_id("job").len());
+        assert!(first.starts_with("job_") && first[4..].chars().all(|c| c.is_ascii_hexdigit()));
+    }
 
     #[test]
     fn the_canonical_form_reads_back_exactly() {
