@@ -83,7 +83,7 @@ impl Application {
             Database::Postgres(url) => Arc::new(PgStore::connect(url.expose(), config.postgres.clone()).await?),
         };
         let metrics = Arc::new(Metrics::default());
-        let state = AppState {
+        let state = AppState::new(crate::state::Shared {
             store: store.clone(),
             master_key: Arc::new(master_key),
             key_usage: Arc::new(KeyUsage::default()),
@@ -91,7 +91,7 @@ impl Application {
             ingest: Arc::new(Ingest::new(store.clone(), config.ingest.clone(), metrics)),
             key_cache: Arc::new(KeyCache::new(Duration::from_secs(2))),
             limits: Arc::new(crate::http::ratelimit::RateLimits::new(config.rate_limits)),
-        };
+        });
         let router = with_layers(crate::api::router(), state.clone(), Duration::from_secs(config.request_timeout_secs));
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Application {

@@ -49,9 +49,17 @@ impl Histogram {
 /// Counters and histograms of the HTTP traffic and the ingest pipeline.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// By route: one lock and, once a route has been seen, no allocation per request.
+    routes: Mutex<BTreeMap<String, RouteStats>>,
     ingest: Mutex<IngestCounters>,
+}
+
+/// One route's latency histogram and request counts.
+#[derive(Default)]
+struct RouteStats {
+    latency: Histogram,
+    /// (method, status, requests): a handful per route.
+    requests: Vec<(String, u16, u64)>,
 }
 
 #[derive(Default)]
@@ -64,9 +72,16 @@ struct IngestCounters {
 impl Metrics {
     /// Records one finished request.
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        *self.requests.lock().entry((method.to_string(), route.to_string(), status)).or_default() += 1;
-        let mut latency = self.latency.lock();
-        latency.entry(route.to_string()).or_default().observe(seconds);
+        let mut routes = self.routes.lock();
+        let stats = match routes.get_mut(route) {
+            Some(stats) => stats,
+            None => routes.entry(route.to_string()).or_default(),
+        };
+        stats.latency.observe(seconds);
+        match stats.requests.iter_mut().find(|(m, s, _)| *s == status && m == method) {
+            Some((_, _, n)) => *n += 1,
+            None => stats.requests.push((method.to_string(), status, 1)),
+        }
     }
 
     /// Records items accepted into the inbox.
@@ -105,16 +120,22 @@ impl Metrics {
         }
         out.push_str("# HELP convene_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE convene_http_requests_total counter\n");
-        for ((method, route, status), n) in self.requests.lock().iter() {
-            let _ = writeln!(
-                out,
-                "convene_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
+        let routes = self.routes.lock();
+        for (route, stats) in routes.iter() {
+            let mut requests = stats.requests.clone();
+            requests.sort();
+            for (method, status, n) in requests {
+                let _ = writeln!(
+                    out,
+                    "convene_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
         }
         out.push_str("# HELP convene_http_request_duration_seconds HTTP request latency by route.\n");
         out.push_str("# TYPE convene_http_request_duration_seconds histogram\n");
-        for (route, h) in self.latency.lock().iter() {
+        for (route, stats) in routes.iter() {
+            let h = &stats.latency;
             let route = escape(route);
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -142,10 +163,10 @@ fn escape(s: &str) -> String {
 /// Middleware recording every request.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route =
-        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
-    state.metrics.observe(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state.metrics.observe(method.as_str(), route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
