@@ -62,13 +62,15 @@ impl Inbox {
             .await
     }
 
-    /// Entries after `after`, in order, until about `max_items` items.
+    /// Entries after `after`, in order, until about `max_items` items (each
+    /// entry holds at least one, so at most `max_items` entries: single-event
+    /// jobs are applied as many per transaction as batches are).
     pub fn read_after(&self, after: i64, max_items: usize) -> Result<Vec<InboxEntry>> {
         let conn = self.reader.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT seq, body, item_count FROM inbox WHERE seq > ?1 ORDER BY seq LIMIT 1000")
+            .prepare_cached("SELECT seq, body, item_count FROM inbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
             .map_err(storage)?;
-        let mut rows = stmt.query([after]).map_err(storage)?;
+        let mut rows = stmt.query(params![after, max_items as i64]).map_err(storage)?;
         let mut out = Vec::new();
         let mut items = 0usize;
         while let Some(row) = rows.next().map_err(storage)? {
