@@ -8,21 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::HeaderName;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use convene_core::{Error, Store};
 use convene_store_postgres::PgStore;
 use convene_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::config::{Database, MIN_MASTER_KEY_BYTES, Secret, ServeConfig};
-use crate::http::error::ApiError;
-use crate::http::metrics::{self, Metrics};
+use crate::http::metrics::Metrics;
 use crate::ingest::Ingest;
 use crate::state::{AppState, KeyCache, KeyUsage};
 
@@ -52,8 +45,6 @@ pub struct Application {
     /// no restore under a running server.
     _data_lock: Option<std::fs::File>,
 }
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Application {
     /// Creates the data directory, settles the master key, opens and
@@ -206,31 +197,9 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Adds the cross-cutting layers: request ids, tracing, metrics, timeout,
-/// panic catching, rate-limit headers.
+/// Adds the cross-cutting middleware (request ids, tracing, metrics,
+/// timeout, panic catching, rate-limit headers: `http::stack`).
 pub fn with_layers(router: Router<AppState>, state: AppState, timeout: Duration) -> Router {
-    router
-        .layer(middleware::from_fn(crate::http::ratelimit::layer))
-        .layer(middleware::from_fn(move |req: Request, next: Next| request_timeout(req, next, timeout)))
-        .layer(CatchPanicLayer::custom(|_| ApiError(Error::Internal("a handler panicked".into())).into_response()))
-        .layer(middleware::from_fn(crate::dialects::rewrite_late_errors))
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
-}
-
-async fn request_timeout(req: Request, next: Next, timeout: Duration) -> Response {
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError(Error::Unavailable {
-            message: format!("the request took longer than {} s", timeout.as_secs()),
-            retry_after_secs: 1,
-        })
-        .into_response(),
-    }
+    let stack = crate::http::stack::Stack { state: state.clone(), timeout };
+    router.layer(middleware::from_fn_with_state(stack, crate::http::stack::around)).with_state(state)
 }

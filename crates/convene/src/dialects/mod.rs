@@ -99,15 +99,17 @@ pub async fn rewrite_errors_and_status(req: Request, next: Next, render: fn(&Err
 
 /// How a dialect renders an error.
 #[derive(Clone, Copy)]
-enum Render {
+pub enum Render {
     /// The body, with convene's status.
     Body(fn(&ErrorInfo) -> String),
     /// The vendor's status and body.
     StatusAndBody(fn(&ErrorInfo) -> (u16, String)),
 }
 
-/// The renderer of the dialect a path belongs to.
-fn renderer_of(path: &str) -> Option<Render> {
+/// The renderer of the dialect a path belongs to, for the errors made on
+/// its paths outside its router (the request timeout's 503, a caught
+/// panic's 500), which the dialect's own layer does not see.
+pub fn late_error_renderer(path: &str) -> Option<Render> {
     let dialect = path.strip_prefix("/compat/")?;
     let name = dialect.split('/').next().unwrap_or(dialect);
     Some(match name {
@@ -120,14 +122,10 @@ fn renderer_of(path: &str) -> Option<Render> {
     })
 }
 
-/// Renders in a dialect's envelope the errors made on its paths outside its
-/// router (the request timeout's 503, a caught panic's 500), which the
-/// dialect's own layer does not see. Applied over the whole application;
-/// errors a dialect's layer rendered no longer carry [`ErrorInfo`].
-pub async fn rewrite_late_errors(req: Request, next: Next) -> Response {
-    let render = renderer_of(req.uri().path());
-    let response = next.run(req).await;
-    let Some(render) = render else { return response };
+/// Renders an error response in the dialect's envelope; responses that are
+/// not errors, or whose error a dialect's layer already rendered (they no
+/// longer carry [`ErrorInfo`]), pass unchanged.
+pub fn render_late_error(render: Render, response: Response) -> Response {
     let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else { return response };
     match render {
         Render::Body(render) => replace_body(response, None, render(&info)),

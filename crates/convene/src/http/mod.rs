@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod path;
 pub mod query;
 pub mod ratelimit;
+pub mod stack;

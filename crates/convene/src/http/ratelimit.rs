@@ -122,7 +122,8 @@ fn record(name: &'static str, quota: Quota, decision: Decision) {
     let _ = REQUEST.try_with(|r| *r.seen.borrow_mut() = Some((name, quota, decision)));
 }
 
-/// The layer: runs the request with its rate state and adds the headers.
+/// Runs the request with its rate state and adds the headers (called by
+/// `http::stack` for every request).
 pub async fn layer(req: Request, next: Next) -> Response {
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let state = RequestRate { client, seen: RefCell::new(None) };
