@@ -409,7 +409,7 @@ impl Store for SqliteStore {
         // after would then leave the items in the backlog for good.
         let items = job.items.len() as u64;
         self.backlog.fetch_add(items, Ordering::SeqCst);
-        if let Err(e) = self.inbox.append(&job).await {
+        if let Err(e) = self.inbox.append(job).await {
             let _ = self.backlog.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| Some(b.saturating_sub(items)));
             return Err(e);
         }
