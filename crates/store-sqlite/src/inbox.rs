@@ -113,9 +113,9 @@ impl Inbox {
             let newer = recent.jobs.split_off(&(after + 1));
             let dropped: usize = recent.jobs.values().map(|j| j.items.len()).sum();
             recent.jobs = newer;
-            recent.items -= dropped;
+            recent.items = recent.items.saturating_sub(dropped);
             let taken: Vec<Option<QueuedJob>> = seqs.iter().map(|seq| recent.jobs.remove(seq)).collect();
-            recent.items -= taken.iter().flatten().map(|j| j.items.len()).sum::<usize>();
+            recent.items = recent.items.saturating_sub(taken.iter().flatten().map(|j| j.items.len()).sum());
             taken
         };
         let mut out = Vec::with_capacity(seqs.len());
