@@ -200,6 +200,6 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 /// Adds the cross-cutting middleware (request ids, tracing, metrics,
 /// timeout, panic catching, rate-limit headers: `http::stack`).
 pub fn with_layers(router: Router<AppState>, state: AppState, timeout: Duration) -> Router {
-    let stack = crate::http::stack::Stack { state: state.clone(), timeout };
+    let stack = crate::http::stack::Stack { metrics: state.metrics.clone(), timeout };
     router.layer(middleware::from_fn_with_state(stack, crate::http::stack::around)).with_state(state)
 }

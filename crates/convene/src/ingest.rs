@@ -85,8 +85,7 @@ impl Ingest {
                 item.default_message_id(format!("{key}#{i}"));
             }
         }
-        let job =
-            QueuedJob { id: ids::new_sortable_id("job"), workspace_id: ws.to_string(), items, received_at: ids::now() };
+        let job = QueuedJob::new(ws, items);
         let id = job.id.clone();
         let items = job.items.len();
         self.store.enqueue(job).await?;

@@ -318,12 +318,7 @@ pub async fn explicit_fields_type_later_values(store: &dyn Store) {
 }
 
 fn job(ws: &str, items: Vec<IngestItem>) -> QueuedJob {
-    QueuedJob {
-        id: crate::ids::new_sortable_id("job"),
-        workspace_id: ws.to_string(),
-        items,
-        received_at: crate::ids::now(),
-    }
+    QueuedJob::new(ws, items)
 }
 
 fn ident(kind: IdentityKind, value: &str, traits: Value) -> IngestItem {

@@ -38,6 +38,32 @@ struct Recent {
     items: usize,
 }
 
+impl Recent {
+    /// Keeps the job appended at `seq`, unless that would pass the bound.
+    fn keep(&mut self, seq: i64, job: QueuedJob) {
+        if self.items + job.items.len() <= RECENT_MAX_ITEMS {
+            self.items += job.items.len();
+            self.jobs.insert(seq, job);
+        }
+    }
+
+    /// Forgets the jobs at or before `seq` (applied: noted after the
+    /// applier had read them from disk).
+    fn forget_through(&mut self, seq: i64) {
+        let newer = self.jobs.split_off(&(seq + 1));
+        for job in std::mem::replace(&mut self.jobs, newer).into_values() {
+            self.items = self.items.saturating_sub(job.items.len());
+        }
+    }
+
+    /// The job at `seq`, if kept.
+    fn take(&mut self, seq: i64) -> Option<QueuedJob> {
+        let job = self.jobs.remove(&seq)?;
+        self.items = self.items.saturating_sub(job.items.len());
+        Some(job)
+    }
+}
+
 /// Most items [`Inbox::recent`] keeps (about 10–20 MB of single identifies);
 /// beyond, jobs are only on disk until applied.
 const RECENT_MAX_ITEMS: usize = 10_000;
@@ -78,11 +104,7 @@ impl Inbox {
                 Ok(ctx.conn.last_insert_rowid())
             })
             .await?;
-        let mut recent = self.recent.lock();
-        if recent.items + job.items.len() <= RECENT_MAX_ITEMS {
-            recent.items += job.items.len();
-            recent.jobs.insert(seq, job);
-        }
+        self.recent.lock().keep(seq, job);
         Ok(())
     }
 
@@ -107,20 +129,14 @@ impl Inbox {
                 }
             }
         }
-        let mut kept: Vec<Option<QueuedJob>> = {
+        let kept: Vec<(i64, Option<QueuedJob>)> = {
             let mut recent = self.recent.lock();
-            // Entries at or before `after` are applied: forget them too.
-            let newer = recent.jobs.split_off(&(after + 1));
-            let dropped: usize = recent.jobs.values().map(|j| j.items.len()).sum();
-            recent.jobs = newer;
-            recent.items = recent.items.saturating_sub(dropped);
-            let taken: Vec<Option<QueuedJob>> = seqs.iter().map(|seq| recent.jobs.remove(seq)).collect();
-            recent.items = recent.items.saturating_sub(taken.iter().flatten().map(|j| j.items.len()).sum());
-            taken
+            recent.forget_through(after);
+            seqs.into_iter().map(|seq| (seq, recent.take(seq))).collect()
         };
-        let mut out = Vec::with_capacity(seqs.len());
-        for (seq, job) in seqs.into_iter().zip(kept.iter_mut()) {
-            let job = match job.take() {
+        let mut out = Vec::with_capacity(kept.len());
+        for (seq, job) in kept {
+            let job = match job {
                 Some(job) => job,
                 None => {
                     let mut stmt = conn.prepare_cached("SELECT body FROM inbox WHERE seq = ?1").map_err(storage)?;
@@ -180,12 +196,7 @@ mod tests {
                 identify_item(vec![(IdentityKind::ExternalId, format!("u{i}"))], traits, None).expect("an item")
             })
             .collect();
-        QueuedJob {
-            id: convene_core::ids::new_sortable_id("job"),
-            workspace_id: "ws_1".into(),
-            items,
-            received_at: convene_core::ids::now(),
-        }
+        QueuedJob::new("ws_1", items)
     }
 
     fn ids(entries: &[InboxEntry]) -> Vec<(i64, String)> {
@@ -209,8 +220,7 @@ mod tests {
         {
             let mut recent = inbox.recent.lock();
             let seq = *recent.jobs.keys().nth(1).unwrap();
-            let gone = recent.jobs.remove(&seq).unwrap();
-            recent.items -= gone.items.len();
+            recent.take(seq).unwrap();
         }
         let first = inbox.read_after(0, 3).unwrap();
         assert_eq!(ids(&first).iter().map(|(_, id)| id.clone()).collect::<Vec<_>>(), expected[..2]);
@@ -220,9 +230,7 @@ mod tests {
         assert!(inbox.recent.lock().jobs.is_empty());
         assert_eq!(inbox.recent.lock().items, 0);
         // A job noted after the applier passed it is dropped at the next read.
-        let late = job(1);
-        inbox.recent.lock().jobs.insert(1, late);
-        inbox.recent.lock().items += 1;
+        inbox.recent.lock().keep(1, job(1));
         assert!(inbox.read_after(rest[1].seq, 100).unwrap().is_empty());
         assert_eq!(inbox.recent.lock().items, 0);
     }

@@ -124,7 +124,7 @@ fn record(name: &'static str, quota: Quota, decision: Decision) {
 
 /// Runs the request with its rate state and adds the headers (called by
 /// `http::stack` for every request).
-pub async fn layer(req: Request, next: Next) -> Response {
+pub async fn run_with_rate_state(req: Request, next: Next) -> Response {
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let state = RequestRate { client, seen: RefCell::new(None) };
     let (mut response, seen) = REQUEST

@@ -9,6 +9,7 @@
 //! single-event ingest request's HTTP time (BENCHMARKS.md, ingestion).
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -20,16 +21,16 @@ use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::http::metrics::Metrics;
 
 /// The request id header, read from the client or set, and echoed.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The middleware's state: the application's, and the request timeout.
+/// The middleware's state: the metrics it records, and the request timeout.
 #[derive(Clone)]
 pub struct Stack {
-    /// The application state (metrics).
-    pub state: AppState,
+    /// Where each request is counted.
+    pub metrics: Arc<Metrics>,
     /// Longest a request may take before it is answered 503.
     pub timeout: Duration,
 }
@@ -56,14 +57,15 @@ pub async fn around(State(stack): State<Stack>, mut req: Request, next: Next) ->
         method = %method,
         path = %req.uri().path()
     );
-    let mut response = guarded(crate::http::ratelimit::layer(req, next), stack.timeout).instrument(span.clone()).await;
+    let mut response =
+        guarded(crate::http::ratelimit::run_with_rate_state(req, next), stack.timeout).instrument(span.clone()).await;
     if let Some(render) = render {
         response = crate::dialects::render_late_error(render, response);
     }
     let status = response.status();
     let elapsed = started.elapsed();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    stack.state.metrics.observe(method.as_str(), route, status.as_u16(), elapsed.as_secs_f64());
+    stack.metrics.observe(method.as_str(), route, status.as_u16(), elapsed.as_secs_f64());
     span.in_scope(|| {
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if status.is_server_error() {
