@@ -37,6 +37,11 @@ impl Default for IngestSettings {
     }
 }
 
+/// How long the applier waits after a small step for more items to gather.
+const GATHER: Duration = Duration::from_millis(10);
+/// A step of fewer than `apply_batch / SMALL_STEP_DIVISOR` items is small.
+const SMALL_STEP_DIVISOR: usize = 8;
+
 /// Accepts validated items into the durable inbox.
 pub struct Ingest {
     store: Arc<dyn Store>,
@@ -110,7 +115,15 @@ impl Ingest {
                             .iter()
                             .map(|at| (now - *at).num_microseconds().unwrap_or(0) as f64 / 1e6);
                         self.metrics.observe_applied(report.items, lags);
-                        tokio::task::yield_now().await
+                        if report.items < self.settings.apply_batch / SMALL_STEP_DIVISOR {
+                            // A small step: let items gather before the next
+                            // one, so single-event requests are applied many
+                            // per transaction instead of a few (each step
+                            // costs its reads, commit and fsync).
+                            tokio::time::sleep(GATHER).await
+                        } else {
+                            tokio::task::yield_now().await
+                        }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "applying queued items failed; retrying in 1 s");

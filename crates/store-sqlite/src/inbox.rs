@@ -11,9 +11,9 @@ use convene_core::{Error, Result};
 use parking_lot::Mutex;
 use rusqlite::{Connection, params};
 
-use crate::SqliteOptions;
 use crate::conn::{Writer, open, storage};
 use crate::rows::t;
+use crate::{SqliteOptions, Synchronous};
 
 /// One inbox row as read by the applier.
 pub(crate) struct InboxEntry {
@@ -79,11 +79,27 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS inbox (
 CREATE INDEX IF NOT EXISTS inbox_by_job ON inbox (job_id);";
 
 impl Inbox {
+    /// Opens (creating) the inbox at `path`. With `synchronous = FULL` its
+    /// writer commits without fsync and a second thread fdatasyncs the WAL
+    /// before the appends are answered ([`Writer::start_with_wal_syncer`]):
+    /// as durable, and the next group's inserts run during the fsync.
     pub fn open(path: &Path, options: &SqliteOptions) -> Result<Inbox> {
-        let conn = open(path, options, false)?;
-        conn.execute_batch(SCHEMA).map_err(storage)?;
+        let writer = match options.synchronous {
+            Synchronous::Full => {
+                let conn = open(path, &SqliteOptions { synchronous: Synchronous::Normal, ..options.clone() }, false)?;
+                conn.execute_batch(SCHEMA).map_err(storage)?;
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                Writer::start_with_wal_syncer(conn, wal.into())
+            }
+            Synchronous::Normal => {
+                let conn = open(path, options, false)?;
+                conn.execute_batch(SCHEMA).map_err(storage)?;
+                Writer::start(conn)
+            }
+        };
         let reader = open(path, options, true)?;
-        Ok(Inbox { writer: Writer::start(conn), reader: Mutex::new(reader), recent: Mutex::default() })
+        Ok(Inbox { writer, reader: Mutex::new(reader), recent: Mutex::default() })
     }
 
     /// Appends a job; answers once it is committed (durable).
