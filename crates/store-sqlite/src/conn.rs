@@ -2,7 +2,7 @@
 //! commit, and the pool of readers.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use convene_core::field::{Entity, FieldRegistry};
@@ -158,32 +158,11 @@ pub(crate) struct Writer {
 const MAX_GROUP: usize = 512;
 
 impl Writer {
-    /// A writer whose COMMIT makes its transactions durable by itself (the
-    /// connection's own `synchronous` setting).
     pub fn start(conn: Connection) -> Writer {
-        Writer::spawn(conn, None)
-    }
-
-    /// A writer whose connection commits without fsync (`synchronous =
-    /// NORMAL`) and whose requests are answered only after a second thread
-    /// has fdatasync'ed the WAL file at `wal` past their commit. That fsync
-    /// overlaps the next group's statements instead of stalling them, while
-    /// an answered write is as durable as with `synchronous = FULL`: the
-    /// commit frame is on disk before anyone hears of it.
-    pub fn start_with_wal_syncer(conn: Connection, wal: PathBuf) -> Writer {
-        let (sync_tx, sync_rx) = std::sync::mpsc::channel::<Committed>();
-        std::thread::Builder::new()
-            .name("convene-sqlite-wal-sync".into())
-            .spawn(move || wal_sync_loop(WalFile::new(wal), sync_rx))
-            .expect("spawn the SQLite WAL sync thread");
-        Writer::spawn(conn, Some(sync_tx))
-    }
-
-    fn spawn(conn: Connection, syncer: Option<std::sync::mpsc::Sender<Committed>>) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         std::thread::Builder::new()
             .name("convene-sqlite-writer".into())
-            .spawn(move || writer_loop(WriteCtx { conn, registries: HashMap::new() }, rx, syncer))
+            .spawn(move || writer_loop(WriteCtx { conn, registries: HashMap::new() }, rx))
             .expect("spawn the SQLite writer thread");
         Writer { tx }
     }
@@ -240,85 +219,7 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// One transaction's outcome and the requests waiting on it, on their way to
-/// the WAL sync thread.
-struct Committed {
-    outcome: Result<()>,
-    completions: Vec<Completion>,
-}
-
-/// Answers every request of a transaction with its outcome.
-fn complete(outcome: &Result<()>, completions: Vec<Completion>) {
-    for completion in completions {
-        let result = match outcome {
-            Ok(()) => Ok(()),
-            Err(Error::Unavailable { message, retry_after_secs }) => {
-                Err(Error::Unavailable { message: message.clone(), retry_after_secs: *retry_after_secs })
-            }
-            Err(e) => Err(Error::Storage(e.to_string())),
-        };
-        completion(result);
-    }
-}
-
-/// The WAL file, opened at its first sync (SQLite creates it at the first
-/// write) and again whenever the path names another file than the one held.
-struct WalFile {
-    path: PathBuf,
-    file: Option<std::fs::File>,
-}
-
-impl WalFile {
-    fn new(path: PathBuf) -> WalFile {
-        WalFile { path, file: None }
-    }
-
-    /// fdatasync of the WAL as it is now.
-    fn sync(&mut self) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let on_disk = std::fs::metadata(&self.path)?;
-        let same = match &self.file {
-            Some(f) => f.metadata().map(|m| (m.dev(), m.ino()) == (on_disk.dev(), on_disk.ino()))?,
-            None => false,
-        };
-        if !same {
-            self.file = Some(std::fs::File::open(&self.path)?);
-        }
-        match &self.file {
-            Some(f) => f.sync_data(),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Syncs the WAL for every transaction committed since the last sync (one
-/// fdatasync for all of them: group commit again), then answers their
-/// requests in commit order. A failed sync answers them with a storage
-/// error: what was committed may not be on disk, so nobody is told it is.
-fn wal_sync_loop(mut wal: WalFile, rx: std::sync::mpsc::Receiver<Committed>) {
-    let mut pending: Vec<Committed> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        pending.push(first);
-        pending.extend(rx.try_iter());
-        let synced = if pending.iter().any(|c| c.outcome.is_ok()) {
-            wal.sync().map_err(|e| Error::Storage(format!("could not sync the write-ahead log: {e}")))
-        } else {
-            Ok(())
-        };
-        if let Err(e) = &synced {
-            tracing::error!(error = %e, "WAL sync failed; the writes it covers are answered with an error");
-        }
-        for committed in pending.drain(..) {
-            let outcome = match (&synced, committed.outcome) {
-                (Err(e), Ok(())) => Err(Error::Storage(e.to_string())),
-                (_, outcome) => outcome,
-            };
-            complete(&outcome, committed.completions);
-        }
-    }
-}
-
-fn writer_loop(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Job>, syncer: Option<std::sync::mpsc::Sender<Committed>>) {
+fn writer_loop(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     loop {
         match rx.blocking_recv() {
@@ -386,16 +287,15 @@ fn writer_loop(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Job>, syncer: Option<st
             let _ = ctx.conn.execute_batch("ROLLBACK");
             ctx.forget_registries();
         }
-        match &syncer {
-            Some(syncer) => {
-                if let Err(std::sync::mpsc::SendError(lost)) =
-                    syncer.send(Committed { outcome: committed, completions })
-                {
-                    let stopped = Err(Error::Internal("the WAL sync thread has stopped".into()));
-                    complete(&stopped, lost.completions);
+        for completion in completions {
+            let result = match &committed {
+                Ok(()) => Ok(()),
+                Err(Error::Unavailable { message, retry_after_secs }) => {
+                    Err(Error::Unavailable { message: message.clone(), retry_after_secs: *retry_after_secs })
                 }
-            }
-            None => complete(&committed, completions),
+                Err(e) => Err(Error::Storage(e.to_string())),
+            };
+            completion(result);
         }
     }
 }
@@ -503,78 +403,5 @@ impl Readers {
         tokio::task::spawn_blocking(move || slots.iter().map(|slot| read_settings(&slot.lock())).collect())
             .await
             .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A connection committing without fsync, as the WAL-synced writer uses.
-    fn unsynced(path: &Path) -> Connection {
-        let options = SqliteOptions { synchronous: Synchronous::Normal, ..SqliteOptions::default() };
-        let conn = open(path, &options, false).unwrap();
-        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        conn
-    }
-
-    async fn insert(writer: &Writer, x: i64) -> Result<()> {
-        writer
-            .run_one_statement(move |ctx| {
-                ctx.conn.execute("INSERT INTO t VALUES (?1)", [x]).map(|_| ()).map_err(storage)
-            })
-            .await
-    }
-
-    /// Writes are answered once the WAL is synced, concurrent ones in groups,
-    /// and they are committed.
-    #[tokio::test]
-    async fn the_wal_synced_writer_answers_committed_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let writer = Arc::new(Writer::start_with_wal_syncer(unsynced(&path), dir.path().join("db-wal")));
-        let tasks: Vec<_> = (0..200)
-            .map(|x| {
-                let writer = writer.clone();
-                tokio::spawn(async move { insert(&writer, x).await })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
-        let reader = open(&path, &SqliteOptions::default(), true).unwrap();
-        let n: i64 = reader.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
-        assert_eq!(n, 200);
-    }
-
-    /// When the WAL cannot be synced, nobody is told the write is durable.
-    #[tokio::test]
-    async fn a_failed_wal_sync_answers_with_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let writer = Writer::start_with_wal_syncer(unsynced(&path), dir.path().join("missing").join("db-wal"));
-        let err = insert(&writer, 1).await.unwrap_err();
-        assert!(matches!(err, Error::Storage(_)), "{err:?}");
-        assert!(err.to_string().contains("could not sync the write-ahead log"), "{err}");
-    }
-
-    /// The WAL file is reopened when the path names another file than the
-    /// one held (SQLite deleted and recreated it).
-    #[test]
-    fn the_wal_file_is_reopened_when_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db-wal");
-        std::fs::write(&path, b"one").unwrap();
-        let mut wal = WalFile::new(path.clone());
-        wal.sync().unwrap();
-        let first = wal.file.as_ref().unwrap().metadata().unwrap();
-        // A new file takes the name (the old one, still open here, keeps its inode).
-        std::fs::write(dir.path().join("next"), b"two").unwrap();
-        std::fs::rename(dir.path().join("next"), &path).unwrap();
-        wal.sync().unwrap();
-        let second = wal.file.as_ref().unwrap().metadata().unwrap();
-        use std::os::unix::fs::MetadataExt;
-        assert_ne!(first.ino(), second.ino());
-        assert_eq!(second.ino(), std::fs::metadata(&path).unwrap().ino());
     }
 }

@@ -5,16 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use convene_core::ingest::QueuedJob;
 use convene_core::{Error, Result};
 use parking_lot::Mutex;
 use rusqlite::{Connection, params};
 
+use crate::SqliteOptions;
 use crate::conn::{Writer, open, storage};
 use crate::rows::t;
-use crate::{SqliteOptions, Synchronous};
 
 /// One inbox row as read by the applier.
 pub(crate) struct InboxEntry {
@@ -30,12 +29,6 @@ pub(crate) struct Inbox {
     /// their bodies. Only an optimisation: an entry missing here (evicted by
     /// the bound, appended before a restart, not yet noted) is read from disk.
     recent: Mutex<Recent>,
-    /// The highest seq whose append has been answered, so is on disk. With
-    /// the WAL sync thread a committed append is visible to readers before
-    /// its fsync; the applier reads only up to here, so it never applies
-    /// (and moves its cursor past) an entry a power loss could still take
-    /// back: a later append could then reuse that seq below the cursor.
-    durable: AtomicI64,
 }
 
 /// The appended jobs kept in memory, and how many items they hold.
@@ -86,30 +79,11 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS inbox (
 CREATE INDEX IF NOT EXISTS inbox_by_job ON inbox (job_id);";
 
 impl Inbox {
-    /// Opens (creating) the inbox at `path`. With `synchronous = FULL` its
-    /// writer commits without fsync and a second thread fdatasyncs the WAL
-    /// before the appends are answered ([`Writer::start_with_wal_syncer`]):
-    /// as durable, and the next group's inserts run during the fsync.
     pub fn open(path: &Path, options: &SqliteOptions) -> Result<Inbox> {
-        let writer = match options.synchronous {
-            Synchronous::Full => {
-                let conn = open(path, &SqliteOptions { synchronous: Synchronous::Normal, ..options.clone() }, false)?;
-                conn.execute_batch(SCHEMA).map_err(storage)?;
-                let mut wal = path.as_os_str().to_owned();
-                wal.push("-wal");
-                Writer::start_with_wal_syncer(conn, wal.into())
-            }
-            Synchronous::Normal => {
-                let conn = open(path, options, false)?;
-                conn.execute_batch(SCHEMA).map_err(storage)?;
-                Writer::start(conn)
-            }
-        };
+        let conn = open(path, options, false)?;
+        conn.execute_batch(SCHEMA).map_err(storage)?;
         let reader = open(path, options, true)?;
-        // What is on disk at start is as durable as it will get.
-        let durable =
-            reader.query_row("SELECT COALESCE(MAX(seq), 0) FROM inbox", [], |r| r.get::<_, i64>(0)).map_err(storage)?;
-        Ok(Inbox { writer, reader: Mutex::new(reader), recent: Mutex::default(), durable: AtomicI64::new(durable) })
+        Ok(Inbox { writer: Writer::start(conn), reader: Mutex::new(reader), recent: Mutex::default() })
     }
 
     /// Appends a job; answers once it is committed (durable).
@@ -131,7 +105,6 @@ impl Inbox {
             })
             .await?;
         self.recent.lock().keep(seq, job);
-        self.durable.fetch_max(seq, Ordering::SeqCst);
         Ok(())
     }
 
@@ -144,10 +117,9 @@ impl Inbox {
         let mut seqs = Vec::new();
         {
             let mut stmt = conn
-                .prepare_cached("SELECT seq, item_count FROM inbox WHERE seq > ?1 AND seq <= ?3 ORDER BY seq LIMIT ?2")
+                .prepare_cached("SELECT seq, item_count FROM inbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
                 .map_err(storage)?;
-            let durable = self.durable.load(Ordering::SeqCst);
-            let mut rows = stmt.query(params![after, max_items as i64, durable]).map_err(storage)?;
+            let mut rows = stmt.query(params![after, max_items as i64]).map_err(storage)?;
             let mut items = 0usize;
             while let Some(row) = rows.next().map_err(storage)? {
                 seqs.push(row.get::<_, i64>(0).map_err(storage)?);
@@ -261,25 +233,6 @@ mod tests {
         inbox.recent.lock().keep(1, job(1));
         assert!(inbox.read_after(rest[1].seq, 100).unwrap().is_empty());
         assert_eq!(inbox.recent.lock().items, 0);
-    }
-
-    /// The applier reads only appends that have been answered (on disk):
-    /// one committed but not yet synced stays unread until it is.
-    #[tokio::test]
-    async fn read_after_stops_at_the_last_durable_append() {
-        let dir = tempfile::tempdir().unwrap();
-        let inbox = Inbox::open(&dir.path().join("inbox.db"), &SqliteOptions::default()).unwrap();
-        inbox.append(job(1)).await.unwrap();
-        inbox.append(job(2)).await.unwrap();
-        let first = inbox.read_after(0, 100).unwrap()[0].seq;
-        // As if the second append were committed and its fsync still running.
-        inbox.durable.store(first, Ordering::SeqCst);
-        let read = inbox.read_after(0, 100).unwrap();
-        assert_eq!(read.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![first]);
-        // Reopened, what is on disk counts as durable.
-        drop(inbox);
-        let inbox = Inbox::open(&dir.path().join("inbox.db"), &SqliteOptions::default()).unwrap();
-        assert_eq!(inbox.read_after(first, 100).unwrap().len(), 1);
     }
 
     /// Beyond the bound, appended jobs are only on disk, and still read.
