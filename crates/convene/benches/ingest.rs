@@ -18,8 +18,9 @@
 //! processes on one database (requests spread round-robin over both), each
 //! on a fresh database; then the PostgreSQL ceiling is measured on that
 //! server: a bare `contacts` table upserted by batches of 100 from 8
-//! connections, by `unnest` and by COPY (binary: the text-format sink needs
-//! the `futures` Sink trait) into a staging table.
+//! connections, by `unnest`, by COPY (binary: the text-format sink needs
+//! the `futures` Sink trait) into a staging table, and by one multi-row
+//! `VALUES` statement (the plainest form).
 //!
 //! Environment: `BENCH_SECONDS` (per phase, default 10),
 //! `BENCH_SUSTAINED_EPS` (default 40000), `BENCH_LAG_EPS` (default 20000),
@@ -937,6 +938,9 @@ enum CeilingMode {
     Unnest,
     /// COPY into a temporary table, then one upsert from it.
     Copy,
+    /// `INSERT … VALUES ($1, $2, $3), … ON CONFLICT … DO UPDATE`: one
+    /// multi-row statement of 300 parameters, the plainest form.
+    Values,
 }
 
 const CEILING_TABLE: &str = "DROP TABLE IF EXISTS contacts;
@@ -974,12 +978,34 @@ async fn ceiling_worker(
         .map_err(|e| e.to_string())?;
     let types =
         [tokio_postgres::types::Type::TEXT, tokio_postgres::types::Type::TEXT, tokio_postgres::types::Type::JSONB];
+    // The multi-row statement, prepared per batch length.
+    let mut values: HashMap<usize, tokio_postgres::Statement> = HashMap::new();
     let mut rows = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let (ws, ext, traits) = ceiling_rows(seq.fetch_add(1, Ordering::Relaxed));
         match mode {
             CeilingMode::Unnest => {
                 c.execute(&unnest, &[&ws, &ext, &traits]).await.map_err(|e| e.to_string())?;
+            }
+            CeilingMode::Values => {
+                let statement = match values.get(&ws.len()) {
+                    Some(statement) => statement.clone(),
+                    None => {
+                        let tuples: Vec<String> = (0..ws.len())
+                            .map(|i| format!("(${}, ${}, ${}::jsonb)", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                            .collect();
+                        let sql = format!(
+                            "INSERT INTO contacts (workspace_id, external_id, traits) VALUES {} {UPSERT_CONFLICT}",
+                            tuples.join(", ")
+                        );
+                        let statement = c.prepare(&sql).await.map_err(|e| e.to_string())?;
+                        values.insert(ws.len(), statement.clone());
+                        statement
+                    }
+                };
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    ws.iter().zip(&ext).zip(&traits).flat_map(|((w, e), t)| [w as &(dyn ToSql + Sync), e, t]).collect();
+                c.execute(&statement, &params).await.map_err(|e| e.to_string())?;
             }
             CeilingMode::Copy => {
                 let tx = c.transaction().await.map_err(|e| e.to_string())?;
@@ -1116,6 +1142,7 @@ async fn run() -> Result<(), String> {
         for (name, mode) in [
             ("(a) `INSERT … SELECT … FROM unnest(…) ON CONFLICT DO UPDATE`", CeilingMode::Unnest),
             ("(b) COPY (binary) into a temporary table + one upsert from it, one transaction", CeilingMode::Copy),
+            ("(c) `INSERT … VALUES (…), (…) … ON CONFLICT DO UPDATE`, 100 rows of 3 parameters", CeilingMode::Values),
         ] {
             eprintln!("PostgreSQL ceiling {name} ({secs} s, {CEILING_CONNECTIONS} connections)");
             let (rate, cpu) = ceiling(admin, mode, secs, &probe).await?;
@@ -1172,11 +1199,14 @@ fn print_reports(bare_rps: f64, reports: &[(Backend, Report)], ceilings: &[(&str
     print_ceiling(reports, ceilings);
 }
 
-/// The PostgreSQL ceiling and convene's share of it.
+/// The PostgreSQL ceiling and convene's share of it. The ceiling is the
+/// fastest of the bare forms measured in the run (the target is judged on it).
 fn print_ceiling(reports: &[(Backend, Report)], ceilings: &[(&str, f64, CpuUse)]) {
-    if let (Some((_, ceiling, _)), Some((_, pg1))) =
-        (ceilings.first(), reports.iter().find(|(b, _)| *b == Backend::Postgres { nodes: 1 }))
+    let best = ceilings.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+    if let (Some((best_name, ceiling, _)), Some((_, pg1))) =
+        (best, reports.iter().find(|(b, _)| *b == Backend::Postgres { nodes: 1 }))
     {
+        let label = best_name.split(' ').next().unwrap_or("");
         println!(
             "\nPostgreSQL ceiling (same server, fresh database, {CEILING_CONNECTIONS} connections, batches of 100 rows of 5 traits, half new, half existing):\n"
         );
@@ -1188,7 +1218,7 @@ fn print_ceiling(reports: &[(Backend, Report)], ceilings: &[(&str, f64, CpuUse)]
         let acked = pg1.value(K_MIXED_ACK).unwrap_or(0.0);
         let new_applied = pg1.value(K_BATCH_APPLIED).unwrap_or(0.0);
         println!(
-            "\n| convene, PostgreSQL 1 node, identify in batches of 100 | events/s | of ceiling (a) |\n| --- | --: | --: |"
+            "\n| convene, PostgreSQL 1 node, identify in batches of 100 | events/s | of the fastest ceiling, {label} |\n| --- | --: | --: |"
         );
         println!("| half updates, acknowledged and applied | {applied:.0} | {:.0}% |", 100.0 * applied / ceiling);
         println!("| half updates, acknowledged only | {acked:.0} | {:.0}% |", 100.0 * acked / ceiling);
@@ -1198,7 +1228,7 @@ fn print_ceiling(reports: &[(Backend, Report)], ceilings: &[(&str, f64, CpuUse)]
         );
         let met = applied >= 30_000.0 && applied >= 0.6 * ceiling;
         println!(
-            "\nTarget (≥ 30,000 events/s acknowledged and applied, ≥ 60% of ceiling (a) = {:.0}): {}",
+            "\nTarget (≥ 30,000 events/s acknowledged and applied, ≥ 60% of the fastest ceiling {label} = {:.0}): {}",
             0.6 * ceiling,
             if met { "met" } else { "NOT met" }
         );
