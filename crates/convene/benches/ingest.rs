@@ -707,7 +707,15 @@ async fn measure_backend(
         ),
         rps,
     );
-    report.text("CPU during single identify", cpu.text(with_pg));
+    report.text(
+        "CPU during single identify",
+        format!(
+            "{}; per request: convene {:.0} µs, bench {:.0} µs",
+            cpu.text(with_pg),
+            per_request_us(cpu.convene, rps),
+            per_request_us(cpu.bench, rps)
+        ),
+    );
     eprintln!("  {rps:.0} req/s");
     drain(client, &bases).await;
 
@@ -1086,8 +1094,19 @@ async fn run() -> Result<(), String> {
     }
     let single = |i: u64| identify_body(i, i.wrapping_mul(2654435761));
     eprintln!("bare axum handler, single identify ({secs} s, 64 connections)");
+    let bare_probe = CpuProbe { convene: vec![bare_proc.0.id()], postmaster: None, tck: clock_ticks_per_sec() };
+    let bare_cpu = bare_probe.snap();
     let bare_run = closed_loop(&client, &bare, "/v1/identify", 64, secs, single, Arc::new(AtomicU64::new(1))).await;
+    let bare_cpu = bare_probe.since(&bare_cpu);
     let bare_rps = bare_run.ok as f64 / bare_run.secs;
+    let bare_text = format!(
+        "{bare_rps:.0} req/s; CPU: server {:.2}, bench {:.2}, other {:.2} cores; per request: server {:.0} µs, bench {:.0} µs",
+        bare_cpu.convene,
+        bare_cpu.bench,
+        bare_cpu.other,
+        per_request_us(bare_cpu.convene, bare_rps),
+        per_request_us(bare_cpu.bench, bare_rps)
+    );
     eprintln!("  {bare_rps:.0} req/s");
     drop(bare_proc);
 
@@ -1151,16 +1170,22 @@ async fn run() -> Result<(), String> {
         }
     }
 
-    print_reports(bare_rps, &reports, &ceilings);
+    print_reports(&bare_text, &reports, &ceilings);
     eprintln!("whole run: {:.0} s", run_started.elapsed().as_secs_f64());
     Ok(())
 }
 
-fn print_reports(bare_rps: f64, reports: &[(Backend, Report)], ceilings: &[(&str, f64, CpuUse)]) {
+/// Microseconds of CPU per request, from cores used at `rps` requests/s.
+fn per_request_us(cores: f64, rps: f64) -> f64 {
+    if rps > 0.0 { cores * 1e6 / rps } else { f64::NAN }
+}
+
+/// Prints the tables; `bare` describes the bare handler's run.
+fn print_reports(bare: &str, reports: &[(Backend, Report)], ceilings: &[(&str, f64, CpuUse)]) {
     let Some((_, first)) = reports.first() else { return };
     if reports.len() == 1 {
         println!("\n| measure | {} |\n| --- | --- |", reports[0].0.label());
-        println!("| bare axum handler, single identify | {bare_rps:.0} req/s |");
+        println!("| bare axum handler, single identify | {bare} |");
         for row in &first.rows {
             println!("| {} | {} |", row.key, row.text);
         }
@@ -1168,7 +1193,7 @@ fn print_reports(bare_rps: f64, reports: &[(Backend, Report)], ceilings: &[(&str
         return;
     }
     let labels: Vec<String> = reports.iter().map(|(b, _)| b.label()).collect();
-    println!("\nbare axum handler, single identify: {bare_rps:.0} req/s\n");
+    println!("\nbare axum handler, single identify: {bare}\n");
     println!("| measure | {} |", labels.join(" | "));
     println!("| --- |{}", " --- |".repeat(labels.len()));
     for row in &first.rows {
