@@ -195,6 +195,12 @@ impl CpuUse {
             format!("convene {:.2}, bench {:.2}, other {:.2} cores", self.convene, self.bench, self.other)
         }
     }
+
+    /// CPU per request at `rps` requests/s, the measured server named `server`.
+    fn per_request(&self, rps: f64, server: &str) -> String {
+        let us = |cores: f64| if rps > 0.0 { cores * 1e6 / rps } else { f64::NAN };
+        format!("per request: {server} {:.0} µs, bench {:.0} µs", us(self.convene), us(self.bench))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -707,15 +713,7 @@ async fn measure_backend(
         ),
         rps,
     );
-    report.text(
-        "CPU during single identify",
-        format!(
-            "{}; per request: convene {:.0} µs, bench {:.0} µs",
-            cpu.text(with_pg),
-            per_request_us(cpu.convene, rps),
-            per_request_us(cpu.bench, rps)
-        ),
-    );
+    report.text("CPU during single identify", format!("{}; {}", cpu.text(with_pg), cpu.per_request(rps, "convene")));
     eprintln!("  {rps:.0} req/s");
     drain(client, &bases).await;
 
@@ -1100,12 +1098,11 @@ async fn run() -> Result<(), String> {
     let bare_cpu = bare_probe.since(&bare_cpu);
     let bare_rps = bare_run.ok as f64 / bare_run.secs;
     let bare_text = format!(
-        "{bare_rps:.0} req/s; CPU: server {:.2}, bench {:.2}, other {:.2} cores; per request: server {:.0} µs, bench {:.0} µs",
+        "{bare_rps:.0} req/s; CPU: server {:.2}, bench {:.2}, other {:.2} cores; {}",
         bare_cpu.convene,
         bare_cpu.bench,
         bare_cpu.other,
-        per_request_us(bare_cpu.convene, bare_rps),
-        per_request_us(bare_cpu.bench, bare_rps)
+        bare_cpu.per_request(bare_rps, "server")
     );
     eprintln!("  {bare_rps:.0} req/s");
     drop(bare_proc);
@@ -1173,11 +1170,6 @@ async fn run() -> Result<(), String> {
     print_reports(&bare_text, &reports, &ceilings);
     eprintln!("whole run: {:.0} s", run_started.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// Microseconds of CPU per request, from cores used at `rps` requests/s.
-fn per_request_us(cores: f64, rps: f64) -> f64 {
-    if rps > 0.0 { cores * 1e6 / rps } else { f64::NAN }
 }
 
 /// Prints the tables; `bare` describes the bare handler's run.

@@ -42,6 +42,14 @@ const GATHER: Duration = Duration::from_millis(10);
 /// A step of fewer than `apply_batch / SMALL_STEP_DIVISOR` items is small.
 const SMALL_STEP_DIVISOR: usize = 8;
 
+/// How long the applier waits after a step of `items` (more than none):
+/// after a small step the inbox was drained, so it lets items gather and
+/// single-event requests are applied many per transaction instead of a few
+/// (each step costs its reads, commit and fsync); after a large one, none.
+fn pause_after_step(items: usize, apply_batch: usize) -> Option<Duration> {
+    (items < apply_batch / SMALL_STEP_DIVISOR).then_some(GATHER)
+}
+
 /// Accepts validated items into the durable inbox.
 pub struct Ingest {
     store: Arc<dyn Store>,
@@ -115,14 +123,9 @@ impl Ingest {
                             .iter()
                             .map(|at| (now - *at).num_microseconds().unwrap_or(0) as f64 / 1e6);
                         self.metrics.observe_applied(report.items, lags);
-                        if report.items < self.settings.apply_batch / SMALL_STEP_DIVISOR {
-                            // A small step: let items gather before the next
-                            // one, so single-event requests are applied many
-                            // per transaction instead of a few (each step
-                            // costs its reads, commit and fsync).
-                            tokio::time::sleep(GATHER).await
-                        } else {
-                            tokio::task::yield_now().await
+                        match pause_after_step(report.items, self.settings.apply_batch) {
+                            Some(pause) => tokio::time::sleep(pause).await,
+                            None => tokio::task::yield_now().await,
                         }
                     }
                     Err(e) => {
@@ -164,5 +167,22 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
                 .map(Some)
                 .map_err(|_| Error::validation("Idempotency-Key", "Idempotency-Key must have 1 to 200 characters"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small step is followed by a pause for items to gather; a large
+    /// one (a backlog) by none, so the applier keeps up.
+    #[test]
+    fn the_applier_pauses_only_after_a_small_step() {
+        assert_eq!(pause_after_step(1, 5_000), Some(GATHER));
+        assert_eq!(pause_after_step(624, 5_000), Some(GATHER));
+        assert_eq!(pause_after_step(625, 5_000), None);
+        assert_eq!(pause_after_step(5_000, 5_000), None);
+        // A tiny apply batch never counts a step as small.
+        assert_eq!(pause_after_step(1, 4), None);
     }
 }
