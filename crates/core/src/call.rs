@@ -207,13 +207,7 @@ impl CallWrite {
                 *slot = v.clone();
             }
         }
-        match (next.ended_at, next.duration) {
-            (Some(end), None) => next.duration = Some((end - next.started_at).num_milliseconds() as f64 / 1000.0),
-            (None, Some(d)) => {
-                next.ended_at = TimeDelta::try_milliseconds((d * 1000.0) as i64).map(|d| next.started_at + d)
-            }
-            _ => {}
-        }
+        next.settle_times(self.started_at.is_some(), self.ended_at, self.duration);
         if let Some(end) = next.ended_at
             && end < next.started_at
         {
@@ -225,6 +219,30 @@ impl CallWrite {
 }
 
 impl CallDetails {
+    /// Keeps start, end and duration consistent after a write (`end` and
+    /// `duration` as the write sent them: absent, null, or a value). Values
+    /// sent together are kept as sent; a duration sent alone moves the end;
+    /// an end sent alone gives the duration; a null end clears the duration
+    /// derived from it; a null duration, or a start that moved, gives the
+    /// duration again from the end (or, without an end, the end from the
+    /// duration).
+    fn settle_times(&mut self, start_sent: bool, end: Option<Option<DateTime<Utc>>>, duration: Option<Option<f64>>) {
+        let start = self.started_at;
+        let since_start = |end: DateTime<Utc>| (end - start).num_milliseconds() as f64 / 1000.0;
+        let after_start = |secs: f64| TimeDelta::try_milliseconds((secs * 1000.0) as i64).map(|d| start + d);
+        match (matches!(end, Some(Some(_))), matches!(duration, Some(Some(_)))) {
+            (true, true) => {}
+            (false, true) => self.ended_at = self.duration.and_then(after_start),
+            (true, false) => self.duration = self.ended_at.map(since_start),
+            (false, false) if end.is_some() => self.duration = None,
+            (false, false) if start_sent || duration.is_some() => match self.ended_at {
+                Some(end) => self.duration = Some(since_start(end)),
+                None => self.ended_at = self.duration.and_then(after_start),
+            },
+            (false, false) => {}
+        }
+    }
+
     /// The text of the activity message that records the call in its
     /// conversation (and so in the contact's timeline).
     pub fn activity_text(&self) -> String {
@@ -291,7 +309,11 @@ pub fn time_of(value: &Value, field: &str) -> Result<Option<DateTime<Utc>>, Erro
             if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
                 return Ok(Some(t.and_utc()));
             }
-            Err(bad())
+            // Unix seconds sent as text (CSV exports and form posts do).
+            match s.parse::<f64>() {
+                Ok(secs) if secs.is_finite() => time_of(&Value::from(secs), field),
+                _ => Err(bad()),
+            }
         }
         _ => Err(bad()),
     }
@@ -441,6 +463,46 @@ mod tests {
         let mut c2 = CallDetails::new(w2.call_id.clone(), w2.require_start().unwrap());
         w2.apply(&mut c2, &mut FieldRegistry::default()).unwrap();
         assert_eq!(c2.ended_at.map(|t| (t - c2.started_at).num_seconds()), Some(60));
+    }
+
+    /// An update keeps start, end and duration consistent: a moved start
+    /// or end gives the duration again, a cleared end clears the duration
+    /// derived from it, a duration sent alone moves the end.
+    #[test]
+    fn updates_keep_start_end_and_duration_consistent() {
+        let update = |c: &mut CallDetails, v: Value| {
+            let w = CallWrite::from_row(row(v)).unwrap();
+            w.apply(c, &mut FieldRegistry::default()).unwrap();
+        };
+        let secs = |c: &CallDetails| c.ended_at.map(|t| (t - c.started_at).num_seconds());
+        let first = CallWrite::from_row(row(json!({"call_id": "d1", "start_time": "2024-07-01T10:00:00Z",
+            "end_time": "2024-07-01T10:05:00Z"})))
+        .unwrap();
+        let mut c = CallDetails::new("d1".into(), first.require_start().unwrap());
+        first.apply(&mut c, &mut FieldRegistry::default()).unwrap();
+        assert_eq!(c.duration, Some(300.0));
+        update(&mut c, json!({"call_id": "d1", "start_time": "2024-07-01T09:00:00Z"}));
+        assert_eq!((c.duration, secs(&c)), (Some(3900.0), Some(3900)), "the end stays, the duration follows");
+        update(&mut c, json!({"call_id": "d1", "end_time": "2024-07-01T09:10:00Z"}));
+        assert_eq!(c.duration, Some(600.0));
+        update(&mut c, json!({"call_id": "d1", "duration": 120}));
+        assert_eq!(secs(&c), Some(120), "a duration sent alone moves the end");
+        update(&mut c, json!({"call_id": "d1", "summary": "no times"}));
+        assert_eq!((c.duration, secs(&c)), (Some(120.0), Some(120)));
+        update(&mut c, json!({"call_id": "d1", "end_time": null}));
+        assert_eq!((c.ended_at, c.duration), (None, None), "null clears the end and its duration");
+        update(&mut c, json!({"call_id": "d1", "duration": 30}));
+        assert_eq!(secs(&c), Some(30));
+    }
+
+    #[test]
+    fn unix_seconds_may_come_as_text() {
+        let at = |v: Value| time_of(&v, "start_time");
+        assert_eq!(at(json!("1714600000")).unwrap(), at(json!(1_714_600_000)).unwrap());
+        assert_eq!(at(json!(" 1714600000.5 ")).unwrap().map(|t| t.timestamp_millis()), Some(1_714_600_000_500));
+        assert!(at(json!("NaN")).is_err());
+        assert!(at(json!("1e400")).is_err());
+        assert!(at(json!("tomorrow")).is_err());
     }
 
     #[test]

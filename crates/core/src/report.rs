@@ -403,6 +403,12 @@ impl ReportQuery {
         if self.metrics.len() > MAX_METRICS {
             return Err(Error::validation("metrics", format!("at most {MAX_METRICS} metrics")));
         }
+        // Each metric is a key of the result rows: a name sent twice would be a key twice.
+        for (i, m) in self.metrics.iter().enumerate() {
+            if self.metrics[..i].iter().any(|earlier| earlier.name == m.name) {
+                return Err(Error::validation("metrics", format!("metric '{}' is named twice", m.name)));
+            }
+        }
         if let (Some(from), Some(to)) = (self.from, self.to)
             && to < from
         {
@@ -809,6 +815,19 @@ mod tests {
 
     fn ms(s: &str) -> i64 {
         crate::ids::parse_time(s).map(|t| t.timestamp_millis()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_metric_named_twice_is_refused() {
+        let f = fields();
+        let mut q = ReportQuery::new(Source::Conversations);
+        for m in ["count", "sum:duration", "count"] {
+            q.metrics.push(Metric::parse(m, q.source, &f).unwrap());
+        }
+        let err = q.validate().unwrap_err();
+        assert!(err.to_string().contains("'count' is named twice"), "{err}");
+        q.metrics.pop();
+        q.validate().unwrap();
     }
 
     #[test]

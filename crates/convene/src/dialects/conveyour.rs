@@ -138,7 +138,8 @@ fn ok(job_id: String) -> Response {
 }
 
 /// The identity an `id` names: `$email` / `$mobile` take it from that
-/// trait; a literal email address is an email; anything else an external id.
+/// trait (any other `$…` is refused); a literal with `@` is an email
+/// address (and must be a valid one); anything else an external id.
 fn lookup_of(id: &Value, traits: &Map<String, Value>) -> Result<(IdentityKind, String)> {
     let id = match id {
         Value::String(s) => s.trim().to_string(),
@@ -163,6 +164,15 @@ fn lookup_of(id: &Value, traits: &Map<String, Value>) -> Result<(IdentityKind, S
         "$email" => from_trait(IdentityKind::Email),
         "$mobile" => from_trait(IdentityKind::Mobile),
         "" => Err(Error::validation("id", "id must not be empty")),
+        // Only the two documented forms name a trait; any other `$…` would
+        // become one literal id shared by every contact sent with it.
+        other if other.starts_with('$') => Err(Error::validation(
+            "id",
+            format!(
+                "id \"{other}\" is not supported: \"$email\" and \"$mobile\" take the identity from that trait; \
+                 any other id is sent as the value itself"
+            ),
+        )),
         literal if literal.contains('@') => Ok((IdentityKind::Email, IdentityKind::Email.normalise(literal)?)),
         literal => Ok((IdentityKind::ExternalId, IdentityKind::ExternalId.normalise(literal)?)),
     }

@@ -10,7 +10,7 @@ use convene_core::batch::{BatchOptions, ContactUpsert, RowStatus};
 use convene_core::contact::{Contact, ContactChanges};
 use convene_core::conversation::{
     Conversation, ConversationChanges, ConversationFilter, ConversationStatus, Message, MessageFilter, MessageType,
-    NewConversation, NewMessage, sender_for, subject,
+    NewConversation, NewMessage, require_active_user, sender_for, subject,
 };
 use convene_core::identity::IdentityKind;
 use convene_core::merge::TraitOp;
@@ -450,6 +450,27 @@ pub async fn create_conversation(
         .into());
     }
     let content = content_of(&body)?.to_string();
+    let subject = match body.get("subject") {
+        None => None,
+        Some(v) => subject(v)?,
+    };
+    // An outgoing message's sender never is the contact: it can be built first.
+    let first_message = NewMessage::new(
+        MessageType::Outgoing,
+        &content,
+        sender_for(MessageType::Outgoing, operator, 0, &auth.key.key_id)?,
+    )?;
+    // Everything that can refuse the request is checked before a contact is
+    // created by email, so a refused request writes nothing. (The store
+    // checks the operator again when it writes the conversation.)
+    if let Some(id) = operator {
+        let user = match state.store.get_user(auth.workspace(), id).await {
+            Ok(user) => Some(user),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        require_active_user(user.as_ref(), id, "operator_id")?;
+    }
     let contact_id = match (body.get("contact_id"), body.get("email")) {
         (Some(Value::Number(n)), None) if n.as_i64().is_some() => n.as_i64().unwrap_or_default(),
         (None, Some(Value::String(_))) => {
@@ -461,12 +482,8 @@ pub async fn create_conversation(
         _ => return Err(Error::validation("email", "email or contact_id is required").into()),
     };
     let mut new = NewConversation::new(contact_id);
-    new.subject = match body.get("subject") {
-        None => None,
-        Some(v) => subject(v)?,
-    };
-    let sender = sender_for(MessageType::Outgoing, operator, contact_id, &auth.key.key_id)?;
-    new.first_message = Some(NewMessage::new(MessageType::Outgoing, &content, sender)?);
+    new.subject = subject;
+    new.first_message = Some(first_message);
     let c = state.store.create_conversation(auth.workspace(), new).await?;
     Ok((StatusCode::CREATED, axum::Json(conversation_body(c))).into_response())
 }

@@ -352,12 +352,28 @@ fn object(m: &mut Map<String, Value>, key: &str) -> Result<Map<String, Value>> {
     }
 }
 
+/// An ISO-8601 time as Segment's libraries and hand-written clients send
+/// it: RFC 3339, an offset without its colon (`+0000`), no zone (UTC), or a
+/// date alone (midnight UTC).
+fn iso_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    ids::parse_time(s)
+        .or_else(|| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok().map(|t| t.with_timezone(&Utc)))
+        .or_else(|| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc()))
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
+}
+
 fn time(m: &Map<String, Value>, key: &str) -> Result<Option<DateTime<Utc>>> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => ids::parse_time(s)
-            .map(Some)
-            .ok_or_else(|| Error::validation(key, format!("{key} must be an ISO-8601 time"))),
+        Some(Value::String(s)) => {
+            iso_time(s).map(Some).ok_or_else(|| Error::validation(key, format!("{key} must be an ISO-8601 time")))
+        }
         Some(_) => Err(Error::validation(key, format!("{key} must be an ISO-8601 time"))),
     }
 }
@@ -413,10 +429,16 @@ fn message_item(kind: &str, mut m: Map<String, Value>, received_at: DateTime<Utc
             Ok(IngestItem::Group { lookups, company, traits, message_id })
         }
         "alias" => {
-            let previous = string_id(&m, "previousId")?
-                .ok_or_else(|| Error::validation("previousId", "alias needs a previousId"))?;
-            let user = string_id(&m, "userId")?.ok_or_else(|| Error::validation("userId", "alias needs a userId"))?;
-            let previous = vec![(IdentityKind::AnonymousId, previous.clone()), (IdentityKind::ExternalId, previous)];
+            // The same ids as every other message: trimmed, 1 to 254 characters.
+            let id = |key: &str, kind: IdentityKind| -> Result<String> {
+                let raw = string_id(&m, key)?.ok_or_else(|| Error::validation(key, format!("alias needs a {key}")))?;
+                kind.normalise(&raw).map_err(|_| Error::validation(key, format!("{key} must have 1 to 254 characters")))
+            };
+            let previous_anonymous = id("previousId", IdentityKind::AnonymousId)?;
+            let previous_external = id("previousId", IdentityKind::ExternalId)?;
+            let user = id("userId", IdentityKind::ExternalId)?;
+            let previous =
+                vec![(IdentityKind::AnonymousId, previous_anonymous), (IdentityKind::ExternalId, previous_external)];
             Ok(IngestItem::Alias { previous, lookups: vec![(IdentityKind::ExternalId, user)], message_id })
         }
         other => Err(Error::validation(

@@ -434,3 +434,25 @@ async fn unknown_routes_and_methods_under_the_dialect_keep_its_envelope() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["success"], false, "{v}");
 }
+
+/// Only `$email` and `$mobile` name a trait: any other `$…` id would be one
+/// literal external id shared by every contact sent with it, so it is
+/// refused (the whole request, naming the id), for identify and track.
+#[tokio::test]
+async fn an_id_of_another_dollar_form_is_refused() {
+    let app = spawn_app().await;
+    let (_, token) = app.full_key().await;
+    for id in ["$employee_id", "$EMAIL", "$phone"] {
+        let body = json!([
+            {"id": "ok-1", "traits": {"first_name": "Kept out"}},
+            {"id": id, "traits": {"employee_id": "E1", "email": "a@x.io", "phone": "+15550100001"}}
+        ]);
+        let answer = post(&app, IDENTIFY, &token, &body).await;
+        assert_envelope(&answer, 400);
+        assert!(answer.text.contains("item 1") && answer.text.contains(id), "{}", answer.text);
+        let answer = post(&app, TRACK, &token, &json!({"id": id, "events": [{"event": "e"}]})).await;
+        assert_envelope(&answer, 400);
+    }
+    let (status, found) = app.get("/v1/contacts?external_id=ok-1", &token).await;
+    assert_eq!((status, found["data"].clone()), (200, json!([])), "nothing of a refused request is queued");
+}

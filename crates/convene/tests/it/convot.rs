@@ -231,3 +231,27 @@ async fn a_subject_has_at_most_1000_characters() {
     assert_eq!(status, 201, "{made}");
     assert_eq!(made["conversation"]["subject"], "é".repeat(998), "trimmed, as in the native API");
 }
+
+/// A conversation refused for its operator or its subject creates no
+/// contact by email: the request writes nothing.
+#[tokio::test]
+async fn a_refused_conversation_creates_no_contact() {
+    let app = spawn_app().await;
+    let (_, token) = app.full_key().await;
+    let refused = [
+        (json!({"email": "orphan@x.io", "content": "Hi", "operator_id": 99}), 422, "unprocessable_entity"),
+        (json!({"email": "orphan@x.io", "content": "Hi", "subject": "é".repeat(1001)}), 400, "bad_request"),
+        (json!({"email": "orphan@x.io", "content": ""}), 400, "bad_request"),
+    ];
+    for (body, want, code) in refused {
+        let (status, err) = post(&app, "/conversations", &token, body.clone()).await;
+        error(status, &err, want, code);
+        let (status, found) = app.get("/v1/contacts?email=orphan@x.io", &token).await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["data"], json!([]), "{body} created a contact: {found}");
+    }
+    let (status, made) = post(&app, "/conversations", &token, json!({"email": "orphan@x.io", "content": "Hi"})).await;
+    assert_eq!(status, 201, "{made}");
+    let (_, found) = app.get("/v1/contacts?email=orphan@x.io", &token).await;
+    assert_eq!(found["data"].as_array().map(Vec::len), Some(1));
+}

@@ -518,3 +518,54 @@ async fn a_full_backlog_is_a_503_with_retry_after() {
     let a = read(r).await;
     assert_failure(&a, 503, "unavailable");
 }
+
+/// Alias reads its ids as every other message does: trimmed, and refused
+/// beyond 254 characters (naming the field), so a padded `userId` merges
+/// into the profile it names instead of writing a new, unreachable id.
+#[tokio::test]
+async fn alias_ids_are_trimmed_and_bounded() {
+    let app = spawn_app().await;
+    let (_, key) = app.full_key().await;
+    applied(&app, "identify", &key, json!({"userId": "pad1", "traits": {"plan": "pro"}})).await;
+    applied(&app, "identify", &key, json!({"anonymousId": "padanon", "traits": {"utm": "ads"}})).await;
+    applied(&app, "alias", &key, json!({"previousId": " padanon ", "userId": " pad1 "})).await;
+    let contacts = all_contacts(&app, &key).await;
+    assert_eq!(contacts.len(), 1, "merged: {contacts:?}");
+    assert_eq!(
+        (contacts[0]["external_id"].clone(), contacts[0]["traits"]["utm"].clone()),
+        (json!("pad1"), json!("ads"))
+    );
+    for body in [
+        json!({"previousId": "anon-long", "userId": "u".repeat(255)}),
+        json!({"previousId": "p".repeat(255), "userId": "ok"}),
+    ] {
+        let message = assert_failure(&send(&app, "alias", &key, &body).await, 400, "validation_error");
+        assert!(message.contains("254"), "{message}");
+    }
+    assert_eq!(all_contacts(&app, &key).await.len(), 1, "nothing of the refused aliases was queued");
+}
+
+/// `timestamp` takes the ISO-8601 forms clients send besides RFC 3339: an
+/// offset without its colon, no zone (UTC), a date alone (midnight UTC).
+#[tokio::test]
+async fn timestamps_take_the_common_iso_8601_forms() {
+    let app = spawn_app().await;
+    let (_, key) = app.full_key().await;
+    let forms = ["2024-01-01T00:00:00+0000", "2024-01-01T01:00:00+0100", "2024-01-01T00:00:00", "2024-01-01"];
+    let batch: Vec<Value> = forms
+        .iter()
+        .map(|t| json!({"type": "track", "userId": "iso", "event": format!("At {t}"), "timestamp": t}))
+        .collect();
+    let a = send(&app, "batch", &key, &json!({"batch": batch})).await;
+    assert_success(&a);
+    let job = wait_job(&app, &key, &a.job.unwrap()).await;
+    assert_eq!(job["status"], "applied", "{job}");
+    let events = all_events(&app, &key).await;
+    assert_eq!(events.len(), forms.len());
+    for e in &events {
+        assert_eq!(time(&e["timestamp"]), time(&json!("2024-01-01T00:00:00Z")), "{e}");
+    }
+    let bad = json!({"userId": "iso", "event": "Bad", "timestamp": "01/02/2024"});
+    let message = assert_failure(&send(&app, "track", &key, &bad).await, 400, "validation_error");
+    assert!(message.contains("timestamp"), "{message}");
+}
