@@ -125,10 +125,10 @@ impl CallWrite {
             match key.as_str() {
                 "call_id" => call_id = Some(call_id_of(&value)?),
                 "rep_id" => w.rep_id = Some(if value.is_null() { None } else { Some(rep_id_of(&value)?) }),
-                "start_time" => match time_of(&value, "start_time")? {
-                    Some(t) => w.started_at = Some(t),
-                    None => return Err(Error::validation("start_time", "start_time cannot be null")),
-                },
+                // A start is never cleared: null (as the row-wise form's
+                // missing-key rule writes) leaves it as it is; a new call
+                // still needs one (`require_start`).
+                "start_time" => w.started_at = time_of(&value, "start_time")?,
                 "end_time" => w.ended_at = Some(time_of(&value, "end_time")?),
                 "duration" => w.duration = Some(duration_of(&value)?),
                 "summary" => w.summary = Some(text_of(&value, "summary", MAX_SUMMARY_CHARS)?),

@@ -403,6 +403,18 @@ impl ConversationChanges {
     }
 }
 
+/// A conversation's id as a client sends it back: UUIDs compare without
+/// case (RFC 4122) and convene writes them in lowercase, so an id in
+/// capitals (as some UUID types print) finds its conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationId(pub String);
+
+impl<'de> Deserialize<'de> for ConversationId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| ConversationId(s.trim().to_ascii_lowercase()))
+    }
+}
+
 /// Who sends a message posted through an API: the conversation's contact
 /// for `incoming`, else the named operator (a user), else the API key.
 pub fn sender_for(kind: MessageType, operator_id: Option<i64>, contact_id: i64, key_id: &str) -> Result<Sender, Error> {

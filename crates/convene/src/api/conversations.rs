@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use convene_core::Error;
 use convene_core::conversation::{
-    ConversationChanges, ConversationFilter, ConversationStatus, MessageFilter, MessageType, NewConversation,
-    NewMessage, Sender, sender_for,
+    ConversationChanges, ConversationFilter, ConversationId, ConversationStatus, MessageFilter, MessageType,
+    NewConversation, NewMessage, Sender, sender_for,
 };
 use convene_core::page::PageRequest;
 use convene_core::scope::Scope;
@@ -103,7 +103,7 @@ pub async fn list_conversations(
 pub async fn get_conversation(
     auth: Need<scopes::ConversationsRead>,
     State(state): State<AppState>,
-    AppPath(id): AppPath<String>,
+    AppPath(ConversationId(id)): AppPath<ConversationId>,
 ) -> ApiResult<Json<ConversationOut>> {
     Ok(Json(state.store.get_conversation(auth.workspace(), &id).await?.into()))
 }
@@ -116,7 +116,7 @@ pub async fn get_conversation(
 pub async fn update_conversation(
     auth: Need<scopes::ConversationsWrite>,
     State(state): State<AppState>,
-    AppPath(id): AppPath<String>,
+    AppPath(ConversationId(id)): AppPath<ConversationId>,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> ApiResult<Json<ConversationOut>> {
     let changes = ConversationChanges::from_json(body)?;
@@ -132,7 +132,7 @@ pub async fn update_conversation(
 pub async fn list_messages(
     auth: Need<scopes::ConversationsRead>,
     State(state): State<AppState>,
-    AppPath(id): AppPath<String>,
+    AppPath(ConversationId(id)): AppPath<ConversationId>,
     AppQuery(q): AppQuery<MessageQuery>,
 ) -> ApiResult<Json<Paged<MessageOut>>> {
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
@@ -150,7 +150,7 @@ pub async fn list_messages(
 pub async fn create_message(
     auth: Need<scopes::ConversationsWrite>,
     State(state): State<AppState>,
-    AppPath(id): AppPath<String>,
+    AppPath(ConversationId(id)): AppPath<ConversationId>,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
     // Only an incoming message needs the conversation first (its sender is

@@ -742,7 +742,7 @@ pub struct ConverzCallRow {
     /// The rep (created when unknown): text or a number, 1 to 255 characters; `null` clears.
     #[schema(schema_with = nullable_rep_id_schema)]
     rep_id: Option<String>,
-    /// Required for a new call: RFC 3339, `YYYY-MM-DD`, or Unix seconds (not `null`).
+    /// Required for a new call: RFC 3339, `YYYY-MM-DD`, or Unix seconds; `null` leaves an existing call's start as it is.
     #[schema(schema_with = start_time_schema)]
     start_time: Option<Value>,
     /// As `start_time`; `null` clears.

@@ -237,14 +237,24 @@ pub async fn track(
     let Value::Object(mut body) = body else {
         return Err(Error::bad_request("the body must be {\"id\", \"events\": [ … ]}").into());
     };
-    let lookup = lookup_of(body.get("id").unwrap_or(&Value::Null), &Map::new())?;
+    // `$email` / `$mobile` read `traits` when a client sends them with a track.
+    let traits = match body.get("traits") {
+        Some(Value::Object(t)) => t.clone(),
+        _ => Map::new(),
+    };
+    // The contact: the top-level `id`, else each event's `properties.id`
+    // (the vendor text asks that it match the identify id).
+    let lookup = match body.get("id") {
+        None | Some(Value::Null) => None,
+        Some(id) => Some(lookup_of(id, &traits)?),
+    };
     let Some(Value::Array(events)) = body.remove("events") else {
         return Err(Error::validation("events", "events must be an array of {\"event\", \"properties\"}").into());
     };
     let received_at = ids::now();
     let mut items = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
-        let item = event_item(e, &lookup, received_at).map_err(|e| prefix_row(e, i))?;
+        let item = event_item(e, lookup.as_ref(), &traits, received_at).map_err(|e| prefix_row(e, i))?;
         items.push(item);
     }
     let job = state.ingest.accept(auth.workspace(), items, idempotency_key(&headers)?.as_deref()).await?;
@@ -253,7 +263,8 @@ pub async fn track(
 
 fn event_item(
     value: Value,
-    lookup: &(IdentityKind, String),
+    lookup: Option<&(IdentityKind, String)>,
+    traits: &Map<String, Value>,
     received_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<IngestItem> {
     let Value::Object(mut e) = value else {
@@ -271,11 +282,23 @@ fn event_item(
         }
     };
     validate_properties(&name, &properties)?;
+    let lookup = match (lookup, properties.get("id")) {
+        (Some(lookup), _) => lookup.clone(),
+        (None, Some(id)) if !id.is_null() => lookup_of(id, traits)?,
+        (None, _) => {
+            return Err(Error::validation("id", "id is required: at the top level, or as properties.id of each event"));
+        }
+    };
     let timestamp = match e.remove("timestamp") {
+        None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(
             ids::parse_time(&s).ok_or_else(|| Error::validation("timestamp", "timestamp must be an RFC 3339 time"))?,
         ),
-        _ => None,
+        // A number is Unix seconds.
+        Some(n @ Value::Number(_)) => convene_core::call::time_of(&n, "timestamp")?,
+        Some(_) => {
+            return Err(Error::validation("timestamp", "timestamp must be an RFC 3339 time or Unix seconds"));
+        }
     };
     let event = NewEvent {
         name,
@@ -286,7 +309,7 @@ fn event_item(
         received_at,
         message_id: None,
     };
-    Ok(IngestItem::Track { lookups: vec![lookup.clone()], event })
+    Ok(IngestItem::Track { lookups: vec![lookup], event })
 }
 
 /// One contact to identify.

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use convene_core::batch::{BatchOptions, ContactUpsert, RowStatus};
 use convene_core::contact::{Contact, ContactChanges};
 use convene_core::conversation::{
-    Conversation, ConversationChanges, ConversationFilter, ConversationStatus, Message, MessageFilter, MessageType,
-    NewConversation, NewMessage, require_active_user, sender_for, subject,
+    Conversation, ConversationChanges, ConversationFilter, ConversationId, ConversationStatus, Message, MessageFilter,
+    MessageType, NewConversation, NewMessage, require_active_user, sender_for, subject,
 };
 use convene_core::identity::IdentityKind;
 use convene_core::merge::TraitOp;
@@ -406,7 +406,7 @@ fn conversation_body(c: Conversation) -> ConversationBody {
 pub async fn get_conversation(
     auth: Need<scopes::ConversationsRead>,
     State(state): State<AppState>,
-    AppPath(id): AppPath<String>,
+    AppPath(ConversationId(id)): AppPath<ConversationId>,
 ) -> ApiResult<Response> {
     let c = state.store.get_conversation(auth.workspace(), &id).await?;
     Ok(axum::Json(conversation_body(c)).into_response())
@@ -500,7 +500,7 @@ pub async fn create_conversation(
 pub async fn update_conversation(
     auth: Need<scopes::ConversationsWrite>,
     State(state): State<AppState>,
-    AppPath(id): AppPath<String>,
+    AppPath(ConversationId(id)): AppPath<ConversationId>,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> ApiResult<Response> {
     if let Some(k) = body.keys().find(|k| !["status", "assignee_id"].contains(&k.as_str())) {
@@ -524,7 +524,7 @@ pub async fn update_conversation(
 pub async fn create_message(
     auth: Need<scopes::ConversationsWrite>,
     State(state): State<AppState>,
-    AppPath(id): AppPath<String>,
+    AppPath(ConversationId(id)): AppPath<ConversationId>,
     AppJson(mut body): AppJson<Map<String, Value>>,
 ) -> ApiResult<Response> {
     let operator = operator_of(&mut body)?;
@@ -595,7 +595,7 @@ pub struct MessageList {
 pub async fn list_messages(
     auth: Need<scopes::ConversationsRead>,
     State(state): State<AppState>,
-    AppPath(id): AppPath<String>,
+    AppPath(ConversationId(id)): AppPath<ConversationId>,
     AppQuery(q): AppQuery<MessageQuery>,
 ) -> ApiResult<Response> {
     let (offset, per_page, page) = window(q.page, q.per_page)?;

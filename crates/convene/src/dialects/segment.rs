@@ -52,8 +52,24 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(alias))
         .routes(routes!(batch))
         .routes(routes!(import));
-    let routes = super::layered(routes, |router| router.layer(RequestDecompressionLayer::new()));
+    let routes = super::layered(routes, |router| {
+        router.layer(RequestDecompressionLayer::new()).layer(axum::middleware::from_fn(gzip_or_plain))
+    });
     super::enveloped(routes, super::Envelope::Body(render_error))
+}
+
+/// Refuses a body encoding other than gzip before the decompression layer
+/// does (its 415 has no body), so the answer carries the dialect's envelope.
+async fn gzip_or_plain(req: Request, next: axum::middleware::Next) -> Response {
+    let encoding = req.headers().get(axum::http::header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?").trim());
+    match encoding {
+        None | Some("") => next.run(req).await,
+        Some(e) if e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("identity") => next.run(req).await,
+        Some(e) => crate::http::error::ApiError::from(Error::UnsupportedMediaType {
+            message: format!("Content-Encoding '{e}' is not supported; send the body plain or gzip-compressed"),
+        })
+        .into_response(),
+    }
 }
 
 /// The dialect's tag, security scheme and error envelope.
@@ -251,8 +267,14 @@ async fn ingest(State(state): State<AppState>, req: Request, kind: Option<&'stat
     };
     let key = authenticate_segment(&state, &headers, &body).await?;
     let received_at = ids::now();
-    let messages: Vec<(String, Map<String, Value>)> = match kind {
-        Some(kind) => vec![(kind.to_string(), body)],
+    // Each message with its size as sent (before the batch's defaults are
+    // copied into it: the 32 KB limit is on the message the client wrote).
+    let size_of = |m: &Map<String, Value>| serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
+    let messages: Vec<(String, Map<String, Value>, usize)> = match kind {
+        Some(kind) => {
+            let size = size_of(&body);
+            vec![(kind.to_string(), body, size)]
+        }
         None => {
             let sent_at = body.remove("sentAt");
             let context = body.remove("context");
@@ -264,6 +286,7 @@ async fn ingest(State(state): State<AppState>, req: Request, kind: Option<&'stat
                 let Value::Object(mut m) = m else {
                     return Err(prefix_row(Error::bad_request("each batch message must be an object"), i).into());
                 };
+                let size = size_of(&m);
                 if let (Some(s), false) = (&sent_at, m.contains_key("sentAt")) {
                     m.insert("sentAt".into(), s.clone());
                 }
@@ -271,14 +294,13 @@ async fn ingest(State(state): State<AppState>, req: Request, kind: Option<&'stat
                     m.insert("context".into(), c.clone());
                 }
                 let t = m.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-                out.push((t, m));
+                out.push((t, m, size));
             }
             out
         }
     };
     let mut items = Vec::with_capacity(messages.len());
-    for (i, (kind, message)) in messages.into_iter().enumerate() {
-        let size = serde_json::to_vec(&message).map(|v| v.len()).unwrap_or(usize::MAX);
+    for (i, (kind, message, size)) in messages.into_iter().enumerate() {
         if size > MAX_MESSAGE_BYTES {
             return Err(prefix_row(
                 Error::bad_request(format!("the message is larger than {MAX_MESSAGE_BYTES} bytes")),

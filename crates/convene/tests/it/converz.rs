@@ -198,6 +198,21 @@ async fn calls_upsert_by_call_id_and_list_by_start_time() {
     );
     let (status, body) = post(&app, "/calls", &token, json!([{"call_id": "c9"}])).await;
     error(status, &body, 400, Some("start_time"));
+    // Row-wise, an update and a new call together: the missing-key rule
+    // gives c1 a null start_time, which leaves its start as it is.
+    let (status, out) = post(
+        &app,
+        "/calls",
+        &token,
+        json!([{"call_id": "c1", "summary": "Mixed"}, {"call_id": "c8", "start_time": "2026-03-03"}]),
+    )
+    .await;
+    assert_eq!((status, out["updated"].clone(), out["created"].clone()), (200, json!(1), json!(1)), "{out}");
+    let (_, list) = get(&app, "/calls?from=2026-03-01&to=2026-03-02&rep_id=liam", &token).await;
+    assert_eq!(list["data"][0]["summary"], "Mixed", "{list}");
+    assert_eq!(list["data"][0]["start_time"].as_str().map(|s| &s[..19]), Some("2026-03-01T09:00:00"), "{list}");
+    let (status, body) = post(&app, "/calls", &token, json!([{"call_id": "c7", "start_time": null}])).await;
+    error(status, &body, 400, Some("start_time"));
 }
 
 #[tokio::test]

@@ -456,3 +456,39 @@ async fn an_id_of_another_dollar_form_is_refused() {
     let (status, found) = app.get("/v1/contacts?external_id=ok-1", &token).await;
     assert_eq!((status, found["data"].clone()), (200, json!([])), "nothing of a refused request is queued");
 }
+
+/// Track finds its contact by the top-level `id`, else by each event's
+/// `properties.id` (the vendor text asks that it match the identify id);
+/// `$email` reads `traits` sent with the track; a numeric `timestamp` is
+/// Unix seconds, any other non-text one is refused.
+#[tokio::test]
+async fn track_ids_from_properties_and_numeric_timestamps() {
+    let app = spawn_app().await;
+    let (_, token) = app.full_key().await;
+    let job = applied(
+        &app,
+        TRACK,
+        &token,
+        json!({"events": [
+            {"event": "made_sale", "properties": {"id": "20432766", "amt": 39}, "timestamp": 1_700_000_000},
+            {"event": "visited", "properties": {"id": "20432721"}}
+        ]}),
+    )
+    .await;
+    assert_eq!(job["applied"], 2, "{job}");
+    let first = contact_by(&app, &token, "external_id", "20432766").await;
+    let events = contact_events(&app, &token, first["id"].as_i64().unwrap()).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["timestamp"].as_str().unwrap().get(..19), Some("2023-11-14T22:13:20"), "{}", events[0]);
+    let second = contact_by(&app, &token, "external_id", "20432721").await;
+    assert_eq!(contact_events(&app, &token, second["id"].as_i64().unwrap()).await.len(), 1);
+
+    applied(&app, TRACK, &token, json!({"id": "$email", "traits": {"email": "T@X.io"}, "events": [{"event": "e"}]}))
+        .await;
+    assert!(find_contact(&app, &token, "email", "t@x.io").await.is_some());
+
+    let a = post(&app, TRACK, &token, &json!({"events": [{"event": "e", "properties": {"amt": 1}}]})).await;
+    assert!(assert_envelope(&a, 400).contains("properties.id"));
+    let a = post(&app, TRACK, &token, &json!({"id": "x", "events": [{"event": "e", "timestamp": true}]})).await;
+    assert!(assert_envelope(&a, 400).contains("timestamp"));
+}

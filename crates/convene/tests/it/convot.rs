@@ -255,3 +255,25 @@ async fn a_refused_conversation_creates_no_contact() {
     let (_, found) = app.get("/v1/contacts?email=orphan@x.io", &token).await;
     assert_eq!(found["data"].as_array().map(Vec::len), Some(1));
 }
+
+/// A conversation's UUID in capitals (as some UUID types print it) finds
+/// the conversation, through the dialect and the native API.
+#[tokio::test]
+async fn a_conversation_id_is_found_whatever_its_case() {
+    let app = spawn_app().await;
+    let (_, token) = app.full_key().await;
+    let (status, conv) = post(&app, "/conversations", &token, json!({"email": "case@x.io", "content": "Hi"})).await;
+    assert_eq!(status, 201, "{conv}");
+    let id = conv["conversation"]["id"].as_str().unwrap().to_string();
+    let upper = id.to_uppercase();
+    assert_ne!(upper, id);
+    let (status, found) = get(&app, &format!("/conversations/{upper}"), &token).await;
+    assert_eq!((status, found["conversation"]["id"].clone()), (200, json!(id)), "{found}");
+    let (status, reply) =
+        post(&app, &format!("/conversations/{upper}/messages"), &token, json!({"content": "Again"})).await;
+    assert_eq!(status, 201, "{reply}");
+    let (status, messages) = get(&app, &format!("/conversations/{upper}/messages"), &token).await;
+    assert_eq!(status, 200, "{messages}");
+    let (status, native) = app.get(&format!("/v1/conversations/{upper}"), &token).await;
+    assert_eq!((status, native["id"].clone()), (200, json!(id)), "{native}");
+}

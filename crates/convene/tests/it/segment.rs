@@ -153,6 +153,18 @@ async fn gzip_bodies_are_read() {
     let message = assert_failure(&a, 400, "validation_error");
     assert!(!message.contains("larger than"), "a corrupt body is not a size problem: {message}");
     assert!(message.contains("gzip") || message.contains("decompress"), "{message}");
+
+    // Another encoding is a 415 in the dialect's envelope, naming it.
+    let a = answer(
+        app.req(Method::POST, &url("track"))
+            .basic_auth(&key, Some(""))
+            .header("content-type", "application/json")
+            .header("content-encoding", "deflate")
+            .body(b"x".to_vec()),
+    )
+    .await;
+    let message = assert_failure(&a, 415, "unsupported_media_type");
+    assert!(message.contains("deflate"), "{message}");
 }
 
 #[tokio::test]
@@ -307,6 +319,13 @@ async fn size_limits_are_32_kb_per_message_and_500_kb_per_request() {
     // Under the limit, the same messages pass.
     let batch = json!({"batch": (0..19).map(message).collect::<Vec<_>>()});
     assert!(batch.to_string().len() < 500 * 1024);
+    applied(&app, "batch", &key, batch).await;
+
+    // A batch-level context of 20 KB does not count against each message's 32 KB.
+    let batch = json!({"context": {"pad": "c".repeat(20_000)}, "batch": [
+        {"type": "track", "userId": "ctx", "event": "e", "properties": {"pad": "p".repeat(15_000)}},
+        {"type": "track", "userId": "ctx", "event": "f", "properties": {"pad": "q".repeat(15_000)}}
+    ]});
     applied(&app, "batch", &key, batch).await;
 
     barrier(&app, &key).await;
