@@ -34,6 +34,18 @@ async fn read(r: reqwest::Response) -> Answer {
     Answer { status, job, body }
 }
 
+/// A track whose body claims `Content-Encoding: encoding`.
+async fn send_encoded(app: &TestApp, key: &str, encoding: &str, body: Vec<u8>) -> Answer {
+    answer(
+        app.req(Method::POST, &url("track"))
+            .basic_auth(key, Some(""))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body),
+    )
+    .await
+}
+
 fn url(kind: &str) -> String {
     format!("/compat/segment/v1/{kind}")
 }
@@ -142,27 +154,13 @@ async fn gzip_bodies_are_read() {
     assert_eq!(all_events(&app, &key).await[0]["properties"], json!({"ok": true}));
 
     // Garbage that claims to be gzip is a 400, not a crash.
-    let a = answer(
-        app.req(Method::POST, &url("track"))
-            .basic_auth(&key, Some(""))
-            .header("content-type", "application/json")
-            .header("content-encoding", "gzip")
-            .body(b"definitely not gzip".to_vec()),
-    )
-    .await;
+    let a = send_encoded(&app, &key, "gzip", b"definitely not gzip".to_vec()).await;
     let message = assert_failure(&a, 400, "validation_error");
     assert!(!message.contains("larger than"), "a corrupt body is not a size problem: {message}");
     assert!(message.contains("gzip") || message.contains("decompress"), "{message}");
 
     // Another encoding is a 415 in the dialect's envelope, naming it.
-    let a = answer(
-        app.req(Method::POST, &url("track"))
-            .basic_auth(&key, Some(""))
-            .header("content-type", "application/json")
-            .header("content-encoding", "deflate")
-            .body(b"x".to_vec()),
-    )
-    .await;
+    let a = send_encoded(&app, &key, "deflate", b"x".to_vec()).await;
     let message = assert_failure(&a, 415, "unsupported_media_type");
     assert!(message.contains("deflate"), "{message}");
 }
