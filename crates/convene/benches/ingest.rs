@@ -753,9 +753,8 @@ async fn measure_backend(
     // is half of what this state allowed (phase 3b repeats it on the
     // database the batch phases have grown).
     eprintln!("[{label}] phase 3: ack latency at half the single-event maximum ({:.0} req/s)", rps / 2.0);
-    let text = ack_latency(client, &target, &probe, with_pg, rps / 2.0, secs, &seq).await;
-    let p99 = text.1;
-    report.num(K_ACK_P99, text.0, p99);
+    let (text, p99) = ack_latency(client, &target, &probe, with_pg, rps / 2.0, secs, &seq).await;
+    report.num(K_ACK_P99, text, p99);
     drain(client, &bases).await;
 
     // Batches, closed loop, then until applied.
@@ -811,8 +810,8 @@ async fn measure_backend(
     }
 
     eprintln!("[{label}] phase 3b: ack latency at half the single-event maximum, after the batch phases");
-    let text = ack_latency(client, &target, &probe, with_pg, rps / 2.0, secs, &seq).await;
-    report.text(K_ACK_P99_LOADED, text.0);
+    let (text, _) = ack_latency(client, &target, &probe, with_pg, rps / 2.0, secs, &seq).await;
+    report.text(K_ACK_P99_LOADED, text);
     drain(client, &bases).await;
 
     eprintln!(

@@ -238,8 +238,8 @@ pub async fn track(
         return Err(Error::bad_request("the body must be {\"id\", \"events\": [ … ]}").into());
     };
     // `$email` / `$mobile` read `traits` when a client sends them with a track.
-    let traits = match body.get("traits") {
-        Some(Value::Object(t)) => t.clone(),
+    let traits = match body.remove("traits") {
+        Some(Value::Object(t)) => t,
         _ => Map::new(),
     };
     // The contact: the top-level `id`, else each event's `properties.id`

@@ -460,20 +460,21 @@ pub async fn create_conversation(
         &content,
         sender_for(MessageType::Outgoing, operator, 0, &auth.key.key_id)?,
     )?;
-    // Everything that can refuse the request is checked before a contact is
-    // created by email, so a refused request writes nothing. (The store
-    // checks the operator again when it writes the conversation.)
-    if let Some(id) = operator {
-        let user = match state.store.get_user(auth.workspace(), id).await {
-            Ok(user) => Some(user),
-            Err(Error::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        require_active_user(user.as_ref(), id, "operator_id")?;
-    }
     let contact_id = match (body.get("contact_id"), body.get("email")) {
         (Some(Value::Number(n)), None) if n.as_i64().is_some() => n.as_i64().unwrap_or_default(),
         (None, Some(Value::String(_))) => {
+            // Everything that can refuse the request is checked before the
+            // contact is created by email, so a refused request writes
+            // nothing; the operator too, with core's rule (the store checks
+            // it again when it writes the conversation).
+            if let Some(id) = operator {
+                let user = match state.store.get_user(auth.workspace(), id).await {
+                    Ok(user) => Some(user),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e.into()),
+                };
+                require_active_user(user.as_ref(), id, "operator_id")?;
+            }
             let mut row = Map::new();
             row.insert("email".into(), body["email"].clone());
             find_or_create(&state, auth.workspace(), contact_row(row)?).await?.0.id
